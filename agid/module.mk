@@ -1,0 +1,2 @@
+# agid/: see agid/README.md
+AGID_SRCS :=

@@ -1,0 +1,2 @@
+# pdnd/: see pdnd/README.md
+PDND_SRCS :=

@@ -1,0 +1,2 @@
+# protocol/: see protocol/README.md
+PROTOCOL_SRCS :=

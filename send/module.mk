@@ -1,0 +1,2 @@
+# send/: see send/README.md
+SEND_SRCS :=

@@ -1,0 +1,8 @@
+# service/: the daemon, the store, the act format and the CLI (main.c is linked separately).
+SERVICE_SRCS := \
+	service/cli.c \
+	service/cli_act.c \
+	service/cli_config.c \
+	service/svc_act.c \
+	service/svc_state.c \
+	service/svc_store.c

@@ -1,0 +1,717 @@
+/*
+ * The SQLite store: see svc_store.h.
+ *
+ * Migrations are an append-only list: migration N takes a file from
+ * version N-1 to N inside one transaction together with the user_version
+ * bump, so a crash mid-migration leaves the old version intact. Never edit
+ * a migration that has shipped; add the next one.
+ *
+ * Design notes: foreign keys are on for every connection; WAL with
+ * synchronous=FULL, because an act's state change must survive a power cut
+ * before the next external call is made (DESIGN.md "Pipeline states").
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "sb_crypto.h"
+#include "sb_time.h"
+#include "svc_store.h"
+
+struct svc_store {
+	sqlite3 *db;
+	int version;
+	bool in_tx;
+};
+
+static const char *const migrations[] = {
+	/* 1: acts and what hangs off them */
+	"CREATE TABLE meta ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	");"
+	"CREATE TABLE acts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  act_id TEXT NOT NULL UNIQUE,"
+	"  office TEXT NOT NULL,"
+	"  operator TEXT,"
+	"  subject TEXT NOT NULL,"
+	"  taxonomy_code TEXT,"
+	"  state TEXT NOT NULL CHECK (state IN ('received','checked','resolved','registered',"
+	"    'uploaded','submitted','accepted','delivering','closed','rejected','refused','failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt_at INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT,"
+	"  manifest TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE recipients ("
+	"  id INTEGER PRIMARY KEY,"
+	"  act INTEGER NOT NULL REFERENCES acts(id) ON DELETE CASCADE,"
+	"  idx INTEGER NOT NULL,"
+	"  type TEXT NOT NULL CHECK (type IN ('PF','PG')),"
+	"  tax_id TEXT NOT NULL,"
+	"  denomination TEXT NOT NULL,"
+	"  UNIQUE (act, idx),"
+	"  UNIQUE (act, tax_id)"
+	");"
+	"CREATE TABLE documents ("
+	"  id INTEGER PRIMARY KEY,"
+	"  act INTEGER NOT NULL REFERENCES acts(id) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('document','pagopa','f24')),"
+	"  recipient_idx INTEGER,"
+	"  idx INTEGER NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  title TEXT,"
+	"  size INTEGER NOT NULL CHECK (size > 0),"
+	"  sha256 TEXT NOT NULL CHECK (length(sha256) = 64),"
+	"  content_type TEXT NOT NULL,"
+	"  upload_key TEXT,"
+	"  version_token TEXT,"
+	"  UNIQUE (act, kind, recipient_idx, idx)"
+	");"
+	"CREATE TABLE notifications ("
+	"  id INTEGER PRIMARY KEY,"
+	"  act INTEGER NOT NULL UNIQUE REFERENCES acts(id),"
+	"  protocol_number TEXT NOT NULL,"
+	"  idempotence_token TEXT NOT NULL,"
+	"  request_id TEXT UNIQUE,"
+	"  iun TEXT UNIQUE,"
+	"  status TEXT,"
+	"  refusal TEXT,"
+	"  cost_cents INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  event_id TEXT NOT NULL UNIQUE,"
+	"  iun TEXT,"
+	"  category TEXT NOT NULL,"
+	"  event_timestamp TEXT,"
+	"  element TEXT NOT NULL,"
+	"  received_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE receipts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  act INTEGER NOT NULL REFERENCES acts(id),"
+	"  iun TEXT NOT NULL,"
+	"  legal_fact_key TEXT NOT NULL UNIQUE,"
+	"  category TEXT NOT NULL,"
+	"  path TEXT,"
+	"  sha256 TEXT,"
+	"  protocol_number TEXT,"
+	"  registered_at INTEGER"
+	");"
+	"CREATE TABLE registrations ("
+	"  id INTEGER PRIMARY KEY,"
+	"  act INTEGER REFERENCES acts(id),"
+	"  direction TEXT NOT NULL CHECK (direction IN ('out','in')),"
+	"  number TEXT NOT NULL,"
+	"  registered_at INTEGER NOT NULL,"
+	"  receipt INTEGER REFERENCES receipts(id),"
+	"  UNIQUE (direction, number)"
+	");",
+
+	/* 2: the audit trail (append-only, hash-chained) and the scheduler's index */
+	"CREATE TABLE audit ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  actor TEXT NOT NULL,"
+	"  office TEXT,"
+	"  action TEXT NOT NULL,"
+	"  subject TEXT,"
+	"  detail TEXT,"
+	"  prev_hash TEXT NOT NULL,"
+	"  hash TEXT NOT NULL"
+	");"
+	"CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'audit rows cannot be changed'); END;"
+	"CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+	"  BEGIN SELECT RAISE(ABORT, 'audit rows cannot be deleted'); END;"
+	"CREATE INDEX acts_due ON acts (state, next_attempt_at);"
+	"CREATE INDEX notifications_iun ON notifications (iun);",
+};
+
+static int db_error(struct svc_store *s, struct sb_err *err, int rc, const char *what)
+{
+	return sb_err_set(err, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? SB_ETEMP : SB_EIO, rc,
+			  "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec(struct svc_store *s, const char *sql, struct sb_err *err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "store: %s",
+			   msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return err ? err->code : SB_EIO;
+	}
+	return 0;
+}
+
+static int user_version(struct svc_store *s, int *out, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_error(s, err, rc, "reading schema version");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_error(s, err, rc, "reading schema version");
+}
+
+static int migrate(struct svc_store *s, int target, struct sb_err *err)
+{
+	int have, rc;
+
+	rc = user_version(s, &have, err);
+	if (rc < 0)
+		return rc;
+	if (have > (int)SB_ARRAY_SIZE(migrations))
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "store schema version %d is newer than this send-bridge (%d): "
+				  "upgrade send-bridge", have, (int)SB_ARRAY_SIZE(migrations));
+	for (int v = have + 1; v <= target; v++) {
+		char bump[64];
+
+		rc = svc_store_begin(s, err);
+		if (rc < 0)
+			return rc;
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d", v);
+		rc = exec(s, migrations[v - 1], err);
+		if (rc == 0)
+			rc = exec(s, bump, err);
+		if (rc == 0)
+			rc = svc_store_commit(s, err);
+		if (rc < 0) {
+			svc_store_rollback(s);
+			return sb_err_prefix(err, "migration to schema version %d", v);
+		}
+	}
+	s->version = target > have ? target : have;
+	return 0;
+}
+
+int svc_store_open_version(struct svc_store **out, const char *path, int busy_timeout_ms,
+			   int version, struct sb_err *err)
+{
+	struct svc_store *s;
+	int rc;
+
+	SB_ASSERT(version >= 1 && version <= (int)SB_ARRAY_SIZE(migrations));
+	s = sb_xcalloc(1, sizeof(*s));
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sb_err_set(err, SB_EIO, rc, "cannot open store '%s': %s", path,
+				s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, busy_timeout_ms);
+	sqlite3_extended_result_codes(s->db, 0);
+	rc = exec(s, "PRAGMA journal_mode = WAL", err);
+	if (rc == 0)
+		rc = exec(s, "PRAGMA synchronous = FULL", err);
+	if (rc == 0)
+		rc = exec(s, "PRAGMA foreign_keys = ON", err);
+	if (rc == 0)
+		rc = migrate(s, version, err);
+	if (rc < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	svc_store_close(s);
+	return rc;
+}
+
+int svc_store_open(struct svc_store **out, const char *path, int busy_timeout_ms,
+		   struct sb_err *err)
+{
+	return svc_store_open_version(out, path, busy_timeout_ms, SVC_STORE_VERSION, err);
+}
+
+void svc_store_close(struct svc_store *s)
+{
+	if (!s)
+		return;
+	if (s->in_tx)
+		svc_store_rollback(s);
+	sqlite3_close_v2(s->db);
+	free(s);
+}
+
+struct sqlite3 *svc_store_db(struct svc_store *s)
+{
+	return s->db;
+}
+
+int svc_store_version(struct svc_store *s)
+{
+	return s->version;
+}
+
+int svc_store_begin(struct svc_store *s, struct sb_err *err)
+{
+	int rc;
+
+	SB_ASSERT(!s->in_tx);
+	rc = exec(s, "BEGIN IMMEDIATE", err);
+	if (rc == 0)
+		s->in_tx = true;
+	return rc;
+}
+
+int svc_store_commit(struct svc_store *s, struct sb_err *err)
+{
+	int rc;
+
+	SB_ASSERT(s->in_tx);
+	rc = exec(s, "COMMIT", err);
+	if (rc == 0)
+		s->in_tx = false;
+	return rc;
+}
+
+void svc_store_rollback(struct svc_store *s)
+{
+	if (!s->in_tx)
+		return;
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->in_tx = false;
+}
+
+static int prepare(struct svc_store *s, const char *sql, sqlite3_stmt **st, struct sb_err *err)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? 0 : db_error(s, err, rc, "prepare");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Run a statement that returns no rows; finalizes it. */
+static int run(struct svc_store *s, sqlite3_stmt *st, const char *what, struct sb_err *err)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT)
+		return sb_err_set(err, SB_EINVAL, rc, "store: %s: %s", what, sqlite3_errmsg(s->db));
+	return db_error(s, err, rc, what);
+}
+
+int svc_store_meta_get(struct svc_store *s, const char *key, char **value_out,
+		       struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(s, "SELECT value FROM meta WHERE key = ?1", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value_out = sb_xstrdup((const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = SB_ENOTFOUND;
+	} else {
+		rc = db_error(s, err, rc, "reading meta");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int svc_store_meta_set(struct svc_store *s, const char *key, const char *value,
+		       struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(s, "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+		     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, key);
+	bind_text(st, 2, value);
+	return run(s, st, "writing meta", err);
+}
+
+int svc_store_pii_key(struct svc_store *s, unsigned char key[32], struct sb_err *err)
+{
+	struct sb_buf raw = SB_BUF_INIT(64), hex = SB_BUF_INIT(65);
+	char *value = NULL;
+	int rc;
+
+	rc = svc_store_meta_get(s, "pii_key", &value, err);
+	if (rc == SB_ENOTFOUND) {
+		unsigned char fresh[32];
+
+		sb_random_bytes(fresh, sizeof(fresh));
+		sb_hex_encode(fresh, sizeof(fresh), &hex);
+		sb_wipe(fresh, sizeof(fresh));
+		/* INSERT OR IGNORE: when two processes race, both end up with the first key. */
+		{
+			sqlite3_stmt *st = NULL;
+
+			rc = prepare(s, "INSERT OR IGNORE INTO meta (key, value) VALUES ('pii_key', ?1)",
+				     &st, err);
+			if (rc == 0) {
+				bind_text(st, 1, sb_buf_cstr(&hex));
+				rc = run(s, st, "writing pii key", err);
+			}
+		}
+		if (rc == 0)
+			rc = svc_store_meta_get(s, "pii_key", &value, err);
+	}
+	if (rc < 0)
+		goto cleanup;
+	if (sb_hex_decode(value, strlen(value), &raw) < 0 || raw.len != 32) {
+		rc = sb_err_set(err, SB_EIO, 0, "store: pii_key in meta is damaged");
+		goto cleanup;
+	}
+	memcpy(key, raw.buf, 32);
+cleanup:
+	sb_secret_free(value);
+	sb_wipe(raw.buf, raw.alloc);
+	sb_wipe(hex.buf, hex.alloc);
+	sb_buf_release(&raw);
+	sb_buf_release(&hex);
+	return rc;
+}
+
+static int insert_document(struct svc_store *s, int64_t act, const char *kind, int rec_idx,
+			   size_t idx, const struct svc_act_file *f, const char *title,
+			   const char *content_type, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(s, "INSERT INTO documents (act, kind, recipient_idx, idx, path, title, size,"
+		     " sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, act);
+	bind_text(st, 2, kind);
+	if (rec_idx >= 0)
+		sqlite3_bind_int(st, 3, rec_idx);
+	else
+		sqlite3_bind_null(st, 3);
+	sqlite3_bind_int64(st, 4, (int64_t)idx);
+	bind_text(st, 5, f->name);
+	bind_text(st, 6, title);
+	sqlite3_bind_int64(st, 7, (int64_t)f->size);
+	bind_text(st, 8, f->sha256);
+	bind_text(st, 9, content_type);
+	return run(s, st, "recording document", err);
+}
+
+static int insert_act_rows(struct svc_store *s, const struct svc_act *a, const char *manifest,
+			   int64_t *id_out, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t now = sb_now(), id;
+	int rc;
+
+	rc = prepare(s, "INSERT INTO acts (act_id, office, operator, subject, taxonomy_code, state,"
+		     " manifest, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'received', ?6,"
+		     " ?7, ?7)", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, a->id);
+	bind_text(st, 2, a->office);
+	bind_text(st, 3, a->operator_id);
+	bind_text(st, 4, a->subject);
+	bind_text(st, 5, a->taxonomy_code);
+	bind_text(st, 6, manifest);
+	sqlite3_bind_int64(st, 7, now);
+	rc = run(s, st, "recording act", err);
+	if (rc < 0)
+		return rc;
+	id = sqlite3_last_insert_rowid(s->db);
+	for (size_t i = 0; i < a->nrecipients; i++) {
+		const struct svc_act_recipient *r = &a->recipients[i];
+
+		rc = prepare(s, "INSERT INTO recipients (act, idx, type, tax_id, denomination)"
+			     " VALUES (?1, ?2, ?3, ?4, ?5)", &st, err);
+		if (rc < 0)
+			return rc;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (int64_t)i);
+		bind_text(st, 3, r->type == SVC_PG ? "PG" : "PF");
+		bind_text(st, 4, r->tax_id);
+		bind_text(st, 5, r->denomination);
+		rc = run(s, st, "recording recipient", err);
+		if (rc < 0)
+			return rc;
+		for (size_t k = 0; k < r->npayments; k++) {
+			const struct svc_act_payment *p = &r->payments[k];
+
+			if (p->has_pagopa_file)
+				rc = insert_document(s, id, "pagopa", (int)i, k, &p->pagopa_file,
+						     NULL, "application/pdf", err);
+			if (rc == 0 && p->has_f24)
+				rc = insert_document(s, id, "f24", (int)i, k, &p->f24_file,
+						     p->f24_title, "application/json", err);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	for (size_t i = 0; i < a->ndocuments; i++) {
+		rc = insert_document(s, id, "document", -1, i, &a->documents[i].file,
+				     a->documents[i].title, "application/pdf", err);
+		if (rc < 0)
+			return rc;
+	}
+	*id_out = id;
+	return 0;
+}
+
+int svc_store_act_insert(struct svc_store *s, const struct svc_act *a, const char *manifest,
+			 int64_t *id_out, struct sb_err *err)
+{
+	int64_t id = 0;
+	int rc;
+
+	rc = svc_store_begin(s, err);
+	if (rc < 0)
+		return rc;
+	rc = insert_act_rows(s, a, manifest, &id, err);
+	if (rc == 0)
+		rc = svc_store_audit(s, "send-bridge", a->office, "act.received", a->id, NULL, err);
+	if (rc == 0)
+		rc = svc_store_commit(s, err);
+	if (rc < 0) {
+		svc_store_rollback(s);
+		return rc;
+	}
+	*id_out = id;
+	return 0;
+}
+
+int svc_store_act_find(struct svc_store *s, const char *act_id, int64_t *id_out,
+		       enum svc_state *state_out, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	enum svc_state state;
+	int rc;
+
+	rc = prepare(s, "SELECT id, state FROM acts WHERE act_id = ?1", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, act_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (svc_state_parse((const char *)sqlite3_column_text(st, 1), &state) < 0) {
+			rc = sb_err_set(err, SB_EIO, 0, "store: act has an unknown state");
+		} else {
+			if (id_out)
+				*id_out = sqlite3_column_int64(st, 0);
+			if (state_out)
+				*state_out = state;
+			rc = 0;
+		}
+	} else if (rc == SQLITE_DONE) {
+		rc = SB_ENOTFOUND;
+	} else {
+		rc = db_error(s, err, rc, "finding act");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int svc_store_act_transition(struct svc_store *s, int64_t id, enum svc_state from,
+			     enum svc_state to, const char *last_error, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool own_tx = !s->in_tx;
+	char detail[64], subject[32];
+	int rc;
+
+	if (own_tx && (rc = svc_store_begin(s, err)) < 0)
+		return rc;
+	rc = prepare(s, "UPDATE acts SET state = ?1, last_error = ?2, updated_at = ?3"
+		     " WHERE id = ?4 AND state = ?5", &st, err);
+	if (rc < 0)
+		goto done;
+	bind_text(st, 1, svc_state_name(to));
+	bind_text(st, 2, last_error);
+	sqlite3_bind_int64(st, 3, sb_now());
+	sqlite3_bind_int64(st, 4, id);
+	bind_text(st, 5, svc_state_name(from));
+	rc = run(s, st, "changing act state", err);
+	if (rc == 0 && sqlite3_changes(s->db) != 1)
+		rc = sb_err_set(err, SB_EINVAL, 0, "act id=%lld is not in state %s",
+				(long long)id, svc_state_name(from));
+	if (rc == 0) {
+		snprintf(subject, sizeof(subject), "act#%lld", (long long)id);
+		snprintf(detail, sizeof(detail), "%s->%s", svc_state_name(from), svc_state_name(to));
+		rc = svc_store_audit(s, "send-bridge", NULL, "act.state", subject, detail, err);
+	}
+done:
+	if (own_tx) {
+		if (rc == 0)
+			rc = svc_store_commit(s, err);
+		if (rc < 0)
+			svc_store_rollback(s);
+	}
+	return rc;
+}
+
+int svc_store_act_count(struct svc_store *s, enum svc_state state, int64_t *out,
+			struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(s, "SELECT count(*) FROM acts WHERE state = ?1", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, svc_state_name(state));
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = db_error(s, err, rc, "counting acts");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* hash = sha256(prev_hash | id | at | actor | office | action | subject | detail), hex. */
+static void audit_hash(const char *prev, int64_t id, int64_t at, const char *actor,
+		       const char *office, const char *action, const char *subject,
+		       const char *detail, char out[65])
+{
+	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT), hex = SB_BUF_INIT(65);
+	unsigned char d[SB_SHA256_LEN];
+
+	/* Lengths before each field make the encoding unambiguous. */
+	sb_buf_addf(&b, "%zu:%s|%lld|%lld|%zu:%s|%zu:%s|%zu:%s|%zu:%s|%zu:%s", strlen(prev), prev,
+		    (long long)id, (long long)at, strlen(actor), actor,
+		    office ? strlen(office) : 0, office ? office : "", strlen(action), action,
+		    subject ? strlen(subject) : 0, subject ? subject : "",
+		    detail ? strlen(detail) : 0, detail ? detail : "");
+	sb_sha256(b.buf, b.len, d);
+	sb_hex_encode(d, sizeof(d), &hex);
+	memcpy(out, hex.buf, 65);
+	sb_buf_release(&b);
+	sb_buf_release(&hex);
+}
+
+static const char genesis[] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
+		    const char *action, const char *subject, const char *detail,
+		    struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char prev[65], hash[65];
+	int64_t id = 1, at = sb_now();
+	int rc;
+
+	/* Callers hold a write transaction, so the last row cannot change under us. */
+	rc = prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st, err);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		id = sqlite3_column_int64(st, 0) + 1;
+		snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 1));
+	} else if (rc == SQLITE_DONE) {
+		memcpy(prev, genesis, sizeof(prev));
+	} else {
+		sqlite3_finalize(st);
+		return db_error(s, err, rc, "reading audit chain");
+	}
+	sqlite3_finalize(st);
+	audit_hash(prev, id, at, actor, office, action, subject, detail, hash);
+	rc = prepare(s, "INSERT INTO audit (id, at, actor, office, action, subject, detail,"
+		     " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, at);
+	bind_text(st, 3, actor);
+	bind_text(st, 4, office);
+	bind_text(st, 5, action);
+	bind_text(st, 6, subject);
+	bind_text(st, 7, detail);
+	bind_text(st, 8, prev);
+	bind_text(st, 9, hash);
+	return run(s, st, "appending audit row", err);
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char prev[65], hash[65];
+	int64_t expect_id = 1, rows = 0;
+	int rc;
+
+	memcpy(prev, genesis, sizeof(prev));
+	rc = prepare(s, "SELECT id, at, actor, office, action, subject, detail, prev_hash, hash"
+		     " FROM audit ORDER BY id", &st, err);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+
+		if (id != expect_id) {
+			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken: row %lld missing",
+					(long long)expect_id);
+			goto done;
+		}
+		if (!col(st, 7) || strcmp(col(st, 7), prev)) {
+			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: wrong link",
+					(long long)id);
+			goto done;
+		}
+		audit_hash(prev, id, sqlite3_column_int64(st, 1), col(st, 2), col(st, 3), col(st, 4),
+			   col(st, 5), col(st, 6), hash);
+		if (!col(st, 8) || strcmp(col(st, 8), hash)) {
+			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: altered",
+					(long long)id);
+			goto done;
+		}
+		memcpy(prev, hash, sizeof(prev));
+		expect_id++;
+		rows++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_error(s, err, rc, "reading audit chain");
+		goto done;
+	}
+	rc = 0;
+	if (rows_out)
+		*rows_out = rows;
+done:
+	sqlite3_finalize(st);
+	return rc;
+}

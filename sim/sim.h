@@ -1,0 +1,79 @@
+/*
+ * send-sim internals shared by the platform stand-ins (sim_*.c). The
+ * simulators use common/ only, never the client modules they check.
+ *
+ * One HTTP server (libmicrohttpd) answers for every platform under its own
+ * path prefix; a platform file provides a handler that claims the requests
+ * it knows. Handlers run on the server's threads and take sim->lock around
+ * shared state.
+ */
+#ifndef SIM_H
+#define SIM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sb_buf.h"
+
+struct MHD_Connection;
+
+struct sim_faults {
+	unsigned latency_ms;      /* added to every platform reply */
+	unsigned pct_5xx;         /* share of platform calls answered 503 */
+	unsigned pct_429;         /* share answered 429 with Retry-After */
+	unsigned pct_drop;        /* share whose connection is closed without a reply */
+	unsigned retry_after_s;   /* Retry-After of injected 429 */
+	uint64_t fail_nth;        /* when > 0, the Nth platform call (from 1) is answered 503 */
+};
+
+struct sim {
+	pthread_mutex_t lock;
+	struct sim_faults faults;
+	uint64_t calls;           /* platform calls seen, for fail_nth */
+	uint64_t seed;            /* PRNG state for fault shares */
+	char base_url[128];       /* http://127.0.0.1:PORT */
+	void *send;               /* per-platform state, owned by its sim_*.c */
+};
+
+struct sim_request {
+	const char *method;
+	const char *path;          /* without the query string */
+	struct MHD_Connection *conn;
+	const char *body;          /* NUL-terminated copy of the body */
+	size_t body_len;
+};
+
+#define SIM_MAX_HEADERS 8
+
+struct sim_response {
+	unsigned status;
+	struct sb_buf body;
+	const char *content_type;
+	char *headers[SIM_MAX_HEADERS];   /* "Name: value", owned */
+	size_t nheaders;
+	bool drop;                         /* close the connection without answering */
+};
+
+/* Request helpers: header (case-insensitive) and query argument, borrowed; NULL if absent. */
+const char *sim_header(const struct sim_request *rq, const char *name);
+const char *sim_query(const struct sim_request *rq, const char *name);
+
+/* Response helpers. */
+void sim_reply_json(struct sim_response *rs, unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sim_reply_header(struct sim_response *rs, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A platform's handler: returns true when it claimed the request (and filled rs). */
+typedef bool (*sim_handler_fn)(struct sim *s, const struct sim_request *rq,
+			       struct sim_response *rs);
+
+/* Platform entry points (each in its own file). */
+bool sim_admin_handle(struct sim *s, const struct sim_request *rq, struct sim_response *rs);
+
+/* A random number in [0, n) from the simulator's PRNG (call with s->lock held). */
+uint64_t sim_rand(struct sim *s, uint64_t n);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * Test helpers: see th.h. Failures here abort the test with a message:
+ * a helper that cannot set up is a broken test, never a pass.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sb_common.h"
+#include "th.h"
+
+static void die(const char *what, const char *arg)
+{
+	fprintf(stderr, "test helper: %s '%s': %s\n", what, arg ? arg : "", strerror(errno));
+	abort();
+}
+
+const char *th_build_dir(void)
+{
+	const char *b = getenv("SB_BUILD");
+
+	return b && *b ? b : "build/asan";
+}
+
+char *th_tmpdir(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *tmpl = sb_xasprintf("%s/sb-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+
+	if (!mkdtemp(tmpl))
+		die("mkdtemp", tmpl);
+	return tmpl;
+}
+
+void th_rmrf(const char *path)
+{
+	char *argv[] = { (char *)"/bin/rm", (char *)"-rf", (char *)path, NULL };
+
+	if (path && th_run(argv, NULL, NULL) != 0)
+		die("rm -rf", path);
+}
+
+void th_mkdirs(const char *path)
+{
+	char *argv[] = { (char *)"/bin/mkdir", (char *)"-p", (char *)path, NULL };
+
+	if (th_run(argv, NULL, NULL) != 0)
+		die("mkdir -p", path);
+}
+
+void th_copy_tree(const char *src, const char *dst)
+{
+	char *argv[] = { (char *)"/bin/cp", (char *)"-a", (char *)src, (char *)dst, NULL };
+
+	if (th_run(argv, NULL, NULL) != 0)
+		die("cp -a", src);
+}
+
+void th_write(const char *path, const void *content, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	if (fd < 0)
+		die("create", path);
+	if (len && write(fd, content, len) != (ssize_t)len)
+		die("write", path);
+	if (fchmod(fd, mode) < 0)
+		die("chmod", path);
+	close(fd);
+}
+
+void th_write_str(const char *path, const char *content, mode_t mode)
+{
+	th_write(path, content, strlen(content), mode);
+}
+
+char *th_read(const char *path, size_t *len_out)
+{
+	struct sb_buf b = SB_BUF_INIT(512u * 1024u * 1024u);
+	char chunk[65536];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (sb_buf_add(&b, chunk, (size_t)n) < 0)
+			die("file too large", path);
+	close(fd);
+	return sb_buf_detach(&b, len_out);
+}
+
+char *th_fixture(const char *rel)
+{
+	const char *base = getenv("SB_FIXTURES");
+
+	return sb_xasprintf("%s/%s", base && *base ? base : "fixtures", rel);
+}
+
+char *th_shared(const char *rel)
+{
+	const char *base = getenv("SB_SHARED");
+	char *p = sb_xasprintf("%s/%s", base && *base ? base : "../shared", rel);
+	struct stat st;
+
+	if (stat(p, &st) < 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+static void drain(int fd, struct sb_buf *b)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		if (b)
+			sb_buf_add(b, chunk, (size_t)n);
+}
+
+int th_run(char *const argv[], struct sb_buf *out, struct sb_buf *err)
+{
+	int po[2], pe[2], status;
+	pid_t pid;
+
+	if (pipe(po) < 0 || pipe(pe) < 0)
+		die("pipe", argv[0]);
+	pid = fork();
+	if (pid < 0)
+		die("fork", argv[0]);
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY);
+
+		dup2(devnull, 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		close(po[0]);
+		close(pe[0]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(po[1]);
+	close(pe[1]);
+	/* stderr is drained after stdout: fine for the short outputs tests produce. */
+	drain(po[0], out);
+	drain(pe[0], err);
+	close(po[0]);
+	close(pe[0]);
+	if (waitpid(pid, &status, 0) < 0)
+		die("waitpid", argv[0]);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+void th_sim_start(struct th_sim *s, const char *const *extra)
+{
+	char *bin = sb_xasprintf("%s/send-sim", th_build_dir());
+	char *port_file;
+	const char *argv[32];
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->dir = th_tmpdir("sim");
+	port_file = sb_xasprintf("%s/port", s->dir);
+	argv[n++] = bin;
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	argv[n++] = "--port-file";
+	argv[n++] = port_file;
+	for (const char *const *e = extra; e && *e && n < 30; e++)
+		argv[n++] = *e;
+	argv[n] = NULL;
+	s->pid = fork();
+	if (s->pid < 0)
+		die("fork", bin);
+	if (s->pid == 0) {
+		char *log = sb_xasprintf("%s/sim.log", s->dir);
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		char *txt = th_read(port_file, NULL);
+		struct timespec ts = { 0, 20 * 1000000L };
+
+		if (txt) {
+			uint64_t port = 0;
+
+			txt[strcspn(txt, "\n")] = '\0';
+			if (sb_parse_u64z(txt, 65535, &port) == 0)
+				s->port = (unsigned)port;
+			free(txt);
+			break;
+		}
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+			die("send-sim exited at start", bin);
+		nanosleep(&ts, NULL);
+	}
+	if (!s->port)
+		die("send-sim did not start", bin);
+	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", s->port);
+	free(port_file);
+	free(bin);
+}
+
+void th_sim_stop(struct th_sim *s)
+{
+	int status;
+
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, &status, 0);
+		s->pid = 0;
+	}
+	th_rmrf(s->dir);
+	free(s->dir);
+	s->dir = NULL;
+}
