@@ -12,13 +12,15 @@ int sb_json_parse(const void *p, size_t len, size_t max, const char *what, json_
 	json_error_t jerr;
 	json_t *v;
 
+	if (!what)
+		what = "json";
 	if (len > max)
 		return sb_err_set(err, SB_ETOOBIG, 0, "%s: too large (%zu bytes, max %zu)", what,
 				  len, max);
 	v = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!v) {
 		/* jansson's text names the line and what it expected; it holds no document content. */
-		return sb_err_set(err, SB_EINVAL, 0, "%s: not valid JSON at line %d column %d: %s",
+		return sb_err_set(err, SB_EINVAL, 0, "not valid JSON in %s at line %d column %d: %s",
 				  what, jerr.line, jerr.column, jerr.text);
 	}
 	*out = v;

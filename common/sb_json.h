@@ -16,7 +16,7 @@
 /*
  * Parse (p, len) as one JSON value, refusing more than max bytes, invalid
  * UTF-8 and duplicate object keys (an ambiguous document is an error, not a
- * guess). what names the document in messages ("act.json", "SEND reply").
+ * guess). what names the document in messages ("act.json", "SEND reply"; NULL: "json").
  * *out is a new reference. 0, SB_EINVAL or SB_ETOOBIG.
  */
 int sb_json_parse(const void *p, size_t len, size_t max, const char *what, json_t **out,

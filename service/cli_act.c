@@ -65,16 +65,30 @@ static void print_json(const char *id, const struct sb_problems *p)
 	printf("]%s}\n", p->dropped ? ",\"truncated\":true" : "");
 }
 
+/* The act id is the folder's name: "outbox/new/2026-PM-1/" gives "2026-PM-1". */
+static void folder_name(const char *dir, char *out, size_t size)
+{
+	size_t end = strlen(dir), start;
+
+	while (end > 1 && dir[end - 1] == '/')
+		end--;
+	start = end;
+	while (start > 0 && dir[start - 1] != '/')
+		start--;
+	snprintf(out, size, "%.*s", (int)(end - start), dir + start);
+}
+
 static int check(const struct svc_cli *cli, const char *dir, bool json)
 {
 	struct sb_problems probs = SB_PROBLEMS_INIT;
 	struct sb_err err = SB_ERR_INIT;
 	struct svc_act *act = NULL;
 	struct sb_cfg *cfg = NULL;
-	const char *id = strrchr(dir, '/') && strrchr(dir, '/')[1] ? strrchr(dir, '/') + 1 : dir;
+	char id[256];
 	size_t payments = 0;
 	int rc;
 
+	folder_name(dir, id, sizeof(id));
 	if (cli->config_given) {
 		rc = svc_load_config(cli, &cfg);
 		if (rc)

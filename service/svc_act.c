@@ -840,7 +840,7 @@ int svc_act_parse(struct svc_act **out, const char *dir, const char *json, size_
 		PROBLEM(&c, "act.json", "not valid UTF-8 (the manifest must be UTF-8 encoded)");
 		goto done;
 	}
-	if (sb_json_parse(json, len, SB_MAX_MANIFEST, "act.json", &root, &jerr) < 0) {
+	if (sb_json_parse(json, len, SB_MAX_MANIFEST, "the manifest", &root, &jerr) < 0) {
 		PROBLEM(&c, "act.json", "%s", jerr.msg);
 		goto done;
 	}
