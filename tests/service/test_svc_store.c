@@ -1,0 +1,281 @@
+/*
+ * The SQLite store (service/svc_store.c) on real files: migrations from an
+ * empty file and from the previous schema version, refusal of a newer file,
+ * all-or-nothing act insertion, conditional state changes, the installation
+ * key, and the audit chain.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "svc_act.h"
+#include "svc_store.h"
+#include "th.h"
+
+struct fx {
+	char *dir;
+	char *db;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = sb_xcalloc(1, sizeof(*f));
+
+	f->dir = th_tmpdir("store");
+	f->db = sb_xasprintf("%s/sb.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	th_rmrf(f->dir);
+	free(f->dir);
+	free(f->db);
+	free(f);
+	return 0;
+}
+
+static int64_t scalar(struct svc_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(svc_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static struct svc_act *load_sample(const char *name)
+{
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_act *a = NULL;
+	char *rel = sb_xasprintf("acts/%s", name), *dir = th_fixture(rel);
+
+	if (svc_act_load(&a, dir, true, NULL, &err) != 0)
+		fail_msg("sample %s: %s", name, err.msg);
+	free(rel);
+	free(dir);
+	return a;
+}
+
+static void test_svc_store__fresh_file_is_latest_version(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_version(s), SVC_STORE_VERSION);
+	assert_int_equal(scalar(s, "PRAGMA user_version"), SVC_STORE_VERSION);
+	assert_int_equal(scalar(s, "PRAGMA foreign_keys"), 1);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name IN "
+				"('acts','recipients','documents','notifications','events','receipts',"
+				"'registrations','audit','meta')"), 9);
+	svc_store_close(s);
+	/* WAL mode is persistent in the file */
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	{
+		sqlite3_stmt *st = NULL;
+
+		sqlite3_prepare_v2(svc_store_db(s), "PRAGMA journal_mode", -1, &st, NULL);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+		sqlite3_finalize(st);
+	}
+	svc_store_close(s);
+}
+
+static void test_svc_store__migrates_previous_version_keeping_data(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_act *a = load_sample("fine-pagopa");
+	enum svc_state st;
+	int64_t id = 0, id2 = 0;
+
+	/* A version-1 file with an act in it, as an older send-bridge left it. */
+	assert_int_equal(svc_store_open_version(&s, f->db, 1000, 1, &err), 0);
+	assert_int_equal(scalar(s, "PRAGMA user_version"), 1);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name = 'audit'"), 0);
+	assert_int_equal(sqlite3_exec(svc_store_db(s),
+				      "INSERT INTO acts (act_id, office, subject, state, manifest,"
+				      " created_at, updated_at) VALUES ('old-act', 'tributi', 's',"
+				      " 'submitted', '{}', 1, 1)", NULL, NULL, NULL), SQLITE_OK);
+	svc_store_close(s);
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(scalar(s, "PRAGMA user_version"), SVC_STORE_VERSION);
+	assert_int_equal(svc_store_act_find(s, "old-act", &id, &st, &err), 0);
+	assert_int_equal(st, SVC_SUBMITTED);
+	/* version 2 brought the audit trail: new acts are recorded with it */
+	assert_int_equal(svc_store_act_insert(s, a, "{}", &id2, &err), 0);
+	assert_true(scalar(s, "SELECT count(*) FROM audit") >= 1);
+	svc_store_close(s);
+	svc_act_free(a);
+}
+
+static void test_svc_store__newer_file_refused(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), SB_ECONFIG);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "newer than this send-bridge"));
+}
+
+static void test_svc_store__insert_is_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_act *a = load_sample("imu-assessment");
+	int64_t id = 0;
+	char *saved;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	/* Break the second document after the act row would be written: its sha256 is invalid. */
+	saved = sb_xstrdup(a->documents[1].file.sha256);
+	a->documents[1].file.sha256[10] = '\0';
+	assert_int_equal(svc_store_act_insert(s, a, "{}", &id, &err), SB_EINVAL);
+	assert_int_equal(err.code, SB_EINVAL);
+	assert_non_null(strstr(err.msg, "recording document"));
+	assert_int_equal(id, 0);
+	/* nothing of it stayed: no act, no recipient, no document, no audit row */
+	assert_int_equal(svc_store_act_find(s, "imu-assessment", NULL, NULL, &err), SB_ENOTFOUND);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM recipients"), 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM documents"), 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM audit"), 0);
+
+	memcpy(a->documents[1].file.sha256, saved, 65);
+	assert_int_equal(svc_store_act_insert(s, a, "{}", &id, &err), 0);
+	assert_true(id > 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM documents"), 2);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM recipients"), 1);
+	/* the same act twice is refused, and the first stays */
+	assert_int_equal(svc_store_act_insert(s, a, "{}", &id, &err), SB_EINVAL);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM acts"), 1);
+	free(saved);
+	svc_act_free(a);
+	svc_store_close(s);
+}
+
+static void test_svc_store__transitions_are_conditional(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_act *a = load_sample("fine-pec");
+	enum svc_state st;
+	int64_t id = 0, n = 0;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_act_insert(s, a, "{}", &id, &err), 0);
+	assert_int_equal(svc_store_act_transition(s, id, SVC_RECEIVED, SVC_CHECKED, NULL, &err), 0);
+	/* a second worker that still thinks the act is received must not move it */
+	assert_int_equal(svc_store_act_transition(s, id, SVC_RECEIVED, SVC_REJECTED, "x", &err),
+			 SB_EINVAL);
+	assert_non_null(strstr(err.msg, "not in state received"));
+	assert_int_equal(svc_store_act_find(s, "fine-pec", NULL, &st, &err), 0);
+	assert_int_equal(st, SVC_CHECKED);
+	assert_int_equal(svc_store_act_count(s, SVC_CHECKED, &n, &err), 0);
+	assert_int_equal(n, 1);
+	/* the schema itself refuses a state that does not exist */
+	assert_int_not_equal(sqlite3_exec(svc_store_db(s), "UPDATE acts SET state = 'lost'", NULL,
+					  NULL, NULL), SQLITE_OK);
+	svc_act_free(a);
+	svc_store_close(s);
+}
+
+static void test_svc_store__pii_key_is_stable(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	unsigned char k1[32], k2[32], zero[32] = { 0 };
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_pii_key(s, k1, &err), 0);
+	svc_store_close(s);
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_pii_key(s, k2, &err), 0);
+	assert_memory_equal(k1, k2, 32);
+	assert_memory_not_equal(k1, zero, 32);
+	svc_store_close(s);
+}
+
+static void test_svc_store__audit_chain_detects_tampering(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	sqlite3 *db;
+	int64_t rows = 0;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	db = svc_store_db(s);
+	for (int i = 0; i < 5; i++) {
+		char subject[16];
+
+		snprintf(subject, sizeof(subject), "act#%d", i);
+		assert_int_equal(svc_store_begin(s, &err), 0);
+		assert_int_equal(svc_store_audit(s, "operator", "tributi", "test", subject, NULL,
+						 &err), 0);
+		assert_int_equal(svc_store_commit(s, &err), 0);
+	}
+	assert_int_equal(svc_store_audit_verify(s, &rows, &err), 0);
+	assert_int_equal(rows, 5);
+	/* the triggers refuse changes and deletions */
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE audit SET actor = 'x' WHERE id = 2", NULL,
+					  NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL),
+			     SQLITE_OK);
+	/* someone with the file drops the triggers and edits a row: the chain shows it */
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
+				      "UPDATE audit SET actor = 'intruder' WHERE id = 3", NULL, NULL,
+				      NULL), SQLITE_OK);
+	assert_int_equal(svc_store_audit_verify(s, &rows, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "row 3: altered"));
+	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET actor = 'operator' WHERE id = 3;"
+				      "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(svc_store_audit_verify(s, &rows, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "row 2 missing"));
+	svc_store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_svc_store__fresh_file_is_latest_version, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__migrates_previous_version_keeping_data,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__newer_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__insert_is_all_or_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__transitions_are_conditional, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__pii_key_is_stable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__audit_chain_detects_tampering, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests_name("svc_store", tests, NULL, NULL);
+}
