@@ -1,0 +1,241 @@
+/*
+ * The HTTP layer (common/sb_http.c) over real loopback HTTP against
+ * send-sim's admin channel and its fault injection: status as data,
+ * headers, Retry-After in both forms, the response ceiling, streaming a
+ * request body from a file and a reply body to a file, connection errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "sb_http.h"
+#include "sb_time.h"
+#include "th.h"
+
+static struct th_sim sim;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	sb_http_global_init();
+	th_sim_start(&sim, NULL);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	th_sim_stop(&sim);
+	sb_http_global_cleanup();
+	return 0;
+}
+
+static char *url(const char *path)
+{
+	return sb_xasprintf("%s%s", sim.url, path);
+}
+
+static void test_sb_http__get_status_headers_body(void **state)
+{
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	char *u = url("/_sim/health"), *nf = url("/no/such/path");
+	struct sb_http_req req = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(sb_buf_cstr(&r.body), "{\"status\":\"ok\"}");
+	assert_string_equal(sb_http_resp_header(&r, "content-type"), "application/json");
+	assert_string_equal(sb_http_resp_header(&r, "CONTENT-TYPE"), "application/json");
+	assert_null(sb_http_resp_header(&r, "x-nothing"));
+	/* a 404 is a reply, not a transport error; the connection is reused */
+	req.url = nf;
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 404);
+	assert_int_equal(sb_http_status_class(r.status), SB_ENOTFOUND);
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	free(u);
+	free(nf);
+}
+
+static void set_faults(struct sb_http *h, const char *json)
+{
+	char *u = url("/_sim/faults");
+	struct sb_http_req req = { "POST", u, NULL, json, strlen(json), NULL, NULL, 0, 0 };
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	if (r.status != 200)
+		fail_msg("faults: %ld %s", r.status, sb_buf_cstr(&r.body));
+	sb_http_resp_release(&r);
+	free(u);
+}
+
+static void test_sb_http__injected_429_and_503(void **state)
+{
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	char *u = url("/delivery/anything");
+	struct sb_http_req req = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
+	int64_t secs = -1;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	set_faults(h, "{\"pct429\":100,\"retryAfter\":7}");
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 429);
+	assert_int_equal(sb_http_status_class(r.status), SB_ETEMP);
+	assert_int_equal(sb_http_retry_after(sb_http_resp_header(&r, "Retry-After"), sb_now(), &secs), 0);
+	assert_int_equal(secs, 7);
+	set_faults(h, "{\"pct429\":0,\"failNth\":2}");
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 404);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 503);
+	assert_int_equal(sb_http_status_class(r.status), SB_ETEMP);
+	set_faults(h, "{\"failNth\":0,\"pctDrop\":100}");
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_ETEMP);
+	assert_int_equal(err.code, SB_ETEMP);
+	assert_true(err.cause != 0);
+	assert_true(strlen(err.msg) > 0);
+	set_faults(h, "{\"pctDrop\":0}");
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	free(u);
+}
+
+static void test_sb_http__reply_ceiling(void **state)
+{
+	struct sb_http_opts o = { 0, 0, NULL, 8, NULL };
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	char *u = url("/_sim/faults");
+	struct sb_http_req req = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, &o, &err), 0);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_ETOOBIG);
+	assert_int_equal(err.code, SB_ETOOBIG);
+	assert_true(r.body.len <= 8);
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	free(u);
+}
+
+static void test_sb_http__body_from_file_and_reply_to_file(void **state)
+{
+	char *dir = th_tmpdir("http"), *in = sb_xasprintf("%s/in.json", dir);
+	char *out = sb_xasprintf("%s/out.json", dir), *u = url("/_sim/faults"), *got;
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_http_req req = { "POST", u, NULL, NULL, 0, in, out, 0, 0 };
+	const char *hdrs[] = { "Content-Type: application/json", NULL };
+	size_t len = 0;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	req.headers = hdrs;
+	th_write_str(in, "{\"latencyMs\":0,\"retryAfter\":3}", 0600);
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body.len, 0);   /* the 2xx body went to the file */
+	got = th_read(out, &len);
+	assert_non_null(got);
+	assert_int_equal(r.file_len, len);
+	assert_non_null(strstr(got, "\"retryAfter\":3"));
+	free(got);
+	/* an error reply stays in memory to be parsed, and the file is left empty */
+	th_write_str(in, "not json", 0600);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(sb_buf_cstr(&r.body), "JSON object"));
+	assert_int_equal(r.file_len, 0);
+	/* a missing body file is a local error */
+	req.body_file = "/nonexistent/body";
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_EIO);
+	assert_non_null(strstr(err.msg, "/nonexistent/body"));
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	th_rmrf(dir);
+	free(dir); free(in); free(out); free(u);
+}
+
+static void test_sb_http__connection_refused_is_temporary(void **state)
+{
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	/* port 1 on loopback: nothing listens there */
+	struct sb_http_req req = { "GET", "http://127.0.0.1:1/", NULL, NULL, 0, NULL, NULL, 0, 0 };
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_ETEMP);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(err.msg, "127.0.0.1:1"));
+	req.url = "gopher://127.0.0.1/";
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_EINVAL);
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+}
+
+static void test_sb_http__retry_after_forms(void **state)
+{
+	static const struct { const char *v; int rc; int64_t secs; } c[] = {
+		{ "0", 0, 0 },
+		{ "120", 0, 120 },
+		{ "999999999", 0, 86400 },                       /* capped at one day */
+		{ "Sun, 06 Nov 1994 08:49:47 GMT", 0, 10 },     /* IMF-fixdate */
+		{ "Sunday, 06-Nov-94 08:49:47 GMT", 0, 10 },    /* RFC 850 */
+		{ "Sun Nov  6 08:49:47 1994", 0, 10 },          /* asctime */
+		{ "Sun, 06 Nov 1994 08:49:27 GMT", 0, 0 },      /* in the past */
+		{ "-5", SB_EINVAL, 0 },
+		{ "soon", SB_EINVAL, 0 },
+		{ "", SB_EINVAL, 0 },
+		{ "12 ", SB_EINVAL, 0 },
+	};
+	int64_t now = 784111777;   /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+	(void)state;
+	for (size_t i = 0; i < SB_ARRAY_SIZE(c); i++) {
+		int64_t secs = -1;
+		int rc = sb_http_retry_after(c[i].v, now, &secs);
+
+		if (rc != c[i].rc || (rc == 0 && secs != c[i].secs))
+			fail_msg("'%s': rc %d secs %lld", c[i].v, rc, (long long)secs);
+	}
+	assert_int_equal(sb_http_retry_after(NULL, now, NULL), SB_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sb_http__get_status_headers_body),
+		cmocka_unit_test(test_sb_http__injected_429_and_503),
+		cmocka_unit_test(test_sb_http__reply_ceiling),
+		cmocka_unit_test(test_sb_http__body_from_file_and_reply_to_file),
+		cmocka_unit_test(test_sb_http__connection_refused_is_temporary),
+		cmocka_unit_test(test_sb_http__retry_after_forms),
+	};
+	return cmocka_run_group_tests_name("sb_http", tests, group_setup, group_teardown);
+}
