@@ -140,8 +140,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/send-bridge \
 		$(DESTDIR)$(PREFIX)/share/doc/send-bridge
 	install -m 0755 bin/send-bridge bin/send-sim $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 contrib/send-bridge.ini.example $(DESTDIR)$(PREFIX)/share/send-bridge/
-	install -m 0644 contrib/send-bridge.service $(DESTDIR)$(PREFIX)/share/send-bridge/
+	install -m 0644 contrib/* $(DESTDIR)$(PREFIX)/share/send-bridge/
 	install -m 0644 README.md docs/act-format.md $(DESTDIR)$(PREFIX)/share/doc/send-bridge/
 
 lint:

@@ -13,7 +13,7 @@ void svc_help_config(FILE *out)
 {
 	fprintf(out,
 		"usage: send-bridge config check [-c FILE]\n"
-		"       send-bridge config keys\n"
+		"       send-bridge config keys [--markdown]\n"
 		"\n"
 		"check  reads the configuration and reports every problem at once (file,\n"
 		"       line, section and key); exit 0 when valid, 2 otherwise\n"
@@ -37,6 +37,32 @@ static const char *type_name(enum sb_cfg_type t)
 	case SB_CFG_TAXID11: return "tax id";
 	}
 	return "?";
+}
+
+/* The README's configuration reference is this output (see tests/service/test_readme.c). */
+static int keys_markdown(void)
+{
+	const char *section = "";
+
+	for (const struct sb_cfg_key *k = sb_cfg_keys; k->section; k++) {
+		if (strcmp(section, k->section)) {
+			section = k->section;
+			printf("%s#### [%s]\n\n| key | type | default | meaning |\n|---|---|---|---|\n",
+			       k == sb_cfg_keys ? "" : "\n",
+			       strcmp(section, "office.*") ? section : "office.NAME");
+		}
+		printf("| `%s` | %s | %s | %s", k->key, type_name(k->type),
+		       k->def ? k->def : (k->required ? "**required**" : ""), k->doc);
+		if (k->choices) {
+			/* '|' would end the table cell */
+			fputs(" (one of: ", stdout);
+			for (const char *c = k->choices; *c; c++)
+				fputs(*c == '|' ? ", " : (char[]){ *c, '\0' }, stdout);
+			fputs(")", stdout);
+		}
+		fputs(" |\n", stdout);
+	}
+	return SVC_EXIT_OK;
 }
 
 static int keys(void)
@@ -82,6 +108,7 @@ int svc_cmd_config(const struct svc_cli *cli_in, int argc, char **argv)
 {
 	struct svc_cli cli = *cli_in;
 	const char *verb = NULL;
+	bool markdown = false;
 
 	for (int i = 1; i < argc; i++) {
 		int r = svc_opt_config(&cli, argc, argv, &i);
@@ -94,6 +121,10 @@ int svc_cmd_config(const struct svc_cli *cli_in, int argc, char **argv)
 			svc_help_config(stdout);
 			return SVC_EXIT_OK;
 		}
+		if (!strcmp(argv[i], "--markdown")) {
+			markdown = true;
+			continue;
+		}
 		if (verb)
 			return svc_usage("unexpected argument '%s'", argv[i]);
 		verb = argv[i];
@@ -103,6 +134,6 @@ int svc_cmd_config(const struct svc_cli *cli_in, int argc, char **argv)
 	if (!strcmp(verb, "check"))
 		return check(&cli);
 	if (!strcmp(verb, "keys"))
-		return keys();
+		return markdown ? keys_markdown() : keys();
 	return svc_usage("unknown config command '%s'", verb);
 }
