@@ -42,8 +42,11 @@ else ifeq ($(MODE),asan)
 OPT := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 else ifeq ($(MODE),release)
 OPT := -O2 -g
+else ifeq ($(MODE),fuzz)
+CC  := clang
+OPT := -O1 -g -fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer
 else
-$(error MODE must be debug, release or asan)
+$(error MODE must be debug, release, asan or fuzz)
 endif
 
 CPPFLAGS += -D_GNU_SOURCE -Icommon -Iagid -Ipdnd -Isend -Iprotocol -Iservice -Itests/helpers $(PKG_CFLAGS) \
@@ -67,11 +70,12 @@ MAIN_OBJ  := $(B)/service/main.o
 SIM_OBJS  := $(SIM_SRCS:%.c=$(B)/%.o)
 TH_OBJS   := $(TEST_HELPER_SRCS:%.c=$(B)/%.o)
 TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
-ALL_OBJS  := $(COMMON_OBJS) $(LIB_OBJS) $(MAIN_OBJ) $(SIM_OBJS) $(TH_OBJS) $(TEST_SRCS:%.c=$(B)/%.o)
+ALL_OBJS  := $(COMMON_OBJS) $(LIB_OBJS) $(MAIN_OBJ) $(SIM_OBJS) $(TH_OBJS) $(TEST_SRCS:%.c=$(B)/%.o) \
+	$(FUZZ_SRCS:%.c=$(B)/%.o)
 
 FLAGS := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)
 
-.PHONY: all deps test demo bench fuzz install clean lint check-headers fixtures FORCE
+.PHONY: all deps test test-build demo bench fuzz install clean lint check-headers fixtures FORCE
 
 all: bin/send-bridge bin/send-sim
 
@@ -117,6 +121,19 @@ $(B)/tests/%: $(B)/tests/%.o $(B)/libth.a $(B)/libsb.a
 
 fixtures:
 	$(Q)sh fixtures/make-fixtures.sh
+
+# make fuzz: every tests/fuzz/fuzz_*.c under libFuzzer with ASan+UBSan, FUZZ_SECONDS each
+# (default 300), seed corpus from the fixtures; crashes are written to build/fuzz/crashes/.
+FUZZ_SECONDS ?= 300
+FUZZ_BINS := $(FUZZ_SRCS:%.c=build/fuzz/%)
+$(B)/tests/fuzz/%: $(B)/tests/fuzz/%.o $(B)/libsb.a
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libsb.a $(PKG_LIBS) -lsystemd
+
+fuzz:
+	$(Q)SB_DEPS_EXTRA="clang libclang-rt-14-dev" sh scripts/deps.sh
+	$(Q)$(MAKE) --no-print-directory MODE=fuzz $(FUZZ_BINS)
+	$(Q)sh fixtures/make-fixtures.sh
+	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/fuzz.sh $(FUZZ_BINS)
 
 # make test: ASan+UBSan build of everything, then every test binary; the summary line is
 # "N passed, N failed" and the exit status is non-zero on any failure.

@@ -5,7 +5,7 @@ set -eu
 [ "${SB_SKIP_DEPS:-0}" = 1 ] && exit 0
 pkgs="gcc make pkg-config libcurl4-openssl-dev libssl-dev openssl libxml2-dev libxml2-utils
 libjansson-dev zlib1g-dev libsqlite3-dev sqlite3 libqpdf-dev qpdf libmicrohttpd-dev
-libinih-dev libcmocka-dev libxmlsec1-dev libsystemd-dev ghostscript curl"
+libinih-dev libcmocka-dev libxmlsec1-dev libsystemd-dev ghostscript curl ${SB_DEPS_EXTRA:-}"
 missing=""
 for p in $pkgs; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

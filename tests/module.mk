@@ -2,3 +2,4 @@
 # tests/helpers (see tests/README.md).
 TEST_HELPER_SRCS := $(wildcard tests/helpers/*.c)
 TEST_SRCS := $(sort $(wildcard tests/*/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))

@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "sb_common.h"
 #include "th.h"
@@ -244,4 +247,57 @@ void th_sim_stop(struct th_sim *s)
 	th_rmrf(s->dir);
 	free(s->dir);
 	s->dir = NULL;
+}
+
+pid_t th_spawn(const char *const argv[], const char *log_path)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork", argv[0]);
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int devnull = open("/dev/null", O_RDONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		exec_copy(argv);
+	}
+	return pid;
+}
+
+bool th_wait_port(unsigned port)
+{
+	for (int i = 0; i < 250; i++) {
+		struct sockaddr_in sin;
+		struct timespec ts = { 0, 20 * 1000000L };
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)port);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
+			close(fd);
+			return true;
+		}
+		if (fd >= 0)
+			close(fd);
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+void th_kill(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
 }

@@ -40,6 +40,13 @@ char *th_shared(const char *rel);
  */
 int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err);
 
+/* Start argv in the background (stdout and stderr to log_path); returns its pid. */
+pid_t th_spawn(const char *const argv[], const char *log_path);
+/* Wait until 127.0.0.1:port accepts connections (up to ~5 s); true when it does. */
+bool th_wait_port(unsigned port);
+/* Stop a process started with th_spawn (SIGTERM, then reap). */
+void th_kill(pid_t pid);
+
 /* send-sim started on 127.0.0.1 with an ephemeral port. */
 struct th_sim {
 	pid_t pid;

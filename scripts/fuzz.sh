@@ -1,0 +1,27 @@
+#!/bin/sh
+# Runs each libFuzzer binary given as argument for FUZZ_SECONDS, with a seed corpus:
+# tests/fuzz/corpus/<name>/ when it exists, else files from fixtures/ that fit the target.
+# New inputs go to build/fuzz/corpus/<name>/, crashes to build/fuzz/crashes/.
+set -eu
+secs=${FUZZ_SECONDS:-300}
+mkdir -p build/fuzz/crashes
+status=0
+for bin in "$@"; do
+	name=$(basename "$bin")
+	corpus=build/fuzz/corpus/$name
+	mkdir -p "$corpus"
+	case "$name" in
+	fuzz_act) for f in fixtures/acts/*/act.json fixtures/acts-broken/*/act.json; do
+			[ -f "$f" ] && cp "$f" "$corpus/$(echo "$f" | tr '/' '_')"; done ;;
+	fuzz_pdf*|fuzz_agid*) for f in fixtures/acts/*/*.pdf; do
+			[ -f "$f" ] && cp "$f" "$corpus/$(echo "$f" | tr '/' '_')"; done ;;
+	esac
+	[ -d "tests/fuzz/corpus/$name" ] && cp tests/fuzz/corpus/"$name"/* "$corpus/" 2>/dev/null || true
+	echo "== $name for ${secs}s"
+	if ! "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -max_len=1048576 \
+		-artifact_prefix=build/fuzz/crashes/"$name"- "$corpus"; then
+		echo "fuzz: $name found a crash: see build/fuzz/crashes/" >&2
+		status=1
+	fi
+done
+exit $status
