@@ -383,8 +383,8 @@ static int seal(struct proto_seal *s, xmlDocPtr doc, struct sb_err *err)
 	xmlSecDSigCtxPtr ctx = NULL;
 	int rc = 0;
 
-	sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId,
-					xmlSecTransformRsaSha256Id, NULL);
+	sig = xmlSecTmplSignatureCreateNsPref(doc, xmlSecTransformExclC14NId,
+					xmlSecTransformRsaSha256Id, NULL, XC("ds"));
 	if (!sig)
 		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: signature template failed");
 	xmlAddChild(xmlDocGetRootElement(doc), sig);
