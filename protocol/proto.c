@@ -164,6 +164,14 @@ void proto_rome_time(int64_t t, int *year, char date[11], char time_[9])
 		snprintf(time_, 9, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+int proto_rome_year(int64_t t)
+{
+	int y;
+
+	proto_rome_time(t, &y, NULL, NULL);
+	return y;
+}
+
 int64_t proto_now(const struct proto *p)
 {
 	return p->clock ? p->clock(p->clock_arg) : sb_now();

@@ -51,6 +51,9 @@ char *proto_id_format(const struct proto_id *id, char *out, size_t out_size);
 int proto_id_parse(const char *s, const char *def_reg, int def_year, struct proto_id *out,
 		   struct sb_err *err);
 
+/* The Europe/Rome civil year of t (seconds, UTC): the year a number belongs to. */
+int proto_rome_year(int64_t t);
+
 enum proto_dir { PROTO_OUT, PROTO_IN };
 enum proto_party_type { PROTO_PF, PROTO_PG, PROTO_PA };
 
