@@ -12,7 +12,9 @@
  * "Bearer send-sim-protocol" (401), every required field must be there
  * (400 naming it), each document's impronta must be the SHA-256 of its
  * contenuto (400), a segnatura must carry the registration's number (400).
- * The same Idempotency-Key gives the same registration back (200).
+ * The same Idempotency-Key gives the same registration back (200). The keys
+ * sim-bad-number, sim-bad-date, sim-bad-register and sim-bad-json get a
+ * malformed 201, to exercise the client's checks of the reply.
  * Faults (5xx, 429, drops, latency) come from the common injector.
  */
 #include <jansson.h>
@@ -138,6 +140,26 @@ static void do_register(struct sim *s, const struct sim_request *rq, struct sim_
 		problem = check_docs(json_object_get(body, "documenti"));
 	if (problem) {
 		sim_reply_json(rs, 400, "{\"message\":\"%s\"}", problem);
+		goto done;
+	}
+	/*
+	 * Misbehaviour on request, for the client's reply checks: an
+	 * Idempotency-Key naming one gets a broken 201 and nothing is kept.
+	 */
+	if (!strcmp(key, "sim-bad-number")) {
+		sim_reply_json(rs, 201, "{\"registro\":\"PG\",\"anno\":2026,\"numero\":\"12\","
+			       "\"data\":\"2026-11-24\",\"ora\":\"10:00:00\"}");
+		goto done;
+	} else if (!strcmp(key, "sim-bad-date")) {
+		sim_reply_json(rs, 201, "{\"registro\":\"PG\",\"anno\":2026,\"numero\":\"0000012\","
+			       "\"data\":\"2025-13-01\",\"ora\":\"10:00:00\"}");
+		goto done;
+	} else if (!strcmp(key, "sim-bad-register")) {
+		sim_reply_json(rs, 201, "{\"registro\":\"XX\",\"anno\":2026,\"numero\":\"0000012\","
+			       "\"data\":\"2026-11-24\",\"ora\":\"10:00:00\"}");
+		goto done;
+	} else if (!strcmp(key, "sim-bad-json")) {
+		sim_reply_json(rs, 201, "<html>registrato</html>");
 		goto done;
 	}
 	pthread_mutex_lock(&s->lock);

@@ -238,12 +238,88 @@ static void test_proto_rest__errors_and_faults(void **state)
 	free(wrong);
 }
 
+/* Fail each call of a registration in turn: it ends registered once, segnatura delivered. */
+static void test_proto_rest__fail_each_call_in_turn(void **state)
+{
+	struct rt *t = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pf_act act;
+
+	for (int nth = 1; nth <= 2; nth++) {
+		struct proto_reg *r = NULL;
+		char id[32], body[64];
+		json_t *v;
+
+		snprintf(id, sizeof(id), "rest-torture-%d", nth);
+		pf_act_init(t->f, &act, id);
+		snprintf(body, sizeof(body), "{\"failNth\":%d}", nth);
+		/* failNth counts from the simulator's start: reset by asking for the current count. */
+		faults(t, "{\"failNth\":0}");
+		{
+			char *url = sb_xasprintf("%s/_sim/faults", t->sim.url);
+			struct sb_http_req req = { "GET", url, NULL, NULL, 0, NULL, NULL, 0, 0 };
+			struct sb_http_resp resp;
+			json_t *j = NULL;
+			int64_t calls = 0;
+
+			memset(&resp, 0, sizeof(resp));
+			assert_int_equal(sb_http_do(t->http, &req, &resp, &err), 0);
+			assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 4096, "f", &j, &err),
+					 0);
+			assert_int_equal(sb_json_get_int(j, "calls", 0, INT64_MAX, &calls, &err), 0);
+			snprintf(body, sizeof(body), "{\"failNth\":%lld}", (long long)calls + nth);
+			json_decref(j);
+			sb_http_resp_release(&resp);
+			free(url);
+		}
+		faults(t, body);
+		sb_err_clear(&err);
+		assert_int_equal(proto_register_outgoing(t->p, &act.in, &r, &err), SB_ETEMP);
+		assert_int_equal(err.http, 503);
+		assert_null(r);
+		/* The retry completes what the failure left: same number, segnatura delivered. */
+		assert_int_equal(proto_register_outgoing(t->p, &act.in, &r, &err), 0);
+		v = vendor_get(t, &r->id);
+		assert_true(json_is_true(json_object_get(v, "segnatura")));
+		json_decref(v);
+		assert_int_equal(count_rows(t), nth);
+		proto_reg_free(r);
+	}
+}
+
+static void test_proto_rest__malformed_replies_refused(void **state)
+{
+	static const char *const keys[] = { "sim-bad-number", "sim-bad-date", "sim-bad-register",
+					     "sim-bad-json" };
+	static const char *const says[] = { "numero", "data", "registro", "not JSON" };
+	struct rt *t = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pf_act act;
+
+	for (size_t i = 0; i < SB_ARRAY_SIZE(keys); i++) {
+		struct proto_reg *r = NULL;
+
+		pf_act_init(t->f, &act, keys[i]);
+		sb_err_clear(&err);
+		assert_int_equal(proto_register_outgoing(t->p, &act.in, &r, &err), SB_EREJECT);
+		assert_int_equal(err.code, SB_EREJECT);
+		if (!strstr(err.msg, says[i]))
+			fail_msg("%s: '%s' does not say '%s'", keys[i], err.msg, says[i]);
+		assert_null(r);
+	}
+	assert_int_equal(count_rows(t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_proto_rest__register_receipt_annul, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_proto_rest__errors_and_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proto_rest__fail_each_call_in_turn, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_proto_rest__malformed_replies_refused, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("proto_rest", tests, NULL, NULL);
