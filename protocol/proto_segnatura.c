@@ -14,18 +14,23 @@
  *    11 digits: a tax id that does not match is left out rather than
  *    written wrong.
  *
- * The seal is an XML-DSig enveloped signature (RSA-SHA256, exclusive C14N,
- * one Reference with URI="" over the whole document) with the seal
- * certificate in KeyInfo. Verification uses the configured certificate, not
- * the one in the document, accepts only same-document references, and
- * requires the signature to be the root's last child, so a wrapped or
- * re-signed document does not pass.
+ * The seal is an XML-DSig enveloped signature (RSA-SHA256, exclusive C14N)
+ * with the seal certificate in KeyInfo and XAdES baseline-B signed
+ * properties (SigningTime, SigningCertificateV2): one Reference with URI=""
+ * over the whole document, one to the SignedProperties. Verification uses
+ * the configured certificate, not the one in the document, accepts only
+ * same-document references, requires exactly those two, the certificate
+ * digest of the configured certificate, and the signature as the root's
+ * last child, so a wrapped or re-signed document does not pass.
  *
  * libxml2 and xmlsec are initialised once per process (pthread_once).
  * Parsing never touches the network (XML_PARSE_NONET) and never expands
  * external entities.
  */
 #include <libxml/parser.h>
+#include <libxml/valid.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <libxml/tree.h>
 #include <libxml/xmlschemas.h>
 #include <pthread.h>
@@ -40,6 +45,7 @@
 
 #include "sb_common.h"
 #include "sb_crypto.h"
+#include "sb_time.h"
 #include "proto_int.h"
 
 /* libxml2 takes const xmlChar * for names and text: no cast-away of const needed. */
@@ -47,12 +53,17 @@
 
 #define PROT_NS "http://www.agid.gov.it/protocollo/"
 #define DS_NS "http://www.w3.org/2000/09/xmldsig#"
+#define XADES_NS "http://uri.etsi.org/01903/v1.3.2#"
+#define XADES_SP_TYPE "http://uri.etsi.org/01903#SignedProperties"
+#define SIG_ID "segnatura-sigillo"
+#define PROPS_ID "segnatura-sigillo-proprieta"
 #define PARSE_OPTS XML_PARSE_NONET
 
 struct proto_seal {
 	xmlSecKeyPtr sign_key;     /* private key + certificate */
 	xmlSecKeyPtr verify_key;   /* the certificate's public key */
 	xmlSchemaPtr schema;
+	char cert_digest[45];      /* base64 SHA-256 of the certificate's DER (SigningCertificateV2) */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -94,6 +105,32 @@ static void record_error(void *ctx, xmlErrorPtr e)
 			 (const char *)((xmlNodePtr)e->node)->name);
 }
 
+/* base64(SHA-256(DER)) of the PEM certificate in path. */
+static int cert_digest(const char *path, char out[45], struct sb_err *err)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	unsigned char *der = NULL, md[SB_SHA256_LEN];
+	struct sb_buf b64 = SB_BUF_INIT(64);
+	int len;
+
+	if (f)
+		fclose(f);
+	if (!x)
+		return sb_err_set(err, SB_ECONFIG, 0, "seal certificate '%s' is not a PEM certificate",
+				  path);
+	len = i2d_X509(x, &der);
+	X509_free(x);
+	if (len <= 0)
+		return sb_err_set(err, SB_ECONFIG, 0, "seal certificate '%s' cannot be encoded", path);
+	sb_sha256(der, (size_t)len, md);
+	OPENSSL_free(der);
+	sb_base64_encode(md, sizeof(md), &b64);
+	snprintf(out, 45, "%s", sb_buf_cstr(&b64));
+	sb_buf_release(&b64);
+	return 0;
+}
+
 int proto_seal_open(struct proto_seal **out, const char *key_file, const char *cert_file,
 		    const char *xsd_path, struct sb_err *err)
 {
@@ -131,6 +168,9 @@ int proto_seal_open(struct proto_seal **out, const char *key_file, const char *c
 				cert_file);
 		goto cleanup;
 	}
+	rc = cert_digest(cert_file, s->cert_digest, err);
+	if (rc < 0)
+		goto cleanup;
 	pctx = xmlSchemaNewParserCtxt(xsd_path);
 	if (pctx) {
 		xmlSchemaSetParserStructuredErrors(pctx, NULL, NULL);
@@ -377,25 +417,65 @@ static xmlDocPtr build_doc(struct proto *p, const struct proto_row *row)
 	return doc;
 }
 
-static int seal(struct proto_seal *s, xmlDocPtr doc, struct sb_err *err)
+/*
+ * XAdES baseline B (ETSI EN 319 132-1, asked by Allegato 6): the signing
+ * time and the seal certificate's digest, in SignedProperties, covered by a
+ * second reference so that neither can be swapped.
+ */
+static int xades_object(struct proto_seal *s, xmlDocPtr doc, xmlNodePtr sig, int64_t now,
+			struct sb_err *err)
 {
-	xmlNodePtr sig, ref, ki;
+	xmlNodePtr obj = xmlSecTmplSignatureAddObject(sig, NULL, NULL, NULL);
+	xmlNsPtr ds = xmlSearchNsByHref(doc, sig, XC(DS_NS)), xa;
+	xmlNodePtr qp, sp, ssp, cd, dm;
+	xmlAttrPtr id;
+	char when[32];
+
+	if (!obj || !ds)
+		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: xades object failed");
+	qp = xmlNewChild(obj, NULL, XC("QualifyingProperties"), NULL);
+	xa = xmlNewNs(qp, XC(XADES_NS), XC("xades"));
+	xmlSetNs(qp, xa);
+	xmlNewProp(qp, XC("Target"), XC("#" SIG_ID));
+	sp = xmlNewChild(qp, xa, XC("SignedProperties"), NULL);
+	id = xmlNewProp(sp, XC("Id"), XC(PROPS_ID));
+	/* The reference "#id" is resolved through the document's ID table. */
+	xmlAddID(NULL, doc, XC(PROPS_ID), id);
+	ssp = xmlNewChild(sp, xa, XC("SignedSignatureProperties"), NULL);
+	xmlNewTextChild(ssp, xa, XC("SigningTime"), XC(sb_time_iso8601(now, when, sizeof(when))));
+	cd = xmlNewChild(xmlNewChild(xmlNewChild(ssp, xa, XC("SigningCertificateV2"), NULL), xa,
+				     XC("Cert"), NULL), xa, XC("CertDigest"), NULL);
+	dm = xmlNewChild(cd, ds, XC("DigestMethod"), NULL);
+	xmlNewProp(dm, XC("Algorithm"), XC("http://www.w3.org/2001/04/xmlenc#sha256"));
+	xmlNewTextChild(cd, ds, XC("DigestValue"), XC(s->cert_digest));
+	return 0;
+}
+
+static int seal(struct proto_seal *s, xmlDocPtr doc, int64_t now, struct sb_err *err)
+{
+	xmlNodePtr sig, ref, ref2, ki;
 	xmlSecDSigCtxPtr ctx = NULL;
 	int rc = 0;
 
 	sig = xmlSecTmplSignatureCreateNsPref(doc, xmlSecTransformExclC14NId,
-					xmlSecTransformRsaSha256Id, NULL, XC("ds"));
+					      xmlSecTransformRsaSha256Id, XC(SIG_ID), XC("ds"));
 	if (!sig)
 		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: signature template failed");
 	xmlAddChild(xmlDocGetRootElement(doc), sig);
-	ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, XC(""),
-					      NULL);
+	ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, XC(""), NULL);
 	if (!ref || !xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) ||
 	    !xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId))
+		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: reference template failed");
+	ref2 = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL,
+					       XC("#" PROPS_ID), XC(XADES_SP_TYPE));
+	if (!ref2 || !xmlSecTmplReferenceAddTransform(ref2, xmlSecTransformExclC14NId))
 		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: reference template failed");
 	ki = xmlSecTmplSignatureEnsureKeyInfo(sig, NULL);
 	if (!ki || !xmlSecTmplKeyInfoAddX509Data(ki))
 		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: key info template failed");
+	rc = xades_object(s, doc, sig, now, err);
+	if (rc < 0)
+		return rc;
 	ctx = xmlSecDSigCtxCreate(NULL);
 	if (!ctx)
 		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: signature context failed");
@@ -413,7 +493,7 @@ int proto_segnatura_build(struct proto *p, const struct proto_row *row, struct s
 	xmlChar *mem = NULL;
 	int size = 0, rc;
 
-	rc = seal(p->seal, doc, err);
+	rc = seal(p->seal, doc, proto_now(p), err);
 	if (rc == 0) {
 		xmlDocDumpMemoryEnc(doc, &mem, &size, "UTF-8");
 		if (!mem || size <= 0)
@@ -428,6 +508,75 @@ int proto_segnatura_build(struct proto *p, const struct proto_row *row, struct s
 	xmlFree(mem);
 	xmlFreeDoc(doc);
 	return rc;
+}
+
+/* The first element child of n named name in namespace ns, or NULL. */
+static xmlNodePtr child(xmlNodePtr n, const char *name, const char *ns)
+{
+	for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && xmlSecCheckNodeName(c, XC(name), XC(ns)))
+			return c;
+	return NULL;
+}
+
+/*
+ * Find this signature's SignedProperties, register its Id so "#id"
+ * resolves, and check the certificate digest it carries.
+ */
+static int xades_check(struct proto_seal *s, xmlDocPtr doc, xmlNodePtr sig, struct sb_err *err)
+{
+	xmlNodePtr sp = child(child(child(sig, "Object", DS_NS), "QualifyingProperties", XADES_NS),
+			      "SignedProperties", XADES_NS);
+	xmlNodePtr cd = child(child(child(child(sp, "SignedSignatureProperties", XADES_NS),
+					    "SigningCertificateV2", XADES_NS), "Cert", XADES_NS),
+			      "CertDigest", XADES_NS);
+	xmlNodePtr dv = child(cd, "DigestValue", DS_NS);
+	xmlAttrPtr id = sp ? xmlHasProp(sp, XC("Id")) : NULL;
+	xmlChar *v;
+	bool same;
+
+	if (!sp || !id || !dv)
+		return sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal has no xades signed"
+				  " properties");
+	v = xmlNodeGetContent(dv);
+	same = v && !strcmp((const char *)v, s->cert_digest);
+	xmlFree(v);
+	if (!same)
+		return sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal names another certificate");
+	v = xmlNodeGetContent((xmlNodePtr)id);
+	if (!v || strcmp((const char *)v, PROPS_ID)) {
+		xmlFree(v);
+		return sb_err_set(err, SB_EINVAL, 0, "segnatura: unexpected signed properties id");
+	}
+	if (!xmlGetID(doc, v))
+		xmlAddID(NULL, doc, v, id);
+	xmlFree(v);
+	return 0;
+}
+
+/* Exactly two references: URI="" (the whole document) and "#PROPS_ID" (xades). */
+static int references_check(xmlSecDSigCtxPtr ctx, struct sb_err *err)
+{
+	bool whole = false, props = false;
+	xmlSecSize n = xmlSecPtrListGetSize(&ctx->signedInfoReferences);
+
+	for (xmlSecSize i = 0; i < n; i++) {
+		xmlSecDSigReferenceCtxPtr r = xmlSecPtrListGetItem(&ctx->signedInfoReferences, i);
+		const char *uri = r && r->uri ? (const char *)r->uri : "";
+
+		if (!r || r->status != xmlSecDSigStatusSucceeded)
+			return sb_err_set(err, SB_EINVAL, 0, "segnatura: a seal reference does not"
+					  " verify");
+		if (!*uri)
+			whole = true;
+		else if (!strcmp(uri, "#" PROPS_ID) && r->type &&
+			 !strcmp((const char *)r->type, XADES_SP_TYPE))
+			props = true;
+	}
+	if (n != 2 || !whole || !props)
+		return sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal must cover the whole"
+				  " document and its xades properties");
+	return 0;
 }
 
 int proto_segnatura_verify(struct proto *p, const char *xml, size_t len, struct sb_err *err)
@@ -450,13 +599,16 @@ int proto_segnatura_verify(struct proto *p, const char *xml, size_t len, struct 
 				" of the root");
 		goto cleanup;
 	}
+	rc = xades_check(p->seal, doc, sig, err);
+	if (rc < 0)
+		goto cleanup;
 	ctx = xmlSecDSigCtxCreate(NULL);
 	if (!ctx) {
 		rc = sb_err_set(err, SB_EINTERNAL, 0, "segnatura: signature context failed");
 		goto cleanup;
 	}
-	/* Only URI="": no external fetches, no references to a moved copy of the data. */
-	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty;
+	/* Same-document references only: no external fetches. */
+	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty | xmlSecTransformUriTypeSameDocument;
 	ctx->signKey = xmlSecKeyDuplicate(p->seal->verify_key);
 	if (!ctx->signKey || xmlSecDSigCtxVerify(ctx, sig) < 0) {
 		rc = sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal cannot be checked");
@@ -467,11 +619,9 @@ int proto_segnatura_verify(struct proto *p, const char *xml, size_t len, struct 
 				" or sealed with another key)");
 		goto cleanup;
 	}
-	if (xmlSecPtrListGetSize(&ctx->signedInfoReferences) != 1) {
-		rc = sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal must have one reference");
-		goto cleanup;
-	}
-	rc = validate_doc(p->seal, doc, err);
+	rc = references_check(ctx, err);
+	if (rc == 0)
+		rc = validate_doc(p->seal, doc, err);
 cleanup:
 	if (ctx)
 		xmlSecDSigCtxDestroy(ctx);

@@ -79,6 +79,8 @@ static void test_proto_segnatura__outgoing_and_receipt_validate_and_verify(void 
 	assert_non_null(strstr(xml.buf, "<prot:Allegato"));
 	assert_non_null(strstr(xml.buf, "rsa-sha256"));
 	assert_non_null(strstr(xml.buf, "<ds:X509Certificate>"));
+	assert_non_null(strstr(xml.buf, "<xades:SigningCertificateV2>"));
+	assert_non_null(strstr(xml.buf, "Type=\"http://uri.etsi.org/01903#SignedProperties\""));
 	assert_int_equal(sb_sha256_file(f->pdf, md, NULL, &err), 0);
 	sb_base64_encode(md, sizeof(md), &b64);
 	expect = sb_xasprintf("<prot:Impronta>%s</prot:Impronta>", sb_buf_cstr(&b64));
@@ -125,6 +127,33 @@ static void test_proto_segnatura__tampering_fails_verification(void **state)
 	t = replace(xml.buf, ">0000001<", ">0000002<");
 	assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
 	free(t);
+	/* The XAdES signing time or certificate digest changed. */
+	{
+		const char *st = strstr(xml.buf, "<xades:SigningTime>");
+		char *when;
+
+		assert_non_null(st);
+		when = sb_xasprintf("<xades:SigningTime>%.19s", st + strlen("<xades:SigningTime>"));
+		t = replace(xml.buf, when, "<xades:SigningTime>2020-01-01T00:00:00");
+		sb_err_clear(&err);
+		assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
+		assert_non_null(strstr(err.msg, "seal"));
+		free(t);
+		free(when);
+	}
+	/* A second reference dropped (the seal must cover its xades properties). */
+	{
+		const char *first = strstr(xml.buf, "<ds:Reference");
+		const char *a = first ? strstr(first + 1, "<ds:Reference") : NULL;
+		const char *b = a ? strstr(a, "</ds:Reference>") : NULL;
+
+		assert_non_null(b);
+		t = sb_xasprintf("%.*s%s", (int)(a - xml.buf), xml.buf, b + strlen("</ds:Reference>"));
+		sb_err_clear(&err);
+		assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
+		assert_true(err.msg[0] != '\0');
+		free(t);
+	}
 	/* The signature removed. */
 	{
 		const char *s = strstr(xml.buf, "<ds:Signature");
@@ -166,7 +195,7 @@ static void test_proto_segnatura__another_key_does_not_verify(void **state)
 	assert_int_equal(proto_segnatura_get(other, &out->id, &xml, &err), 0);
 	sb_buf_reset(&xml);
 	assert_int_equal(proto_segnatura_get(f->p, &out->id, &xml, &err), SB_EINVAL);
-	assert_non_null(strstr(err.msg, "does not verify"));
+	assert_non_null(strstr(err.msg, "another certificate"));
 	assert_int_equal(xml.len, 0);
 	proto_reg_free(out);
 	proto_free(other);
