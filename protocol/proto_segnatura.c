@@ -57,7 +57,8 @@
 #define XADES_SP_TYPE "http://uri.etsi.org/01903#SignedProperties"
 #define SIG_ID "segnatura-sigillo"
 #define PROPS_ID "segnatura-sigillo-proprieta"
-#define PARSE_OPTS XML_PARSE_NONET
+/* No network, and no error text on stderr (it could quote personal data). */
+#define PARSE_OPTS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
 
 struct proto_seal {
 	xmlSecKeyPtr sign_key;     /* private key + certificate */
@@ -142,6 +143,8 @@ int proto_seal_open(struct proto_seal **out, const char *key_file, const char *c
 	pthread_once(&init_once, lib_init);
 	if (init_rc < 0)
 		return sb_err_set(err, SB_EINTERNAL, 0, "xmlsec initialisation failed");
+	/* libxml2's error handler is per thread: silence it in this one too. */
+	xmlSetGenericErrorFunc(NULL, silent);
 	if (access(xsd_path, R_OK) < 0)
 		return sb_err_set(err, SB_ECONFIG, errno, "segnatura schema '%s' not readable (set"
 				  " protocol.segnatura_xsd, see docs/protocol-adapters.md)", xsd_path);
