@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -122,6 +123,17 @@ static void test_cli_protocol__show_segnatura_annul(void **state)
 	assert_non_null(strstr(out.buf, "SENDER_ACK"));
 	assert_non_null(strstr(out.buf, "modifica assignment"));
 	assert_non_null(strstr(out.buf, "notifica: stato non noto"));
+	/* Once the service has a notification for that number, show reports its status. */
+	assert_int_equal(sqlite3_exec(svc_store_db(t->f->store),
+				      "INSERT INTO acts (id, act_id, office, subject, state, manifest,"
+				      " created_at, updated_at) VALUES (1, 'cli-act-1', 'tributi', 's',"
+				      " 'delivering', '{}', 0, 0);"
+				      "INSERT INTO notifications (act, protocol_number, idempotence_token,"
+				      " iun, status, created_at, updated_at) VALUES (1, 'PG/2026/0000001',"
+				      " 't', 'ABCD-EFGH-IJKL-202611-M-1', 'DELIVERING', 0, 0)",
+				      NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(run(t, &out, &errb, "show", "PG/2026/0000001", NULL), 0);
+	assert_non_null(strstr(out.buf, "notifica: IUN ABCD-EFGH-IJKL-202611-M-1, stato DELIVERING"));
 	/* Personal data masked unless asked for. */
 	assert_null(strstr(out.buf, "Mario Rossi"));
 	assert_null(strstr(out.buf, "RSSMRA80A01H501U"));
