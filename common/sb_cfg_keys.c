@@ -109,6 +109,11 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	TYPED("protocol", "seal_key_file", SB_CFG_SECRET, NULL, false,
 	      "RSA key that seals segnature (XML signature)"),
 	TYPED("protocol", "seal_cert_file", SB_CFG_FILE, NULL, false, "certificate of the seal key (PEM)"),
+	TYPED("protocol", "segnatura_xsd", SB_CFG_FILE, NULL, false,
+	      "segnatura_protocollo.xsd (AgID 2021) with import_schemas/ beside it;"
+	      " default: <datadir>/agid/segnatura_protocollo.xsd"),
+	TYPED("protocol", "rest_ca_file", SB_CFG_FILE, NULL, false,
+	      "CA bundle for the vendor protocol system; default: system store"),
 
 	/* [web] */
 	BOOL("web", "enabled", "on", "serve the status page and /metrics"),

@@ -25,6 +25,8 @@ static const struct svc_cmd commands[] = {
 	{ "version", "print the version", cmd_version, help_version },
 	{ "config", "check the configuration, list its keys", svc_cmd_config, svc_help_config },
 	{ "act", "validate an act folder", svc_cmd_act, svc_help_act },
+	{ "protocol", "protocol register: show, segnatura, annul, daily-register",
+	  svc_cmd_protocol, svc_help_protocol },
 };
 
 static void usage(FILE *out)

@@ -35,6 +35,7 @@ struct sim {
 	uint64_t seed;            /* PRNG state for fault shares */
 	char base_url[128];       /* http://127.0.0.1:PORT */
 	void *send;               /* per-platform state, owned by its sim_*.c */
+	void *protocol;           /* sim_proto.c: the vendor protocol system's register */
 };
 
 struct sim_request {
@@ -72,6 +73,7 @@ typedef bool (*sim_handler_fn)(struct sim *s, const struct sim_request *rq,
 
 /* Platform entry points (each in its own file). */
 bool sim_admin_handle(struct sim *s, const struct sim_request *rq, struct sim_response *rs);
+bool sim_proto_handle(struct sim *s, const struct sim_request *rq, struct sim_response *rs);
 
 /* A random number in [0, n) from the simulator's PRNG (call with s->lock held). */
 uint64_t sim_rand(struct sim *s, uint64_t n);

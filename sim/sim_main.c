@@ -123,6 +123,7 @@ static bool inject_fault(struct sim *s, struct sim_response *rs, unsigned *laten
 
 static const sim_handler_fn handlers[] = {
 	sim_admin_handle,
+	sim_proto_handle,
 };
 
 static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char *url,
