@@ -20,9 +20,6 @@
 #include "sb_common.h"
 #include "th.h"
 
-/* execv wants char *const[]: the casts of literals in the argv arrays below are deliberate. */
-#pragma GCC diagnostic ignored "-Wcast-qual"
-
 static void die(const char *what, const char *arg)
 {
 	fprintf(stderr, "test helper: %s '%s': %s\n", what, arg ? arg : "", strerror(errno));

@@ -15,7 +15,7 @@
 
 #include "sb_common.h"
 #include "sb_time.h"
-#include "../helpers/th.h"
+#include "th.h"
 #include "proto.h"
 #include "proto_int.h"
 #include "svc_store.h"

@@ -18,7 +18,7 @@
 
 #include "sb_common.h"
 #include "sb_crypto.h"
-#include "../helpers/th.h"
+#include "th.h"
 #include "proto.h"
 #include "svc_store.h"
 #include "proto_int.h"

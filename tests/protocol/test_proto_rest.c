@@ -17,7 +17,7 @@
 #include "sb_common.h"
 #include "sb_http.h"
 #include "sb_json.h"
-#include "../helpers/th.h"
+#include "th.h"
 #include "proto.h"
 #include "proto_int.h"
 #include "svc_store.h"
