@@ -17,6 +17,9 @@
 #include "sb_common.h"
 #include "th.h"
 
+/* execv takes char *const[]; it does not change the strings (cast-qual needs the detour). */
+#define UNCONST(s) ((char *)(uintptr_t)(s))
+
 static void die(const char *what, const char *arg)
 {
 	fprintf(stderr, "test helper: %s '%s': %s\n", what, arg ? arg : "", strerror(errno));
@@ -42,7 +45,7 @@ char *th_tmpdir(const char *tag)
 
 void th_rmrf(const char *path)
 {
-	char *argv[] = { (char *)"/bin/rm", (char *)"-rf", (char *)path, NULL };
+	char *argv[] = { UNCONST("/bin/rm"), UNCONST("-rf"), UNCONST(path), NULL };
 
 	if (path && th_run(argv, NULL, NULL) != 0)
 		die("rm -rf", path);
@@ -50,7 +53,7 @@ void th_rmrf(const char *path)
 
 void th_mkdirs(const char *path)
 {
-	char *argv[] = { (char *)"/bin/mkdir", (char *)"-p", (char *)path, NULL };
+	char *argv[] = { UNCONST("/bin/mkdir"), UNCONST("-p"), UNCONST(path), NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("mkdir -p", path);
@@ -58,7 +61,7 @@ void th_mkdirs(const char *path)
 
 void th_copy_tree(const char *src, const char *dst)
 {
-	char *argv[] = { (char *)"/bin/cp", (char *)"-a", (char *)src, (char *)dst, NULL };
+	char *argv[] = { UNCONST("/bin/cp"), UNCONST("-a"), UNCONST(src), UNCONST(dst), NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("cp -a", src);
@@ -192,7 +195,7 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execv(bin, (char *const *)argv);
+		execv(bin, (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
 	for (int i = 0; i < 500; i++) {
