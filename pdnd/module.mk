@@ -1,2 +1,4 @@
 # pdnd/: see pdnd/README.md
-PDND_SRCS :=
+PDND_SRCS := \
+	pdnd/pdnd_client.c \
+	pdnd/pdnd_modi.c

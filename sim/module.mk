@@ -1,4 +1,8 @@
 # sim/: send-sim, linked with common/ only (see sim/README.md).
 SIM_SRCS := \
 	sim/sim_admin.c \
+	sim/sim_anpr.c \
+	sim/sim_inad.c \
+	sim/sim_pdnd.c \
+	sim/sim_pdnd_jwt.c \
 	sim/sim_main.c

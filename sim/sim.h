@@ -35,6 +35,7 @@ struct sim {
 	uint64_t seed;            /* PRNG state for fault shares */
 	char base_url[128];       /* http://127.0.0.1:PORT */
 	void *send;               /* per-platform state, owned by its sim_*.c */
+	void *pdnd;               /* PDND, ANPR and INAD stand-ins (sim_pdnd.c) */
 };
 
 struct sim_request {
