@@ -595,7 +595,7 @@ static int token_error(struct pdnd_client *c, const char *form_client_id, const 
 	return SB_EREJECT;
 }
 
-static void form_escape(struct sb_buf *b, const char *s)
+void pdnd_url_escape(struct sb_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
@@ -625,11 +625,11 @@ int pdnd_token_post(struct pdnd_client *c, const char *form_client_id, const cha
 	sb_buf_init(&resp.body, SB_MAX_JSON_BODY);
 	if (form_client_id) {
 		sb_buf_adds(&form, "client_id=");
-		form_escape(&form, form_client_id);
+		pdnd_url_escape(&form, form_client_id);
 		sb_buf_addch(&form, '&');
 	}
 	sb_buf_adds(&form, "client_assertion=");
-	form_escape(&form, assertion);
+	pdnd_url_escape(&form, assertion);
 	rc = sb_buf_adds(&form, "&client_assertion_type=" ASSERTION_TYPE
 			 "&grant_type=client_credentials");
 	if (rc < 0) {

@@ -31,4 +31,7 @@ int pdnd_jws_sign(struct pdnd_client *c, json_t *claims, struct sb_buf *out, str
 /* Decode part 0 (header) or 1 (payload) of a compact JWS as a JSON object (new reference). */
 int pdnd_jws_decode_part(const char *jws, int part, json_t **out, struct sb_err *err);
 
+/* Percent-encode s (all but unreserved characters) and append it to b. */
+void pdnd_url_escape(struct sb_buf *b, const char *s);
+
 #endif
