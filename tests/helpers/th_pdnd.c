@@ -122,3 +122,32 @@ void th_pdnd_faults(const struct th_pdnd *t, const char *json)
 	sb_http_free(h);
 	free(url);
 }
+
+char *th_pdnd_config(const struct th_pdnd *t, const char *offices)
+{
+	char *key = sb_xasprintf("%s/api.key", t->dir), *path = sb_xasprintf("%s/sb.ini", t->dir);
+	char *ini;
+
+	th_write_str(key, "test-api-key", 0600);
+	ini = sb_xasprintf(
+		"[service]\nsender_denomination = Comune di Prova\nsender_tax_id = 01234567897\n"
+		"[outbox]\ndir = %s/outbox\n"
+		"[store]\npath = %s/store.db\n"
+		"[send]\napi_key_file = %s\n"
+		"[pdnd]\ntoken_url = %s\nclient_id = " TH_CLIENT_ID "\nprivate_key_file = %s\n"
+		"audience = " TH_AUD "\nuser_location = test-host\n"
+		"[anpr]\nc030_url = %s/anpr/MinInternoPortaANPR-PDND/"
+		"C030-servizioAccertamentoIdUnicoNazionale/v1\n"
+		"c001_url = %s/anpr/MinInternoPortaANPR-PDND/C001-servizioNotifica/v1\n"
+		"c030_audience = " TH_AUD_C030 "\nc001_audience = " TH_AUD_C001 "\n"
+		"c030_purpose_id = " TH_PURPOSE_C030 "\nc001_purpose_id = " TH_PURPOSE_C001 "\n"
+		"[inad]\nbase_url = %s" TH_INAD_PATH "\naudience = " TH_AUD_INAD "\n"
+		"purpose_id = " TH_PURPOSE_INAD "\n"
+		"%s",
+		t->dir, t->dir, key, t->token_url, t->key, t->sim.url, t->sim.url, t->sim.url,
+		offices ? offices : "");
+	th_write_str(path, ini, 0600);
+	free(ini);
+	free(key);
+	return path;
+}

@@ -47,6 +47,13 @@ void th_pdnd_opts(const struct th_pdnd *t, struct pdnd_client_opts *o);
 char *th_pdnd_sim_log(const struct th_pdnd *t);
 /* POST a JSON body to send-sim's /_sim/faults. */
 void th_pdnd_faults(const struct th_pdnd *t, const char *json);
+/*
+ * Write a send-bridge configuration for the started sim into t->dir and
+ * return its path (owned): [pdnd], [anpr], [inad] pointing at the sim,
+ * store in t->dir/store.db, and the offices given as INI text.
+ */
+char *th_pdnd_config(const struct th_pdnd *t, const char *offices);
+
 /* Run a shell command line; returns its exit status; output appended to out (may be NULL). */
 int th_sh(const char *cmd, struct sb_buf *out);
 
