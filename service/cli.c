@@ -25,6 +25,9 @@ static const struct svc_cmd commands[] = {
 	{ "version", "print the version", cmd_version, help_version },
 	{ "config", "check the configuration, list its keys", svc_cmd_config, svc_help_config },
 	{ "act", "validate an act folder", svc_cmd_act, svc_help_act },
+	{ "pdnd", "PDND key id and voucher check", svc_cmd_pdnd, svc_help_pdnd },
+	{ "resolve", "resolve a recipient through INAD and ANPR", svc_cmd_resolve, svc_help_resolve },
+	{ "audit", "verify the access trail, report queries", svc_cmd_audit, svc_help_audit },
 };
 
 static void usage(FILE *out)
