@@ -35,6 +35,7 @@ struct pdnd_resolver {
 	struct pdnd_anpr_cfg anpr;
 	struct pdnd_inad_cfg inad;
 	int64_t anpr_ttl, inad_ttl;
+	size_t bulk_threshold;
 	const char *user_location;
 	const char *loa;
 };
@@ -84,6 +85,7 @@ int pdnd_resolver_new(struct pdnd_resolver **out, const struct sb_cfg *cfg,
 	pdnd_inad_cfg_load(&r->inad, cfg);
 	r->anpr_ttl = sb_cfg_int(cfg, "anpr", "cache_ttl");
 	r->inad_ttl = sb_cfg_int(cfg, "inad", "cache_ttl");
+	r->bulk_threshold = (size_t)sb_cfg_int(cfg, "inad", "bulk_threshold");
 	r->user_location = sb_cfg_str(cfg, "pdnd", "user_location");
 	r->loa = sb_cfg_str(cfg, "pdnd", "loa");
 	*out = r;
@@ -474,5 +476,101 @@ cleanup:
 	pdnd_resolution_release(&res);
 	pdnd_inad_result_release(&inad);
 	pdnd_anpr_result_release(&anpr);
+	return rc;
+}
+
+/* Bulk lists are usually ready within seconds: poll every 250 ms for up to a minute. */
+#define BULK_POLL_MS 250
+#define BULK_MAX_POLLS 240
+
+static int prefetch_chunk(struct pdnd_resolver *r, struct sb_http *h, const struct pdnd_who *who,
+			  const char *const *cfs, char (*subjects)[PDND_SUBJECT_HASH_SIZE],
+			  size_t n, struct sb_err *err)
+{
+	struct pdnd_inad_result *res;
+	char outcome[300];
+	size_t i;
+	int rc;
+
+	SB_ALLOC_ARRAY(res, n);
+	rc = pdnd_inad_bulk(r->client, h, &r->inad, cfs, n, who->act_ref ? who->act_ref
+					: "send-bridge", BULK_POLL_MS, BULK_MAX_POLLS, res, err);
+	for (i = 0; i < n; i++) {
+		char *txt;
+
+		if (rc < 0)
+			outcome_of_err(err, outcome, sizeof(outcome));
+		else
+			snprintf(outcome, sizeof(outcome), "%s (bulk)",
+				 res[i].found ? "found" : "not-found");
+		if (trace(r, who, "inad", r->inad.purpose, subjects[i], outcome, NULL,
+			  rc < 0 ? NULL : err) < 0 && rc == 0)
+			rc = err ? err->code : SB_EIO;
+		if (rc < 0)
+			continue;
+		txt = inad_to_json(&res[i]);
+		if (r->inad_ttl > 0 && pdnd_cache_put(r->db, "inad", subjects[i], txt, err) < 0)
+			rc = err ? err->code : SB_EIO;
+		free(txt);
+	}
+	for (i = 0; i < n; i++)
+		pdnd_inad_result_release(&res[i]);
+	free(res);
+	return rc;
+}
+
+int pdnd_resolve_prefetch(struct pdnd_resolver *r, struct sb_http *h, const struct pdnd_who *who,
+			  const char *const *tax_ids, size_t n, size_t *fetched_out,
+			  struct sb_err *err)
+{
+	const char **todo = NULL;
+	char (*subjects)[PDND_SUBJECT_HASH_SIZE] = NULL;
+	size_t m = 0, i;
+	int rc = 0;
+
+	if (fetched_out)
+		*fetched_out = 0;
+	if (n < r->bulk_threshold)
+		return 0;
+	SB_ALLOC_ARRAY(todo, n);
+	SB_ALLOC_ARRAY(subjects, n);
+	for (i = 0; i < n; i++) {
+		char *txt = NULL;
+
+		rc = sb_cf_person_check(tax_ids[i], err);
+		if (rc < 0) {
+			sb_err_prefix(err, "recipient %zu tax code", i);
+			goto cleanup;
+		}
+		pdnd_subject_hash(r->key, tax_ids[i], subjects[m]);
+		if (r->inad_ttl > 0 &&
+		    pdnd_cache_get(r->db, "inad", subjects[m], r->inad_ttl, &txt, NULL) == 0) {
+			free(txt);
+			continue;
+		}
+		todo[m++] = tax_ids[i];
+	}
+	if (!m)
+		goto cleanup;
+	/* One decision for the batch; a refusal is traced for every subject it covered. */
+	rc = authorize(r, who, "inad", r->inad.purpose, subjects[0], err);
+	for (i = 1; rc == SB_EREJECT && i < m; i++) {
+		struct sb_err terr = SB_ERR_INIT;
+
+		if (trace(r, who, "inad", r->inad.purpose, subjects[i], "refused", NULL, &terr) < 0)
+			sb_log(SB_LOG_ERROR, "pdnd", "cannot trace a refused query: %s", terr.msg);
+	}
+	if (rc < 0)
+		goto cleanup;
+	for (i = 0; i < m && rc == 0; i += PDND_INAD_MAX_BULK) {
+		size_t k = m - i < PDND_INAD_MAX_BULK ? m - i : PDND_INAD_MAX_BULK;
+
+		rc = prefetch_chunk(r, h, who, todo + i, subjects + i, k, err);
+	}
+	if (rc == 0 && fetched_out)
+		*fetched_out = m;
+cleanup:
+	free(todo);
+	free(subjects);
 	return rc;
 }

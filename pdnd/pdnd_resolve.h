@@ -91,4 +91,16 @@ const struct pdnd_address *pdnd_resolution_address(const struct pdnd_resolution 
 int pdnd_resolve(struct pdnd_resolver *r, struct sb_http *h, const struct pdnd_who *who,
 		 const struct pdnd_recipient *rec, struct pdnd_resolution *out, struct sb_err *err);
 
+/*
+ * For a batch of persons (an act with many recipients, a day's acts): when
+ * n is at least [inad] bulk_threshold, ask INAD once with the bulk list (in
+ * chunks of 1,000) for the tax codes not already cached, trace and cache
+ * each answer, so that the pdnd_resolve() calls that follow take INAD from
+ * the cache. Below the threshold nothing is done. *fetched_out (may be
+ * NULL) gets the count asked. Same returns as pdnd_resolve().
+ */
+int pdnd_resolve_prefetch(struct pdnd_resolver *r, struct sb_http *h, const struct pdnd_who *who,
+			  const char *const *tax_ids, size_t n, size_t *fetched_out,
+			  struct sb_err *err);
+
 #endif

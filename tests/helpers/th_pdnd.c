@@ -142,7 +142,7 @@ char *th_pdnd_config(const struct th_pdnd *t, const char *offices)
 		"c030_audience = " TH_AUD_C030 "\nc001_audience = " TH_AUD_C001 "\n"
 		"c030_purpose_id = " TH_PURPOSE_C030 "\nc001_purpose_id = " TH_PURPOSE_C001 "\n"
 		"[inad]\nbase_url = %s" TH_INAD_PATH "\naudience = " TH_AUD_INAD "\n"
-		"purpose_id = " TH_PURPOSE_INAD "\n"
+		"purpose_id = " TH_PURPOSE_INAD "\nbulk_threshold = 3\n"
 		"%s",
 		t->dir, t->dir, key, t->token_url, t->key, t->sim.url, t->sim.url, t->sim.url,
 		offices ? offices : "");

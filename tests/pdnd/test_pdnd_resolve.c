@@ -319,6 +319,52 @@ static void test_pdnd_resolve__no_tax_code_in_store(void **state)
 	free(cmd);
 }
 
+static void test_pdnd_resolve__bulk_prefetch_fills_the_cache(void **state)
+{
+	static const char *const cfs[] = { "RSSMRA80A01H501U", "BNCLCU75M45F205E",
+					   "CSTLGU70H15B354X", "NREANN90D52A944V" };
+	struct fx *f = *state;
+	struct pdnd_who who = { "vigile.rossi", "pm", "lotto 2026/5" };
+	struct pdnd_who intruder = { "intruso", "pm", "lotto 2026/5" };
+	struct pdnd_recipient rec = { PDND_PF, "CSTLGU70H15B354X", NULL, NULL };
+	struct pdnd_resolution res = { 0 };
+	struct sb_err err = SB_ERR_INIT;
+	size_t fetched = 99;
+
+	/* Below bulk_threshold (3): nothing is asked. */
+	assert_int_equal(pdnd_resolve_prefetch(f->r, f->h, &who, cfs, 2, &fetched, &err), 0);
+	assert_int_equal(fetched, 0);
+	assert_int_equal(pdnd_client_token_requests(f->client), 0);
+	/* Not authorised: every subject of the batch is traced as refused, nothing sent. */
+	assert_int_equal(pdnd_resolve_prefetch(f->r, f->h, &intruder, cfs, 4, &fetched, &err),
+			 SB_EREJECT);
+	assert_non_null(strstr(err.msg, "operator 'intruso'"));
+	assert_int_equal(count_rows(f, "outcome = 'refused' AND operator = 'intruso'"), 4);
+	assert_int_equal(pdnd_client_token_requests(f->client), 0);
+	/* One bulk list for four subjects, each traced. */
+	assert_int_equal(pdnd_resolve_prefetch(f->r, f->h, &who, cfs, 4, &fetched, &err), 0);
+	assert_int_equal(fetched, 4);
+	assert_int_equal(count_rows(f, "eservice = 'inad' AND outcome = 'found (bulk)'"), 3);
+	assert_int_equal(count_rows(f, "eservice = 'inad' AND outcome = 'not-found (bulk)'"), 1);
+	/* Cached now: a second prefetch asks nothing, and resolve takes INAD from the cache. */
+	assert_int_equal(pdnd_resolve_prefetch(f->r, f->h, &who, cfs, 4, &fetched, &err), 0);
+	assert_int_equal(fetched, 0);
+	assert_int_equal(pdnd_resolve(f->r, f->h, &who, &rec, &res, &err), 0);
+	assert_string_equal(res.domicile, "luigi.costa@pec.example.it");
+	assert_int_equal(count_rows(f, "eservice = 'inad'"), 8);
+	pdnd_resolution_release(&res);
+	/* A bad tax code in the batch is named by position, not by value. */
+	{
+		const char *bad[] = { "RSSMRA80A01H501U", "RSSMRA80A01H501X", "CSTLGU70H15B354X" };
+
+		sb_err_clear(&err);
+		assert_int_equal(pdnd_resolve_prefetch(f->r, f->h, &who, bad, 3, &fetched, &err),
+				 SB_EINVAL);
+		assert_non_null(strstr(err.msg, "recipient 1 tax code"));
+		assert_null(strstr(err.msg, "RSSMRA"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +379,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__no_tax_code_in_store, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_resolve__bulk_prefetch_fills_the_cache,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("pdnd_resolve", tests, group_setup, group_teardown);
