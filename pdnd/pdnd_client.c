@@ -711,6 +711,7 @@ int pdnd_voucher_get(struct pdnd_client *c, const char *purpose_id, struct pdnd_
 	struct pdnd_voucher fresh = { 0 };
 	struct sb_err ferr = SB_ERR_INIT;
 	struct cache_entry *e;
+	uint64_t gen;
 	int rc;
 
 	if (!pdnd_is_uuid(purpose_id))
@@ -731,7 +732,7 @@ int pdnd_voucher_get(struct pdnd_client *c, const char *purpose_id, struct pdnd_
 		if (!e->renewing)
 			break;
 		/* Another thread is renewing: take its result, voucher or error. */
-		uint64_t gen = e->gen;
+		gen = e->gen;
 
 		while (e->renewing && e->gen == gen)
 			pthread_cond_wait(&c->cond, &c->lock);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sb_common.h"
 #include "sb_cfg.h"
@@ -38,6 +39,7 @@ struct pdnd_resolver {
 	size_t bulk_threshold;
 	const char *user_location;
 	const char *loa;
+	char host[256];
 };
 
 int pdnd_authorize(const struct sb_cfg *cfg, const char *office, const char *operator_id,
@@ -86,7 +88,12 @@ int pdnd_resolver_new(struct pdnd_resolver **out, const struct sb_cfg *cfg,
 	r->anpr_ttl = sb_cfg_int(cfg, "anpr", "cache_ttl");
 	r->inad_ttl = sb_cfg_int(cfg, "inad", "cache_ttl");
 	r->bulk_threshold = (size_t)sb_cfg_int(cfg, "inad", "bulk_threshold");
+	/* userLocation names the system when [pdnd] user_location is not set. */
+	if (gethostname(r->host, sizeof(r->host) - 1) < 0)
+		snprintf(r->host, sizeof(r->host), "send-bridge");
 	r->user_location = sb_cfg_str(cfg, "pdnd", "user_location");
+	if (!r->user_location)
+		r->user_location = r->host;
 	r->loa = sb_cfg_str(cfg, "pdnd", "loa");
 	*out = r;
 	return 0;

@@ -244,6 +244,16 @@ static bool jti_fresh(struct sim_pdnd *p, const char *ns, const char *jti, int64
 
 	snprintf(key, sizeof(key), "%s:%s", ns, jti);
 	pthread_mutex_lock(&p->lock);
+	/* Forget jtis whose token expired long ago (a replay would be refused as expired anyway). */
+	if (json_object_size(p->seen) > 10000) {
+		const char *k;
+		json_t *v, *tmp;
+		int64_t now = sb_now();
+
+		json_object_foreach_safe(p->seen, tmp, k, v)
+			if (json_integer_value(v) < now - 3600)
+				json_object_del(p->seen, k);
+	}
 	fresh = !json_object_get(p->seen, key);
 	if (fresh)
 		json_object_set_new(p->seen, key, json_integer(exp));
