@@ -52,8 +52,28 @@ struct sim_pdnd {
 	json_t *seen;       /* jti (assertions and ModI tokens) -> exp, to refuse replays */
 };
 
-/* Kept reachable for the life of the process (it is never freed: send-sim exits). */
+/* The loaded state, freed at exit (after main has stopped the server's threads). */
 static struct sim_pdnd *live;
+
+static void state_free(struct sim_pdnd *p)
+{
+	if (!p)
+		return;
+	for (size_t k = 0; k < p->nkeys; k++)
+		EVP_PKEY_free(p->keys[k].pub);
+	EVP_PKEY_free(p->sign_key);
+	json_decref(p->cfg);
+	json_decref(p->registry);
+	json_decref(p->seen);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+static void free_live(void)
+{
+	state_free(live);
+	live = NULL;
+}
 
 struct sim_pdnd *sim_pdnd_state(struct sim *s)
 {
@@ -126,8 +146,11 @@ static int load_keys(struct sim_pdnd *p, const char *cfg_path)
 			FILE *f;
 			struct sim_key *sk;
 
-			if (!json_is_string(k) || p->nkeys >= MAX_KEYS)
+			if (!json_is_string(k) || p->nkeys >= MAX_KEYS) {
+				fprintf(stderr, "send-sim: --pdnd: clients[%zu].keys[%zu]: a file name, "
+					"at most %d keys in all\n", i, j, MAX_KEYS);
 				return -1;
+			}
 			path = path_near(cfg_path, json_string_value(k));
 			f = fopen(path, "re");
 			sk = &p->keys[p->nkeys];
@@ -137,6 +160,8 @@ static int load_keys(struct sim_pdnd *p, const char *cfg_path)
 			if (!sk->pub || sim_jwk_thumbprint(sk->pub, sk->kid) < 0) {
 				fprintf(stderr, "send-sim: --pdnd: '%s' is not an RSA public key\n",
 					path);
+				EVP_PKEY_free(sk->pub);
+				sk->pub = NULL;
 				free(path);
 				return -1;
 			}
@@ -188,10 +213,12 @@ int sim_pdnd_init(struct sim *s, int *argc, char **argv)
 		goto fail;
 	s->pdnd = p;
 	live = p;
+	atexit(free_live);
 	return 0;
 fail:
 	fprintf(stderr, "send-sim: cannot use --pdnd '%s' (needs audience, clients, purposes, "
 		"eservices; see docs/pdnd.md)\n", file);
+	state_free(p);
 	return -1;
 }
 
