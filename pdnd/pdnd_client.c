@@ -67,7 +67,7 @@ struct pdnd_client {
 	pthread_cond_t cond;
 	struct cache_entry cache[MAX_PURPOSES];
 	size_t ncache;
-	uint64_t token_requests;
+	uint64_t token_requests;      /* atomic: written by any thread */
 };
 
 bool pdnd_is_uuid(const char *s)
@@ -270,13 +270,7 @@ const char *pdnd_client_id(const struct pdnd_client *c)
 
 uint64_t pdnd_client_token_requests(const struct pdnd_client *c)
 {
-	uint64_t n;
-
-	/* Reading under the lock: the counter is written by renewing threads. */
-	pthread_mutex_lock((pthread_mutex_t *)(uintptr_t)&c->lock);   /* const: lock only */
-	n = c->token_requests;
-	pthread_mutex_unlock((pthread_mutex_t *)(uintptr_t)&c->lock);
-	return n;
+	return __atomic_load_n(&c->token_requests, __ATOMIC_RELAXED);
 }
 
 int pdnd_jws_sign(struct pdnd_client *c, json_t *claims, struct sb_buf *out, struct sb_err *err)
@@ -639,9 +633,7 @@ int pdnd_token_post(struct pdnd_client *c, const char *form_client_id, const cha
 	rc = sb_http_new(&h, &ho, err);
 	if (rc < 0)
 		goto cleanup;
-	pthread_mutex_lock(&c->lock);
-	c->token_requests++;
-	pthread_mutex_unlock(&c->lock);
+	__atomic_fetch_add(&c->token_requests, 1, __ATOMIC_RELAXED);
 	rc = sb_http_do(h, &(struct sb_http_req){ .method = "POST", .url = c->token_url,
 						  .headers = headers, .body = form.buf,
 						  .body_len = form.len },

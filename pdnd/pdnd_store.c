@@ -191,6 +191,7 @@ int pdnd_access_append(sqlite3 *db, const struct pdnd_access *a, struct sb_err *
 	sqlite3_stmt *st = NULL;
 	char prev[65], hash[65];
 	int64_t id = 1, at = sb_now();
+	bool own_tx;
 	int rc;
 
 	if (!a->operator_id || !a->office || !a->eservice || !a->subject || !a->outcome ||
@@ -198,7 +199,14 @@ int pdnd_access_append(sqlite3 *db, const struct pdnd_access *a, struct sb_err *
 		return sb_err_set(err, SB_EINVAL, 0,
 				  "access trail: operator, office, e-service, subject hash and "
 				  "outcome are required");
-	rc = exec(db, "BEGIN IMMEDIATE", "starting access trail append", err);
+	/*
+	 * Alone: BEGIN IMMEDIATE takes the write lock before the last hash is read, so two
+	 * writers cannot fork the chain. Inside the caller's transaction (svc_store_begin
+	 * is IMMEDIATE too): a savepoint, so a failed append leaves the caller's work alone.
+	 */
+	own_tx = sqlite3_get_autocommit(db) != 0;
+	rc = exec(db, own_tx ? "BEGIN IMMEDIATE" : "SAVEPOINT pdnd_access",
+		  "starting access trail append", err);
 	if (rc < 0)
 		return rc;
 	rc = prepare(db, "SELECT id, hash FROM pdnd_access ORDER BY id DESC LIMIT 1", &st, err);
@@ -233,11 +241,13 @@ int pdnd_access_append(sqlite3 *db, const struct pdnd_access *a, struct sb_err *
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0
 		: db_error(db, err, sqlite3_errcode(db), "appending to the access trail");
 	if (rc == 0)
-		rc = exec(db, "COMMIT", "committing the access trail", err);
+		rc = exec(db, own_tx ? "COMMIT" : "RELEASE pdnd_access",
+			  "committing the access trail", err);
 cleanup:
 	sqlite3_finalize(st);
 	if (rc < 0)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(db, own_tx ? "ROLLBACK" : "ROLLBACK TO pdnd_access; RELEASE pdnd_access",
+			     NULL, NULL, NULL);
 	return rc;
 }
 

@@ -47,7 +47,9 @@ struct pdnd_access {
 
 /*
  * Append a row (time now) linked to the previous one by SHA-256. Rows
- * cannot be changed or deleted through SQL (triggers refuse it).
+ * cannot be changed or deleted through SQL (triggers refuse it). Works
+ * alone (its own BEGIN IMMEDIATE) or inside the caller's transaction (a
+ * savepoint: the row commits with the caller's work).
  */
 int pdnd_access_append(struct sqlite3 *db, const struct pdnd_access *a, struct sb_err *err);
 

@@ -204,6 +204,26 @@ static void test_pdnd_store__report(void **state)
 	free(path);
 }
 
+/* Inside the caller's transaction the row commits, or rolls back, with the caller's work. */
+static void test_pdnd_store__append_inside_a_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	int64_t rows = -1;
+
+	append_rows(f->db, 1);
+	assert_int_equal(svc_store_begin(f->store, &err), 0);
+	append_rows(f->db, 2);
+	svc_store_rollback(f->store);
+	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), 0);
+	assert_int_equal(rows, 1);
+	assert_int_equal(svc_store_begin(f->store, &err), 0);
+	append_rows(f->db, 2);
+	assert_int_equal(svc_store_commit(f->store, &err), 0);
+	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), 0);
+	assert_int_equal(rows, 3);
+}
+
 static void test_pdnd_store__subject_hash_is_keyed(void **state)
 {
 	static const unsigned char other[32] = "another key of thirty-two bytes";
@@ -261,6 +281,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pdnd_store__rehashed_row_detected, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__report, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__append_inside_a_transaction, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__subject_hash_is_keyed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__cache_ttl, setup, teardown),
