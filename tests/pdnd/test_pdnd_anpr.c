@@ -285,6 +285,23 @@ static void test_pdnd_anpr__gateway_refusal_is_reported(void **state)
 	assert_int_equal(pdnd_anpr_c030(C, H, &cfg, &q, "RSSMRA80A01H501U", &r, NULL, &err),
 			 SB_EINVAL);
 	assert_non_null(strstr(err.msg, "motivoRichiesta"));
+	q.reason = "verbale 2026/1";
+	sb_err_clear(&err);
+	assert_int_equal(pdnd_anpr_c030(C, H, &cfg, &q, "", &r, NULL, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "tax code"));
+	sb_err_clear(&err);
+	assert_int_equal(pdnd_anpr_c001(C, H, &cfg, &q, NULL, NULL, &r, NULL, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "idANPR"));
+	/* ANPR down: temporary, with the status. */
+	cfg.c030_audience = TH_AUD_C030;
+	th_pdnd_faults(&T, "{\"failNth\":2}");   /* call 1: the token; call 2: ANPR */
+	sb_err_clear(&err);
+	assert_int_equal(pdnd_anpr_c030(C, H, &cfg, &q, "RSSMRA80A01H501U", &r, NULL, &err),
+			 SB_ETEMP);
+	assert_int_equal(err.http, 503);
+	assert_true(err.msg[0]);
+	th_pdnd_faults(&T, "{\"failNth\":0}");
+	assert_null(r.residence.line);
 }
 
 static const struct pdnd_anpr_cfg *cfg_ok(void)
