@@ -113,7 +113,7 @@ static int schema_version(sqlite3 *db, int *out, struct sb_err *err)
 int pdnd_store_migrate(sqlite3 *db, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int have, rc;
+	int have = 0, rc;
 
 	rc = schema_version(db, &have, err);
 	if (rc < 0)
