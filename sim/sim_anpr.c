@@ -164,6 +164,12 @@ bool sim_anpr_handle(struct sim *s, const struct sim_request *rq, struct sim_res
 	if (!p || strncmp(rq->path, ANPR_PREFIX, strlen(ANPR_PREFIX)))
 		return false;
 	rest = rq->path + strlen(ANPR_PREFIX);
+	/* GET .../v1/status: the health check every ANPR e-service has (no voucher needed). */
+	if (!strcmp(rq->method, "GET") && strlen(rest) > 10 &&
+	    !strcmp(rest + strlen(rest) - 10, "/v1/status")) {
+		sim_reply_json(rs, 200, "{\"status\":\"ok\"}");
+		return true;
+	}
 	if (strcmp(rq->method, "POST")) {
 		sim_reply_json(rs, 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}");
 		return true;

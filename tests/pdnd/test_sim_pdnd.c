@@ -96,6 +96,8 @@ static void test_sim_pdnd__eservices_without_credentials(void **state)
 	assert_non_null(strstr(b.buf, "govway_id"));
 	assert_int_equal(call("POST", TH_C001_PATH, bad_bearer, "{}", &b), 404);
 	assert_int_equal(call("GET", TH_C030_PATH, NULL, NULL, &b), 404);
+	assert_int_equal(call("GET", "/anpr/MinInternoPortaANPR-PDND/"
+			      "C001-servizioNotifica/v1/status", NULL, NULL, &b), 200);
 	/* A valid voucher without ModI headers: the gateway's interoperability error. */
 	th_pdnd_opts(&T, &o);
 	assert_int_equal(pdnd_client_new(&c, &o, NULL), 0);
