@@ -79,6 +79,11 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	TYPED("pdnd", "ca_file", SB_CFG_FILE, NULL, false, "CA bundle for PDND and the e-services"),
 	STR("pdnd", "user_location", NULL, 256, false, "userLocation in AUDIT_REST_02 tracking evidence"),
 	STR("pdnd", "loa", "LoA3", 16, false, "LoA in AUDIT_REST_02 tracking evidence"),
+	INT("pdnd", "timeout_ms", "30000", 1000, 600000, "timeout of one token request or e-service call"),
+	INT("pdnd", "voucher_renew_before", "120", 0, 3600,
+	    "seconds before expiry a cached voucher is renewed (SEND uses 120)"),
+	INT("pdnd", "assertion_ttl", "300", 10, 3600,
+	    "lifetime in seconds of client assertions and ModI tokens"),
 
 	/* [anpr] */
 	TYPED("anpr", "c030_url", SB_CFG_URL, NULL, false, "ANPR C030 (tax code to idANPR) endpoint"),
@@ -129,6 +134,8 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	LIST("office.*", "operators", NULL, NULL, "user ids allowed to issue acts and query registries"),
 	LIST("office.*", "eservices", "anpr-c030,anpr-c001,inad", "anpr-c030|anpr-c001|inad",
 	     "PDND e-services this office may query"),
+	LIST("office.*", "purposes", NULL, NULL,
+	     "PDND purpose ids this office may use; unset: the purposes configured for its e-services"),
 	STR("office.*", "send_group", NULL, 1024, false, "SEND group id for this office's notifications"),
 	STR("office.*", "classification", NULL, 64, false, "titolario code for protocol registrations"),
 

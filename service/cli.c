@@ -27,6 +27,9 @@ static const struct svc_cmd commands[] = {
 	{ "act", "validate an act folder", svc_cmd_act, svc_help_act },
 	{ "protocol", "protocol register: show, segnatura, annul, daily-register",
 	  svc_cmd_protocol, svc_help_protocol },
+	{ "pdnd", "PDND key id and voucher check", svc_cmd_pdnd, svc_help_pdnd },
+	{ "resolve", "resolve a recipient through INAD and ANPR", svc_cmd_resolve, svc_help_resolve },
+	{ "audit", "verify the access trail, report queries", svc_cmd_audit, svc_help_audit },
 };
 
 static void usage(FILE *out)

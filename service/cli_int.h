@@ -40,6 +40,13 @@ int svc_cmd_act(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_act(FILE *out);
 int svc_cmd_protocol(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_protocol(FILE *out);
+/* cli_pdnd.c: pdnd kid|token, resolve, audit verify|report */
+int svc_cmd_pdnd(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_pdnd(FILE *out);
+int svc_cmd_resolve(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_resolve(FILE *out);
+int svc_cmd_audit(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_audit(FILE *out);
 
 /* Map an sb_code to an exit code. */
 int svc_exit_for(int code);

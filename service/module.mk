@@ -4,6 +4,7 @@ SERVICE_SRCS := \
 	service/cli_act.c \
 	service/cli_config.c \
 	service/cli_protocol.c \
+	service/cli_pdnd.c \
 	service/svc_act.c \
 	service/svc_state.c \
 	service/svc_store.c

@@ -36,6 +36,7 @@ struct sim {
 	char base_url[128];       /* http://127.0.0.1:PORT */
 	void *send;               /* per-platform state, owned by its sim_*.c */
 	void *protocol;           /* sim_proto.c: the vendor protocol system's register */
+	void *pdnd;               /* PDND, ANPR and INAD stand-ins (sim_pdnd.c) */
 };
 
 struct sim_request {

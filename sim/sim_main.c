@@ -25,6 +25,7 @@
 #include "sb_log.h"
 #include "sb_version.h"
 #include "sim.h"
+#include "sim_pdnd.h"
 
 #if MHD_VERSION < 0x00097002
 typedef int MHD_RESULT;
@@ -124,6 +125,9 @@ static bool inject_fault(struct sim *s, struct sim_response *rs, unsigned *laten
 static const sim_handler_fn handlers[] = {
 	sim_admin_handle,
 	sim_proto_handle,
+	sim_pdnd_handle,
+	sim_anpr_handle,
+	sim_inad_handle,
 };
 
 static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -237,6 +241,8 @@ static void usage(FILE *out)
 		"  --fault-drop PCT   close PCT%% of connections without a reply\n"
 		"  --fail-nth N       answer the Nth platform call with 503\n"
 		"  --seed N           seed for the fault choices (reproducible runs)\n"
+		"  --pdnd FILE        PDND clients, keys and purposes, ANPR/INAD registry\n"
+		"                     (JSON; see docs/pdnd.md)\n"
 		"  -h, --help         this help\n"
 		"\n"
 		"Admin endpoints (not platform calls, never faulted):\n"
@@ -268,6 +274,8 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&s.lock, NULL);
 	s.faults.retry_after_s = 1;
 	s.seed = 0x5eed5eed5eedull;
+	if (sim_pdnd_init(&s, &argc, argv) < 0)
+		return 2;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *n = i + 1 < argc ? argv[i + 1] : NULL;
 
