@@ -135,9 +135,11 @@ fuzz:
 	$(Q)sh fixtures/make-fixtures.sh
 	$(Q)FUZZ_SECONDS=$(FUZZ_SECONDS) sh scripts/fuzz.sh $(FUZZ_BINS)
 
-# make test: ASan+UBSan build of everything, then every test binary; the summary line is
-# "N passed, N failed" and the exit status is non-zero on any failure.
+# make test: the release build (so -O2-only warnings fail it too), the ASan+UBSan build of
+# everything, then every test binary; the summary line is "N passed, N failed" and the exit
+# status is non-zero on any failure.
 test: deps
+	$(Q)$(MAKE) --no-print-directory MODE=release all
 	$(Q)$(MAKE) --no-print-directory MODE=asan test-build
 	$(Q)sh fixtures/make-fixtures.sh
 	$(Q)SB_BUILD=build/asan sh tests/run.sh $(TEST_SRCS:%.c=build/asan/%)

@@ -159,9 +159,9 @@ void proto_rome_time(int64_t t, int *year, char date[11], char time_[9])
 	if (year)
 		*year = tm.tm_year + 1900;
 	if (date)
-		snprintf(date, 11, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+		strftime(date, 11, "%Y-%m-%d", &tm);
 	if (time_)
-		snprintf(time_, 9, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+		strftime(time_, 9, "%H:%M:%S", &tm);
 }
 
 int proto_rome_year(int64_t t)

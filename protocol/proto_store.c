@@ -216,7 +216,7 @@ static int schema_version(sqlite3 *db, int *out, struct sb_err *err)
 
 int proto_store_migrate(struct sqlite3 *db, struct sb_err *err)
 {
-	int have, rc;
+	int have = 0, rc;
 
 	rc = schema_version(db, &have, err);
 	if (rc < 0)

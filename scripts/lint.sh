@@ -31,6 +31,7 @@ for f in $(ls sim/*.c sim/*.h 2>/dev/null); do
 	fi
 done
 for f in $files; do
+	case "$f" in tests/*) continue ;; esac   # tests may build SQL from their own constants
 	if grep -nE '(snprintf|sb_buf_addf|sb_xasprintf)\(.*"(SELECT|INSERT|UPDATE|DELETE)[^"]*%' "$f"; then
 		echo "$f: SQL built with a format string: use a prepared statement"
 		status=1

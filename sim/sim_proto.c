@@ -189,9 +189,8 @@ static void do_register(struct sim *s, const struct sim_request *rq, struct sim_
 	r->year = tm.tm_year + 1900;
 	/* Vendor numbers start high so tests can tell them from embedded ones. */
 	r->number = 500000 + ++sp->last[1];
-	snprintf(r->date, sizeof(r->date), "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday);
-	snprintf(r->time, sizeof(r->time), "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+	strftime(r->date, sizeof(r->date), "%Y-%m-%d", &tm);
+	strftime(r->time, sizeof(r->time), "%H:%M:%S", &tm);
 	snprintf(r->direction, sizeof(r->direction), "%s", dir);
 	reply_reg(rs, 201, r);
 	pthread_mutex_unlock(&s->lock);
