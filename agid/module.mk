@@ -1,2 +1,5 @@
 # agid/: see agid/README.md
-AGID_SRCS :=
+AGID_SRCS := \
+	agid/agid_pdfa.c \
+	agid/agid_util.c \
+	agid/agid_xmp.c
