@@ -42,7 +42,7 @@ char *th_tmpdir(const char *tag)
 
 void th_rmrf(const char *path)
 {
-	char *argv[] = { (char *)"/bin/rm", (char *)"-rf", (char *)path, NULL };
+	const char *argv[] = { "/bin/rm", "-rf", path, NULL };
 
 	if (path && th_run(argv, NULL, NULL) != 0)
 		die("rm -rf", path);
@@ -50,7 +50,7 @@ void th_rmrf(const char *path)
 
 void th_mkdirs(const char *path)
 {
-	char *argv[] = { (char *)"/bin/mkdir", (char *)"-p", (char *)path, NULL };
+	const char *argv[] = { "/bin/mkdir", "-p", path, NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("mkdir -p", path);
@@ -58,7 +58,7 @@ void th_mkdirs(const char *path)
 
 void th_copy_tree(const char *src, const char *dst)
 {
-	char *argv[] = { (char *)"/bin/cp", (char *)"-a", (char *)src, (char *)dst, NULL };
+	const char *argv[] = { "/bin/cp", "-a", src, dst, NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("cp -a", src);
@@ -128,7 +128,22 @@ static void drain(int fd, struct sb_buf *b)
 			sb_buf_add(b, chunk, (size_t)n);
 }
 
-int th_run(char *const argv[], struct sb_buf *out, struct sb_buf *err)
+/* execv wants char *const[]: give it owned copies rather than casting const away. */
+static void exec_copy(const char *const argv[])
+{
+	size_t n = 0;
+	char **v;
+
+	while (argv[n])
+		n++;
+	v = sb_xcalloc(n + 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = sb_xstrdup(argv[i]);
+	execv(v[0], v);
+	_exit(127);
+}
+
+int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err)
 {
 	int po[2], pe[2], status;
 	pid_t pid;
@@ -146,8 +161,7 @@ int th_run(char *const argv[], struct sb_buf *out, struct sb_buf *err)
 		dup2(pe[1], 2);
 		close(po[0]);
 		close(pe[0]);
-		execv(argv[0], argv);
-		_exit(127);
+		exec_copy(argv);
 	}
 	close(po[1]);
 	close(pe[1]);
@@ -192,8 +206,7 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execv(bin, (char *const *)argv);
-		_exit(127);
+		exec_copy(argv);
 	}
 	for (int i = 0; i < 500; i++) {
 		char *txt = th_read(port_file, NULL);

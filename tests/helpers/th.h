@@ -38,7 +38,7 @@ char *th_shared(const char *rel);
  * Run argv (argv[0] a path) with stdin from /dev/null, capturing stdout and
  * stderr into out (either may be NULL). Returns the exit status, or 128+sig.
  */
-int th_run(char *const argv[], struct sb_buf *out, struct sb_buf *err);
+int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err);
 
 /* send-sim started on 127.0.0.1 with an ephemeral port. */
 struct th_sim {
