@@ -46,7 +46,7 @@ else
 $(error MODE must be debug, release or asan)
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Icommon -Iagid -Ipdnd -Isend -Iprotocol -Iservice $(PKG_CFLAGS) \
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Iagid -Ipdnd -Isend -Iprotocol -Iservice -Itests/helpers $(PKG_CFLAGS) \
 	-DSB_DATADIR='"$(PREFIX)/share/send-bridge"'
 CFLAGS   += $(WARN) $(OPT) -pthread
 LDFLAGS  += $(filter -fsanitize=%,$(OPT)) -pthread
