@@ -814,6 +814,7 @@ static void run(struct ctx *c)
 			xmp.error = "XMP metadata stream larger than the stream cap";
 		else
 			xmp.error = "XMP metadata stream cannot be decoded";
+		c->r->limit_hit = rc == SB_ETOOBIG;
 	} else {
 		xmp.error = "the catalog has no Metadata stream";
 	}

@@ -1,0 +1,315 @@
+/*
+ * agid_pdfa: the veraPDF corpus with the verdicts and clauses its
+ * SOURCES.md gives (read from ../shared at run time), and the project's own
+ * fixtures made here: Ghostscript PDF/A-2b, plain PDF, encrypted (qpdf),
+ * JavaScript, truncated, garbage, a decompression bomb and the caps.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <zlib.h>
+
+#include "sb_common.h"
+#include "agid_pdfa.h"
+#include "th.h"
+#include "th_agid.h"
+
+static char *tmp;
+static char *gs_pdfa;   /* one Ghostscript PDF/A-2b shared by several tests */
+
+static int setup(void **state)
+{
+	(void)state;
+	tmp = th_tmpdir("agid-pdfa");
+	gs_pdfa = tha_pdfa(tmp, "gs.pdf", "Verbale di prova", 3);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	th_rmrf(tmp);
+	free(tmp);
+	free(gs_pdfa);
+	return 0;
+}
+
+static struct agid_pdfa_report *check(const char *path, enum agid_flavour profile)
+{
+	struct agid_pdfa_opts o = AGID_PDFA_OPTS_INIT;
+	struct agid_pdfa_report *r = NULL;
+	struct sb_err err = SB_ERR_INIT;
+
+	o.profile = profile;
+	assert_int_equal(agid_pdfa_check_file(&r, path, &o, &err), 0);
+	assert_non_null(r);
+	return r;
+}
+
+static void print_findings(const char *what, const struct agid_pdfa_report *r)
+{
+	for (size_t i = 0; i < r->nfindings; i++)
+		print_message("  %s: %s %s\n", what, r->findings[i].clause, r->findings[i].msg);
+}
+
+/* Each corpus row: | file | bytes | sha | flavour | clause | **pass|fail** | ... */
+static void test_agid_pdfa__verapdf_corpus(void **state)
+{
+	char *sources = th_shared("fixtures-external/pdfa/SOURCES.md"), *text, *line, *save = NULL;
+	size_t n = 0, rows = 0, wrong = 0;
+
+	(void)state;
+	if (!sources)
+		fail_msg("../shared/fixtures-external/pdfa/SOURCES.md is missing: corpus not checked");
+	text = th_read(sources, &n);
+	assert_non_null(text);
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char file[128], clause[32], flavour[8], verdict[16], *rel, *path;
+		struct agid_pdfa_report *r;
+		enum agid_flavour f;
+		bool pass;
+
+		if (sscanf(line, "| %127s | %*s | %*s | %7s | %31s | %15s |", file, flavour, clause,
+			   verdict) != 4 || strncmp(file, "pdfa", 4))
+			continue;
+		pass = !strcmp(verdict, "**pass**");
+		assert_true(pass || !strcmp(verdict, "**fail**"));
+		assert_int_equal(agid_flavour_parse(flavour, &f, NULL), 0);
+		rel = sb_xasprintf("fixtures-external/pdfa/%s", file);
+		path = th_shared(rel);
+		if (!path)
+			fail_msg("corpus file %s is missing", file);
+		r = check(path, f);
+		rows++;
+		if (r->valid != pass || (!pass && !agid_pdfa_has_clause(r, clause))) {
+			print_message("%s: expected %s (clause %s), got %s\n", file, verdict, clause,
+				      r->valid ? "valid" : "invalid");
+			print_findings(file, r);
+			wrong++;
+		}
+		agid_pdfa_report_free(r);
+		free(path);
+		free(rel);
+	}
+	assert_int_equal(rows, 20);
+	assert_int_equal(wrong, 0);
+	free(text);
+	free(sources);
+}
+
+static void test_agid_pdfa__ghostscript_pdfa2b_passes(void **state)
+{
+	struct agid_pdfa_report *r = check(gs_pdfa, AGID_PDFA_NONE);
+
+	(void)state;
+	print_findings("gs", r);
+	assert_true(r->valid);
+	assert_int_equal(r->claimed, AGID_PDFA_2B);
+	assert_int_equal(r->profile, AGID_PDFA_2B);
+	assert_int_equal(r->pages, 3);
+	assert_string_equal(r->version, "1.7");
+	assert_int_equal(r->nfindings, 0);
+	assert_false(r->limit_hit);
+	agid_pdfa_report_free(r);
+	/* the same file checked against part 1 rules: it claims part 2 */
+	r = check(gs_pdfa, AGID_PDFA_1B);
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.7.11"));
+	agid_pdfa_report_free(r);
+}
+
+static void test_agid_pdfa__plain_pdf_is_not_pdfa(void **state)
+{
+	char *p = tha_plain(tmp, "plain.pdf", NULL);
+	struct agid_pdfa_report *r = check(p, AGID_PDFA_NONE);
+
+	(void)state;
+	assert_false(r->valid);
+	assert_int_equal(r->claimed, AGID_PDFA_NONE);
+	assert_true(agid_pdfa_has_clause(r, "6.6.4") || agid_pdfa_has_clause(r, "6.6.2.1"));
+	agid_pdfa_report_free(r);
+	free(p);
+}
+
+static void test_agid_pdfa__encrypted_file_fails_6_1_3(void **state)
+{
+	char *out = sb_xasprintf("%s/enc.pdf", tmp);
+	const char *argv[] = { "qpdf", "--encrypt", "", "owner-secret", "256", "--", gs_pdfa, out, NULL };
+	struct agid_pdfa_report *r;
+
+	(void)state;
+	tha_run(argv);
+	r = check(out, AGID_PDFA_2B);
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.1.3"));
+	agid_pdfa_report_free(r);
+	free(out);
+}
+
+static void test_agid_pdfa__javascript_fails(void **state)
+{
+	char *p = tha_plain(tmp, "js.pdf",
+			    "[ {Catalog} << /OpenAction << /S /JavaScript /JS (app.alert\\(1\\)) >> >> /PUT pdfmark");
+	struct agid_pdfa_report *r = check(p, AGID_PDFA_2B);
+
+	(void)state;
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.5.1"));
+	agid_pdfa_report_free(r);
+	r = check(p, AGID_PDFA_1B);
+	assert_true(agid_pdfa_has_clause(r, "6.6.1"));
+	agid_pdfa_report_free(r);
+	free(p);
+}
+
+static void test_agid_pdfa__truncated_and_garbage_are_invalid(void **state)
+{
+	size_t len = 0;
+	char *data = th_read(gs_pdfa, &len), *p = sb_xasprintf("%s/cut.pdf", tmp);
+	char *g = sb_xasprintf("%s/garbage.pdf", tmp), *e = sb_xasprintf("%s/empty.pdf", tmp);
+	unsigned char junk[4096];
+	uint32_t x = 12345;
+	struct agid_pdfa_report *r;
+
+	(void)state;
+	assert_non_null(data);
+	for (size_t cut = len / 4; cut < len; cut += len / 4) {
+		th_write(p, data, cut, 0644);
+		r = check(p, AGID_PDFA_2B);
+		assert_false(r->valid);
+		assert_true(agid_pdfa_has_clause(r, "6.1.3") || agid_pdfa_has_clause(r, "6.1"));
+		agid_pdfa_report_free(r);
+	}
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		x = x * 1103515245u + 12345u;
+		junk[i] = (unsigned char)(x >> 16);
+	}
+	th_write(g, junk, sizeof(junk), 0644);
+	r = check(g, AGID_PDFA_NONE);
+	assert_false(r->valid);
+	assert_false(r->readable);
+	assert_true(agid_pdfa_has_clause(r, "6.1.2"));
+	agid_pdfa_report_free(r);
+	th_write(e, "", 0, 0644);
+	r = check(e, AGID_PDFA_2B);
+	assert_false(r->valid);
+	agid_pdfa_report_free(r);
+	free(data);
+	free(p);
+	free(g);
+	free(e);
+}
+
+/* An XMP stream that inflates to 64 MiB from a few dozen KiB: stopped at the stream cap. */
+static void test_agid_pdfa__decompression_bomb_is_capped(void **state)
+{
+	size_t big = 64u * 1024u * 1024u, zlen = compressBound(big);
+	unsigned char *zeros = sb_xcalloc(big, 1), *z = sb_xmalloc(zlen);
+	uLongf outlen = zlen;
+	char *head, *path = sb_xasprintf("%s/bomb.pdf", tmp), *body;
+	struct tha_obj objs[4];
+	struct agid_pdfa_report *r;
+
+	(void)state;
+	assert_int_equal(compress2(z, &outlen, zeros, big, 9), Z_OK);
+	head = sb_xasprintf("<< /Type /Metadata /Subtype /XML /Filter /FlateDecode /Length %lu >>\nstream\n",
+			    (unsigned long)outlen);
+	body = sb_xmalloc(strlen(head) + outlen + 16);
+	memcpy(body, head, strlen(head));
+	memcpy(body + strlen(head), z, outlen);
+	memcpy(body + strlen(head) + outlen, "\nendstream", 10);
+	objs[0] = (struct tha_obj){ "<< /Type /Catalog /Pages 2 0 R /Metadata 4 0 R >>", 0 };
+	objs[1] = (struct tha_obj){ "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 0 };
+	objs[2] = (struct tha_obj){ "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>", 0 };
+	objs[3] = (struct tha_obj){ body, strlen(head) + outlen + 10 };
+	for (int i = 0; i < 3; i++)
+		objs[i].len = strlen(objs[i].body);
+	tha_layout(path, objs, 4, NULL, NULL);
+	r = check(path, AGID_PDFA_2B);
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.6.2.1"));
+	assert_true(r->limit_hit);
+	agid_pdfa_report_free(r);
+	free(zeros);
+	free(z);
+	free(head);
+	free(body);
+	free(path);
+}
+
+static void test_agid_pdfa__object_cap_and_time_budget(void **state)
+{
+	struct agid_pdfa_opts o = AGID_PDFA_OPTS_INIT;
+	struct agid_pdfa_report *r = NULL;
+	char *big = tha_pdfa(tmp, "big.pdf", "Cento pagine", 100);
+
+	(void)state;
+	o.max_objects = 5;
+	assert_int_equal(agid_pdfa_check_file(&r, gs_pdfa, &o, NULL), 0);
+	assert_false(r->valid);
+	assert_true(r->limit_hit);
+	agid_pdfa_report_free(r);
+	o.max_objects = 0;
+	o.time_budget_ms = 1;
+	assert_int_equal(agid_pdfa_check_file(&r, big, &o, NULL), 0);
+	assert_false(r->valid);
+	assert_true(r->limit_hit);
+	agid_pdfa_report_free(r);
+	o.time_budget_ms = 0;
+	assert_int_equal(agid_pdfa_check_file(&r, big, &o, NULL), 0);
+	assert_true(r->valid);
+	assert_int_equal(r->pages, 100);
+	agid_pdfa_report_free(r);
+	free(big);
+}
+
+static void test_agid_pdfa__errors(void **state)
+{
+	struct agid_pdfa_report *r = NULL;
+	struct sb_err err = SB_ERR_INIT;
+	enum agid_flavour f = AGID_PDFA_NONE;
+	char *dir = sb_xasprintf("%s/adir", tmp);
+
+	(void)state;
+	assert_int_equal(agid_pdfa_check_file(&r, "/nonexistent/x.pdf", NULL, &err), SB_ENOTFOUND);
+	assert_int_equal(err.code, SB_ENOTFOUND);
+	assert_true(err.msg[0] != '\0');
+	assert_null(r);
+	th_mkdirs(dir);
+	sb_err_clear(&err);
+	assert_int_equal(agid_pdfa_check_file(&r, dir, NULL, &err), SB_EIO);
+	assert_int_equal(err.code, SB_EIO);
+	assert_true(err.msg[0] != '\0');
+	assert_null(r);
+	sb_err_clear(&err);
+	assert_int_equal(agid_pdfa_check_mem(NULL, "x", 1, NULL, &err), SB_EINVAL);
+	assert_true(err.msg[0] != '\0');
+	sb_err_clear(&err);
+	assert_int_equal(agid_flavour_parse("4x", &f, &err), SB_EINVAL);
+	assert_int_equal(err.code, SB_EINVAL);
+	assert_non_null(strstr(err.msg, "4x"));
+	assert_int_equal(f, AGID_PDFA_NONE);
+	assert_int_equal(agid_flavour_parse("2U", &f, NULL), 0);
+	assert_int_equal(f, AGID_PDFA_2U);
+	assert_string_equal(agid_flavour_name(AGID_PDFA_3B), "3b");
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_agid_pdfa__verapdf_corpus),
+		cmocka_unit_test(test_agid_pdfa__ghostscript_pdfa2b_passes),
+		cmocka_unit_test(test_agid_pdfa__plain_pdf_is_not_pdfa),
+		cmocka_unit_test(test_agid_pdfa__encrypted_file_fails_6_1_3),
+		cmocka_unit_test(test_agid_pdfa__javascript_fails),
+		cmocka_unit_test(test_agid_pdfa__truncated_and_garbage_are_invalid),
+		cmocka_unit_test(test_agid_pdfa__decompression_bomb_is_capped),
+		cmocka_unit_test(test_agid_pdfa__object_cap_and_time_budget),
+		cmocka_unit_test(test_agid_pdfa__errors),
+	};
+
+	return cmocka_run_group_tests_name("agid_pdfa", tests, setup, teardown);
+}
