@@ -1,5 +1,6 @@
 # agid/: see agid/README.md
 AGID_SRCS := \
+	agid/agid_doc.c \
 	agid/agid_pdfa.c \
 	agid/agid_sig.c \
 	agid/agid_util.c \

@@ -25,6 +25,7 @@ static const struct svc_cmd commands[] = {
 	{ "version", "print the version", cmd_version, help_version },
 	{ "config", "check the configuration, list its keys", svc_cmd_config, svc_help_config },
 	{ "act", "validate an act folder", svc_cmd_act, svc_help_act },
+	{ "validate", "check documents: PDF/A, signatures, SEND limits", svc_cmd_validate, svc_help_validate },
 };
 
 static void usage(FILE *out)

@@ -38,6 +38,8 @@ int svc_cmd_config(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_config(FILE *out);
 int svc_cmd_act(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_act(FILE *out);
+int svc_cmd_validate(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_validate(FILE *out);
 
 /* Map an sb_code to an exit code. */
 int svc_exit_for(int code);
