@@ -157,7 +157,8 @@ int agid_doc_check_file(struct agid_doc_report **out, const char *path, const st
 	snprintf(r->sha256, sizeof(r->sha256), "%s", sb_buf_cstr(&hex));
 	pdf = m.data;
 	pdflen = m.len;
-	if (m.len && !looks_pdf(m.data, m.len) && agid_p7m_detect(m.data, m.len)) {
+	/* an enveloping .p7m holds the PDF's header in its first KiB too: test it first */
+	if (m.len && memcmp(m.data, "%PDF-", m.len < 5 ? m.len : 5) && agid_p7m_detect(m.data, m.len)) {
 		r->mime = "application/pkcs7-mime";
 		finding(r, "SEND", "SEND accepts application/pdf documents only, this is a CAdES envelope "
 			"(.p7m): send a PAdES-signed PDF");
