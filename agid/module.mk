@@ -1,6 +1,7 @@
 # agid/: see agid/README.md
 AGID_SRCS := \
 	agid/agid_doc.c \
+	agid/agid_meta.c \
 	agid/agid_pdfa.c \
 	agid/agid_sig.c \
 	agid/agid_util.c \
