@@ -106,10 +106,15 @@ const char *svc_comm_type_name(enum svc_comm_type t)
 
 static void join(char *out, size_t size, const char *prefix, const char *key)
 {
+	int n;
+
 	if (prefix && *prefix)
-		snprintf(out, size, "%s.%s", prefix, key);
+		n = snprintf(out, size, "%s.%s", prefix, key);
 	else
-		snprintf(out, size, "%s", key);
+		n = snprintf(out, size, "%s", key);
+	/* Paths are short by construction; a cut one still points at the right place. */
+	if (n < 0)
+		out[0] = '\0';
 }
 
 /* Refuse members not in allowed (NULL-terminated). */
