@@ -670,6 +670,10 @@ static void check_pages(struct ctx *c)
 		if (res && qpdf_oh_is_dictionary(c->q, res))
 			check_resources(c, res, i + 1, 0);
 		qpdf_oh_release_all(c->q);
+		if (qpdf_failed(c, id)) {
+			limit(c, "unreadable page");
+			break;
+		}
 	}
 	qpdf_failed(c, 0);
 }
@@ -793,10 +797,10 @@ static void run(struct ctx *c)
 	int rc;
 
 	c->r->readable = true;
+	c->part = c->o->profile ? agid_flavour_part(c->o->profile) : 2;
 	qpdf_silence_errors(c->q);
 	qpdf_set_suppress_warnings(c->q, QPDF_TRUE);
 	if (qpdf_read_memory(c->q, "document", (const char *)c->data, c->len, "") & QPDF_ERRORS) {
-		c->part = c->o->profile ? agid_flavour_part(c->o->profile) : 2;
 		qpdf_failed(c, 0);
 		c->r->readable = false;
 		check_header(c);
@@ -805,6 +809,13 @@ static void run(struct ctx *c)
 	}
 	trailer = qpdf_get_trailer(c->q);
 	root = qpdf_get_root(c->q);
+	if (qpdf_failed(c, 0)) {
+		/* no catalog: nothing else can be read, and further calls would only fail */
+		c->r->readable = false;
+		check_header(c);
+		check_tail(c);
+		return;
+	}
 	meta = qpdf_oh_get_key(c->q, root, "/Metadata");
 	if (qpdf_oh_is_stream(c->q, meta)) {
 		rc = stream_bytes(c, meta, &xbytes, &xlen, &filtered);
@@ -899,6 +910,8 @@ int agid_pdfa_check_mem(struct agid_pdfa_report **out, const void *data, size_t 
 	c.r = sb_xcalloc(1, sizeof(*c.r));
 	c.q = qpdf_init();
 	run(&c);
+	/* an error left in qpdf_data is printed by qpdf_cleanup: take it as a finding first */
+	qpdf_failed(&c, 0);
 	qpdf_cleanup(&c.q);
 	free(c.seen);
 	free(c.font_seen);
