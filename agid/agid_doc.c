@@ -55,25 +55,18 @@ const char *agid_verdict_name(enum agid_verdict v)
 	}
 }
 
-static void finding(struct agid_doc_report *r, const char *rule, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void finding(struct agid_doc_report *r, const char *rule, const char *fmt, ...)
+/* Add to the findings (warn false) or the warnings (warn true). */
+static void note(struct agid_doc_report *r, bool warn, const char *rule, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void note(struct agid_doc_report *r, bool warn, const char *rule, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	agid_findings_vadd(&r->findings, &r->nfindings, &r->dropped, rule, 0, 0, fmt, ap);
-	va_end(ap);
-}
-
-static void warning(struct agid_doc_report *r, const char *rule, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void warning(struct agid_doc_report *r, const char *rule, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	agid_findings_vadd(&r->warnings, &r->nwarnings, &r->wdropped, rule, 0, 0, fmt, ap);
+	if (warn)
+		agid_findings_vadd(&r->warnings, &r->nwarnings, &r->wdropped, rule, 0, 0, fmt, ap);
+	else
+		agid_findings_vadd(&r->findings, &r->nfindings, &r->dropped, rule, 0, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -101,17 +94,17 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 	enum agid_flavour f = r->pdfa ? r->pdfa->profile : AGID_PDFA_NONE;
 
 	if (r->pdfa && f != AGID_PDFA_NONE && !(pol->flavours & (1u << f)))
-		finding(r, "policy", "PDF/A-%s is not among the flavours this office accepts",
+		note(r, false, "policy", "PDF/A-%s is not among the flavours this office accepts",
 			agid_flavour_name(f));
 	else if (f != AGID_PDFA_NONE && agid_flavour_part(f) == 3)
-		warning(r, "policy", "PDF/A-%s may carry attachments of any type (accepted with a warning)",
+		note(r, true, "policy", "PDF/A-%s may carry attachments of any type (accepted with a warning)",
 			agid_flavour_name(f));
 	for (size_t i = 0; i < r->sig.n; i++)
 		if (!r->sig.sigs[i].valid)
-			finding(r, "signature", "%s %zu is not valid: %s",
+			note(r, false, "signature", "%s %zu is not valid: %s",
 				agid_sig_kind_name(r->sig.sigs[i].kind), i + 1, r->sig.sigs[i].problem);
 	if (pol->signature_required && !r->sig.signed_doc)
-		finding(r, "policy", "this office requires a qualified signature and the document has none");
+		note(r, false, "policy", "this office requires a qualified signature and the document has none");
 }
 
 int agid_doc_check_file(struct agid_doc_report **out, const char *path, const struct agid_policy *pol,
@@ -143,7 +136,7 @@ int agid_doc_check_file(struct agid_doc_report **out, const char *path, const st
 	r->mime = "application/octet-stream";
 	r->size = (uint64_t)st.st_size;
 	if (S_ISREG(st.st_mode) && r->size > SB_MAX_PDF) {
-		finding(r, "SEND", "file is %llu bytes, above SEND's limit of 200 MB",
+		note(r, false, "SEND", "file is %llu bytes, above SEND's limit of 200 MB",
 			(unsigned long long)r->size);
 		r->verdict = AGID_INVALID;
 		*out = r;
@@ -160,13 +153,13 @@ int agid_doc_check_file(struct agid_doc_report **out, const char *path, const st
 	/* an enveloping .p7m holds the PDF's header in its first KiB too: test it first */
 	if (m.len && memcmp(m.data, "%PDF-", m.len < 5 ? m.len : 5) && agid_p7m_detect(m.data, m.len)) {
 		r->mime = "application/pkcs7-mime";
-		finding(r, "SEND", "SEND accepts application/pdf documents only, this is a CAdES envelope "
+		note(r, false, "SEND", "SEND accepts application/pdf documents only, this is a CAdES envelope "
 			"(.p7m): send a PAdES-signed PDF");
 		rc = agid_p7m_unwrap(m.data, m.len, pol->trust_store, &content, &clen, &r->sig, err);
 		if (rc == SB_ECONFIG)
 			goto cleanup;
 		if (rc < 0) {
-			finding(r, "signature", "%s", err ? err->msg : "envelope cannot be read");
+			note(r, false, "signature", "%s", err ? err->msg : "envelope cannot be read");
 			sb_err_clear(err);
 			rc = 0;
 		}
@@ -175,7 +168,7 @@ int agid_doc_check_file(struct agid_doc_report **out, const char *path, const st
 		pdflen = clen;
 	}
 	if (!pdf || !looks_pdf(pdf, pdflen)) {
-		finding(r, "SEND", "not a PDF (no %%PDF- header): SEND accepts application/pdf only");
+		note(r, false, "SEND", "not a PDF (no %%PDF- header): SEND accepts application/pdf only");
 	} else {
 		if (!content)
 			r->mime = "application/pdf";
@@ -188,7 +181,7 @@ int agid_doc_check_file(struct agid_doc_report **out, const char *path, const st
 			goto cleanup;
 		sig_merge(&r->sig, &inner);
 		for (size_t i = 0; i < r->pdfa->nwarnings; i++)
-			warning(r, r->pdfa->warnings[i].clause, "%s", r->pdfa->warnings[i].msg);
+			note(r, true, r->pdfa->warnings[i].clause, "%s", r->pdfa->warnings[i].msg);
 	}
 	apply_policy(r, pol);
 	r->verdict = r->nfindings || r->dropped || !r->pdfa || !r->pdfa->valid ? AGID_INVALID :

@@ -186,54 +186,45 @@ static void cms_sign(const char *in, const char *out, bool detached)
 	free(key);
 }
 
+/* Unwrap the envelope at path: layers valid signatures around exactly orig. */
+static void expect_unwrap(const char *path, const char *trust, size_t layers, const char *orig,
+			  size_t olen)
+{
+	struct agid_sig_report r = AGID_SIG_REPORT_INIT;
+	unsigned char *content = NULL;
+	size_t len = 0, clen = 0;
+	char *data = th_read(path, &len);
+
+	assert_non_null(data);
+	assert_true(agid_p7m_detect(data, len));
+	assert_int_equal(agid_p7m_unwrap(data, len, trust, &content, &clen, &r, NULL), 0);
+	assert_int_equal(r.n, layers);
+	assert_true(r.all_valid);
+	for (size_t i = 0; i < r.n; i++)
+		assert_int_equal(r.sigs[i].chain_ok, trust != NULL);
+	assert_int_equal(clen, olen);
+	assert_memory_equal(content, orig, olen);
+	free(content);
+	agid_sig_report_release(&r);
+	free(data);
+}
+
 static void test_agid_sig__p7m_der_base64_nested(void **state)
 {
 	char *pdf = tha_pdfa(tmp, "atto.pdf", "Avviso di accertamento", 1);
 	char *p1 = path_in("atto.pdf.p7m"), *p2 = path_in("atto.pdf.p7m.p7m"), *b64 = path_in("b64.p7m");
-	char *orig, *data;
-	unsigned char *content = NULL;
-	size_t olen = 0, len = 0, clen = 0;
-	struct agid_sig_report r = AGID_SIG_REPORT_INIT;
 	const char *argv[] = { "openssl", "base64", "-in", p1, "-out", b64, NULL };
-	char *ca = path_in("ca.pem");
+	char *ca = path_in("ca.pem"), *orig;
+	size_t olen = 0;
 
 	(void)state;
 	cms_sign(pdf, p1, false);
 	cms_sign(p1, p2, false);
 	tha_run(argv);
 	orig = th_read(pdf, &olen);
-
-	data = th_read(p1, &len);
-	assert_true(agid_p7m_detect(data, len));
-	assert_int_equal(agid_p7m_unwrap(data, len, ca, &content, &clen, &r, NULL), 0);
-	assert_int_equal(r.n, 1);
-	assert_true(r.all_valid);
-	assert_true(r.sigs[0].chain_ok);
-	assert_int_equal(clen, olen);
-	assert_memory_equal(content, orig, olen);
-	free(content);
-	agid_sig_report_release(&r);
-	free(data);
-
-	data = th_read(p2, &len);
-	assert_int_equal(agid_p7m_unwrap(data, len, NULL, &content, &clen, &r, NULL), 0);
-	assert_int_equal(r.n, 2);
-	assert_true(r.all_valid);
-	assert_int_equal(clen, olen);
-	assert_memory_equal(content, orig, olen);
-	free(content);
-	agid_sig_report_release(&r);
-	free(data);
-
-	data = th_read(b64, &len);
-	assert_true(agid_p7m_detect(data, len));
-	assert_int_equal(agid_p7m_unwrap(data, len, NULL, &content, &clen, &r, NULL), 0);
-	assert_int_equal(r.n, 1);
-	assert_true(r.all_valid);
-	assert_memory_equal(content, orig, olen);
-	free(content);
-	agid_sig_report_release(&r);
-	free(data);
+	expect_unwrap(p1, ca, 1, orig, olen);
+	expect_unwrap(p2, NULL, 2, orig, olen);
+	expect_unwrap(b64, NULL, 1, orig, olen);
 	free(orig);
 	free(pdf);
 	free(p1);
