@@ -18,6 +18,7 @@
  *   in them costs at most max_stream bytes.
  * - Clauses differ per part; one table maps each rule to its clause.
  */
+#include <jansson.h>
 #include <qpdf/qpdf-c.h>
 #include <zlib.h>
 
@@ -784,6 +785,114 @@ static void check_embedded(struct ctx *c)
 	}
 }
 
+/* ---- containers qpdf inflates by itself ---- */
+
+#define PRECHECK_MAX_JSON    (1024u * 1024u)   /* qpdf's JSON header and one object */
+#define PRECHECK_MAX_STREAMS 4096u                   /* object and xref streams per file */
+
+static int json_sink(const char *data, size_t len, void *ud)
+{
+	return sb_buf_add(ud, data, len) < 0 ? 1 : 0;
+}
+
+static void drain(qpdf_data q)
+{
+	while (qpdf_more_warnings(q))
+		(void)qpdf_next_warning(q);
+	if (qpdf_has_error(q))
+		(void)qpdf_get_error(q);
+}
+
+/* Inflate one object or xref stream of q1 within the caps; false when a cap stops the check. */
+static bool precheck_one(struct ctx *c, qpdf_data q1, int id, int gen, size_t *total)
+{
+	qpdf_data saved = c->q;
+	unsigned char *buf = NULL;
+	size_t blen = 0;
+	int rc;
+
+	c->q = q1;
+	rc = stream_bytes(c, qpdf_get_object_by_id(q1, id, gen), &buf, &blen, NULL);
+	qpdf_oh_release_all(q1);
+	drain(q1);
+	c->q = saved;
+	free(buf);
+	if (rc == SB_ETOOBIG || (rc == 0 && sb_size_add(total, *total, blen) < 0) ||
+	    *total > 4 * (size_t)c->max_stream) {
+		limit(c, "object streams inflate past the stream cap (decompression bomb)");
+		return false;
+	}
+	if (rc < 0) {
+		limit(c, "an object stream uses a filter this checker cannot bound, or is corrupt");
+		return false;
+	}
+	return !out_of_time(c);
+}
+
+/*
+ * qpdf inflates object streams and cross-reference streams itself, and its
+ * C API has no ceiling for that: a 600 KB file can ask for gigabytes. So
+ * before the real read the file is opened once with xref streams ignored:
+ * qpdf then finds the objects by scanning, the compressed containers show
+ * up as ordinary streams, and each is inflated here within the caps. The
+ * highest object number comes from qpdf's JSON header (asked for one
+ * object only). A classic file (an xref table and no XRefStm) opens without
+ * warnings and skips the rest. Returns false when a cap stopped the check.
+ */
+static bool precheck_streams(struct ctx *c)
+{
+	static const char *const one[] = { "obj:1 0 R", NULL };
+	qpdf_data q1 = qpdf_init();
+	struct sb_buf js = SB_BUF_INIT(PRECHECK_MAX_JSON);
+	json_t *root = NULL;
+	json_int_t maxid;
+	size_t n = 0, total = 0;
+	bool ok = true, warned;
+
+	qpdf_silence_errors(q1);
+	qpdf_set_suppress_warnings(q1, QPDF_TRUE);
+	qpdf_set_ignore_xref_streams(q1, QPDF_TRUE);
+	/* a file with only xref streams has no trailer for qpdf here: an error is expected */
+	warned = qpdf_read_memory(q1, "document", (const char *)c->data, c->len, "") != QPDF_SUCCESS;
+	drain(q1);
+	if (!warned && !qpdf_oh_has_key(q1, qpdf_get_trailer(q1), "/XRefStm"))
+		goto cleanup;
+	(void)qpdf_write_json(q1, 2, json_sink, &js, qpdf_dl_none, qpdf_sj_none, "", one);
+	drain(q1);
+	root = json_loadb(sb_buf_cstr(&js), js.len, 0, NULL);
+	maxid = json_integer_value(json_object_get(json_array_get(json_object_get(root, "qpdf"), 0),
+						   "maxobjectid"));
+	if (maxid > (json_int_t)c->max_objects) {
+		limit(c, "too many objects");
+		ok = false;
+		goto cleanup;
+	}
+	for (int id = 1; id <= (int)maxid && ok; id++) {
+		qpdf_oh h = qpdf_get_object_by_id(q1, id, 0);
+		qpdf_oh type = qpdf_oh_is_stream(q1, h) ?
+			       qpdf_oh_get_key(q1, qpdf_oh_get_dict(q1, h), "/Type") : 0;
+		bool container = type && (qpdf_oh_is_name_and_equals(q1, type, "/ObjStm") ||
+					  qpdf_oh_is_name_and_equals(q1, type, "/XRef"));
+
+		qpdf_oh_release_all(q1);
+		drain(q1);
+		if (!container)
+			continue;
+		if (++n > PRECHECK_MAX_STREAMS) {
+			limit(c, "too many object streams");
+			ok = false;
+			break;
+		}
+		ok = precheck_one(c, q1, id, 0, &total);
+	}
+cleanup:
+	json_decref(root);
+	sb_buf_release(&js);
+	drain(q1);
+	qpdf_cleanup(&q1);
+	return ok;
+}
+
 /* ---- entry points ---- */
 
 static void run(struct ctx *c)
@@ -800,6 +909,11 @@ static void run(struct ctx *c)
 	c->part = c->o->profile ? agid_flavour_part(c->o->profile) : 2;
 	qpdf_silence_errors(c->q);
 	qpdf_set_suppress_warnings(c->q, QPDF_TRUE);
+	if (!precheck_streams(c)) {
+		check_header(c);
+		check_tail(c);
+		return;
+	}
 	if (qpdf_read_memory(c->q, "document", (const char *)c->data, c->len, "") & QPDF_ERRORS) {
 		qpdf_failed(c, 0);
 		c->r->readable = false;

@@ -239,6 +239,82 @@ static void test_agid_pdfa__decompression_bomb_is_capped(void **state)
 	free(path);
 }
 
+/* One xref stream row with /W [1 4 2]: type, field 2, field 3, big-endian. */
+static void put_row(struct sb_buf *b, unsigned type, uint32_t f2, uint16_t f3)
+{
+	unsigned char row[7] = { (unsigned char)type, (unsigned char)(f2 >> 24), (unsigned char)(f2 >> 16),
+				 (unsigned char)(f2 >> 8), (unsigned char)f2, (unsigned char)(f3 >> 8),
+				 (unsigned char)f3 };
+
+	assert_int_equal(sb_buf_add(b, row, sizeof(row)), 0);
+}
+
+/*
+ * An object stream that qpdf itself would inflate to 600 MiB (object 5
+ * lives in it, referenced from the catalog), reached through an xref
+ * stream: the pre-read must stop it at the stream cap.
+ */
+static void test_agid_pdfa__object_stream_bomb_is_capped(void **state)
+{
+	size_t big = 600u * 1024u * 1024u, zlen = compressBound(big), off[5];
+	unsigned char *body = sb_xmalloc(big), *z = sb_xmalloc(zlen);
+	uLongf outlen = zlen;
+	struct sb_buf f = SB_BUF_INIT(SB_MAX_DEFAULT), rows = SB_BUF_INIT(4096);
+	char *path = sb_xasprintf("%s/objstm-bomb.pdf", tmp), *os = sb_xasprintf("%s/objstm.pdf", tmp);
+	const char *argv[] = { "qpdf", "--object-streams=generate", gs_pdfa, os, NULL };
+	static const char *const objs[] = {
+		"<< /Type /Catalog /Pages 2 0 R /X 5 0 R >>",
+		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>",
+	};
+	struct agid_pdfa_report *r;
+
+	(void)state;
+	memset(body, ' ', big);
+	memcpy(body, "5 0       << /A 1 >>", 20);
+	assert_int_equal(compress2(z, &outlen, body, big, 9), Z_OK);
+	assert_int_equal(sb_buf_adds(&f, "%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"), 0);
+	for (size_t i = 0; i < 3; i++) {
+		off[i] = f.len;
+		assert_int_equal(sb_buf_addf(&f, "%zu 0 obj\n%s\nendobj\n", i + 1, objs[i]), 0);
+	}
+	off[3] = f.len;
+	assert_int_equal(sb_buf_addf(&f, "4 0 obj\n<< /Type /ObjStm /N 1 /First 10 /Filter /FlateDecode "
+				     "/Length %lu >>\nstream\n", (unsigned long)outlen), 0);
+	assert_int_equal(sb_buf_add(&f, z, outlen), 0);
+	assert_int_equal(sb_buf_adds(&f, "\nendstream\nendobj\n"), 0);
+	off[4] = f.len;
+	put_row(&rows, 0, 0, 65535);
+	for (size_t i = 0; i < 4; i++)
+		put_row(&rows, 1, (uint32_t)off[i], 0);
+	put_row(&rows, 2, 4, 0);   /* object 5: index 0 of object stream 4 */
+	put_row(&rows, 1, (uint32_t)off[4], 0);
+	assert_int_equal(sb_buf_addf(&f, "6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 1 0 R "
+				     "/ID [<00><00>] /Length %zu >>\nstream\n", rows.len), 0);
+	assert_int_equal(sb_buf_add(&f, rows.buf, rows.len), 0);
+	assert_int_equal(sb_buf_addf(&f, "\nendstream\nendobj\nstartxref\n%zu\n%%%%EOF\n", off[4]), 0);
+	th_write(path, f.buf, f.len, 0644);
+
+	r = check(path, AGID_PDFA_2B);
+	assert_false(r->valid);
+	assert_true(r->limit_hit);
+	assert_true(agid_pdfa_has_clause(r, "6.1"));
+	agid_pdfa_report_free(r);
+
+	/* object streams within the caps are read: a valid PDF/A stays valid */
+	tha_run(argv);
+	r = check(os, AGID_PDFA_NONE);
+	assert_true(r->valid);
+	assert_int_equal(r->pages, 3);
+	agid_pdfa_report_free(r);
+	sb_buf_release(&f);
+	sb_buf_release(&rows);
+	free(body);
+	free(z);
+	free(path);
+	free(os);
+}
+
 /* Check path with caps; limit: whether a cap must stop the check (then the file is invalid). */
 static void check_capped(const char *path, size_t max_objects, unsigned budget_ms, bool limit)
 {
@@ -307,6 +383,7 @@ int main(void)
 		cmocka_unit_test(test_agid_pdfa__javascript_fails),
 		cmocka_unit_test(test_agid_pdfa__truncated_and_garbage_are_invalid),
 		cmocka_unit_test(test_agid_pdfa__decompression_bomb_is_capped),
+		cmocka_unit_test(test_agid_pdfa__object_stream_bomb_is_capped),
 		cmocka_unit_test(test_agid_pdfa__object_cap_and_time_budget),
 		cmocka_unit_test(test_agid_pdfa__errors),
 	};
