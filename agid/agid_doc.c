@@ -103,8 +103,18 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 		if (!r->sig.sigs[i].valid)
 			note(r, false, "signature", "%s %zu is not valid: %s",
 				agid_sig_kind_name(r->sig.sigs[i].kind), i + 1, r->sig.sigs[i].problem);
-	if (pol->signature_required && !r->sig.signed_doc)
-		note(r, false, "policy", "this office requires a qualified signature and the document has none");
+	if (pol->signature_required) {
+		bool qualified = false;
+
+		for (size_t i = 0; i < r->sig.n; i++)
+			qualified = qualified || (r->sig.sigs[i].valid && r->sig.sigs[i].qualified &&
+						  r->sig.sigs[i].kind != AGID_SIG_TIMESTAMP);
+		if (!r->sig.signed_doc)
+			note(r, false, "policy", "this office requires a qualified signature and the document has none");
+		else if (!qualified)
+			note(r, false, "policy", "this office requires a qualified signature: no valid signature "
+			     "has a qualified certificate (QcCompliance)");
+	}
 }
 
 int agid_doc_check_file(struct agid_doc_report **out, const char *path, const struct agid_policy *pol,

@@ -93,6 +93,56 @@ static int load_store(X509_STORE **out, const char *path, struct sb_err *err)
 	return 0;
 }
 
+/*
+ * QC statements of a certificate (ETSI EN 319 412-5, id-pe-qcStatements):
+ * QcCompliance (0.4.0.1862.1.1) makes it qualified, QcType eseal
+ * (0.4.0.1862.1.6.2) a seal. Whether the issuer is on the EU trusted list
+ * is the trust store's business, not this function's.
+ */
+static void qc_statements(struct agid_sig *s, X509 *cert)
+{
+	int idx = X509_get_ext_by_NID(cert, NID_qcStatements, -1);
+	ASN1_OCTET_STRING *der = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(cert, idx)) : NULL;
+	const unsigned char *p = der ? ASN1_STRING_get0_data(der) : NULL;
+	STACK_OF(ASN1_TYPE) *list = p ? d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(der)) : NULL;
+	ASN1_OBJECT *compliance = OBJ_txt2obj("0.4.0.1862.1.1", 1);
+	ASN1_OBJECT *qctype = OBJ_txt2obj("0.4.0.1862.1.6", 1), *eseal = OBJ_txt2obj("0.4.0.1862.1.6.2", 1);
+
+	for (int i = 0; list && i < sk_ASN1_TYPE_num(list); i++) {
+		ASN1_TYPE *t = sk_ASN1_TYPE_value(list, i);
+		const unsigned char *q;
+		STACK_OF(ASN1_TYPE) *st;
+		ASN1_TYPE *id;
+
+		if (t->type != V_ASN1_SEQUENCE)
+			continue;
+		q = ASN1_STRING_get0_data(t->value.sequence);
+		st = d2i_ASN1_SEQUENCE_ANY(NULL, &q, ASN1_STRING_length(t->value.sequence));
+		id = st && sk_ASN1_TYPE_num(st) > 0 ? sk_ASN1_TYPE_value(st, 0) : NULL;
+		if (id && id->type == V_ASN1_OBJECT && !OBJ_cmp(id->value.object, compliance))
+			s->qualified = true;
+		/* QcType: a SEQUENCE OF OID after the statement's own OID */
+		if (id && id->type == V_ASN1_OBJECT && !OBJ_cmp(id->value.object, qctype) &&
+		    sk_ASN1_TYPE_num(st) > 1 && sk_ASN1_TYPE_value(st, 1)->type == V_ASN1_SEQUENCE) {
+			ASN1_STRING *types = sk_ASN1_TYPE_value(st, 1)->value.sequence;
+			const unsigned char *r = ASN1_STRING_get0_data(types);
+			STACK_OF(ASN1_TYPE) *tl = d2i_ASN1_SEQUENCE_ANY(NULL, &r, ASN1_STRING_length(types));
+
+			for (int k = 0; tl && k < sk_ASN1_TYPE_num(tl); k++)
+				if (sk_ASN1_TYPE_value(tl, k)->type == V_ASN1_OBJECT &&
+				    !OBJ_cmp(sk_ASN1_TYPE_value(tl, k)->value.object, eseal))
+					s->seal = true;
+			sk_ASN1_TYPE_pop_free(tl, ASN1_TYPE_free);
+		}
+		sk_ASN1_TYPE_pop_free(st, ASN1_TYPE_free);
+	}
+	sk_ASN1_TYPE_pop_free(list, ASN1_TYPE_free);
+	ASN1_OBJECT_free(compliance);
+	ASN1_OBJECT_free(qctype);
+	ASN1_OBJECT_free(eseal);
+	ERR_clear_error();
+}
+
 /* Signer subject, seal flag, CAdES attribute, single SignerInfo. */
 static void signer_info(struct agid_sig *s, CMS_ContentInfo *cms)
 {
@@ -118,6 +168,7 @@ static void signer_info(struct agid_sig *s, CMS_ContentInfo *cms)
 	/* A seal's certificate names a legal person: organizationIdentifier (ETSI EN 319 412-3). */
 	s->seal = X509_NAME_get_index_by_NID(X509_get_subject_name(signer),
 					     NID_organizationIdentifier, -1) >= 0;
+	qc_statements(s, signer);
 cleanup:
 	sk_X509_pop_free(certs, X509_free);
 	ERR_clear_error();

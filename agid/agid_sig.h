@@ -42,6 +42,7 @@ struct agid_sig {
 	bool chain_ok;
 	bool cades;              /* signing-certificate-v2 attribute present (CAdES-BES) */
 	bool seal;               /* certificate issued to a legal person (electronic seal) */
+	bool qualified;          /* certificate declares QcCompliance (ETSI EN 319 412-5) */
 	bool valid;              /* everything above that applies holds */
 	char signer[200];        /* certificate subject: personal data */
 	char problem[200];       /* why not valid, "" when valid */

@@ -104,6 +104,7 @@ static void test_agid_doc__policy_from_configuration(void **state)
 	struct sb_err err = SB_ERR_INIT;
 	struct agid_doc_report *r;
 	char *pdfa3 = th_shared("fixtures-external/pdfa/pdfa3b_6-8-t02-pass-a.pdf");
+	char *plain_signed = tha_signed_pdf_by(tmp, "plain-signed.pdf", "ETSI.CAdES.detached", "plain");
 
 	(void)state;
 	assert_int_equal(sb_cfg_load(&cfg, ini, NULL, &err), 0);
@@ -128,6 +129,12 @@ static void test_agid_doc__policy_from_configuration(void **state)
 	assert_true(r->sig.sigs[0].chain_ok);
 	assert_true(r->sig.all_valid);
 	agid_doc_report_free(r);
+	/* a valid signature whose certificate has no QcCompliance is not a qualified one */
+	r = doc(plain_signed, &pol);
+	assert_true(r->sig.all_valid);
+	assert_false(r->sig.sigs[0].qualified);
+	assert_true(has_finding(r, "policy", "qualified certificate"));
+	agid_doc_report_free(r);
 
 	if (!pdfa3)
 		fail_msg("../shared/fixtures-external/pdfa is missing: PDF/A-3b policy not checked");
@@ -148,6 +155,7 @@ static void test_agid_doc__policy_from_configuration(void **state)
 	assert_non_null(strstr(err.msg, "anagrafe"));
 	sb_cfg_free(cfg);
 	free(pdfa3);
+	free(plain_signed);
 }
 
 static void test_agid_doc__send_limits(void **state)

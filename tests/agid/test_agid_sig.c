@@ -73,6 +73,9 @@ static void test_agid_sig__pades_verifies_and_one_byte_breaks_it(void **state)
 	assert_true(r.signed_doc);
 	assert_true(r.all_valid);
 	assert_non_null(strstr(r.sigs[0].signer, "Funzionario di Prova"));
+	assert_true(r.sigs[0].qualified);
+	assert_false(r.sigs[0].seal);
+	assert_true(r.sigs[0].cades);
 	agid_sig_report_release(&r);
 
 	/* chained to the test CA */
@@ -110,6 +113,7 @@ static void test_agid_sig__untrusted_chain_and_unsigned_tail(void **state)
 	data = th_read(p, &len);
 	assert_int_equal(verify(data, len, other, &r, NULL), 0);
 	assert_int_equal(r.sigs[0].kind, AGID_SIG_PKCS7);
+	assert_false(r.sigs[0].cades);
 	assert_true(r.sigs[0].signature_ok);
 	assert_true(r.sigs[0].chain_checked);
 	assert_false(r.sigs[0].chain_ok);

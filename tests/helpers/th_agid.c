@@ -109,11 +109,26 @@ void tha_make_ca(const char *dir)
 			     "-out", csr, "-subj", "/CN=Funzionario di Prova/O=Comune di Esempio", NULL };
 	const char *a3[] = { "openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
 			     "-set_serial", "2", "-days", "3", "-extfile", ext, "-out", cert, NULL };
+	char *pkey = sb_xasprintf("%s/plain.key", dir), *pcsr = sb_xasprintf("%s/plain.csr", dir);
+	char *pcert = sb_xasprintf("%s/plain.pem", dir), *pext = sb_xasprintf("%s/plain.cnf", dir);
+	const char *a4[] = { "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", pkey,
+			     "-out", pcsr, "-subj", "/CN=Firma Non Qualificata", NULL };
+	const char *a5[] = { "openssl", "x509", "-req", "-in", pcsr, "-CA", ca, "-CAkey", cakey,
+			     "-set_serial", "3", "-days", "3", "-extfile", pext, "-out", pcert, NULL };
 
-	th_write_str(ext, "keyUsage=critical,digitalSignature,nonRepudiation\n", 0644);
+	/* qcStatements with QcCompliance (0.4.0.1862.1.1): the signer's certificate is "qualified" */
+	th_write_str(ext, "keyUsage=critical,digitalSignature,nonRepudiation\n"
+		     "1.3.6.1.5.5.7.1.3=DER:30:0A:30:08:06:06:04:00:8E:46:01:01\n", 0644);
+	th_write_str(pext, "keyUsage=critical,digitalSignature\n", 0644);
 	tha_run(a1);
 	tha_run(a2);
 	tha_run(a3);
+	tha_run(a4);
+	tha_run(a5);
+	free(pkey);
+	free(pcsr);
+	free(pcert);
+	free(pext);
 	free(cakey);
 	free(ca);
 	free(key);
@@ -126,8 +141,13 @@ void tha_make_ca(const char *dir)
 
 char *tha_signed_pdf(const char *dir, const char *name, const char *subfilter)
 {
+	return tha_signed_pdf_by(dir, name, subfilter, "signer");
+}
+
+char *tha_signed_pdf_by(const char *dir, const char *name, const char *subfilter, const char *who)
+{
 	char *path = sb_xasprintf("%s/%s", dir, name), *data = NULL, *sigdict, *zeros;
-	char *cpath = sb_xasprintf("%s/signer.pem", dir), *kpath = sb_xasprintf("%s/signer.key", dir);
+	char *cpath = sb_xasprintf("%s/%s.pem", dir, who), *kpath = sb_xasprintf("%s/%s.key", dir, who);
 	static const char content[] = "BT /F1 12 Tf 72 720 Td (Avviso firmato) Tj ET";
 	char page_content[128];
 	size_t len = 0, a, b, dlen;
@@ -190,7 +210,9 @@ char *tha_signed_pdf(const char *dir, const char *name, const char *subfilter)
 	assert_non_null(cert);
 	assert_non_null(key);
 	in = BIO_new_mem_buf(signed_bytes, (int)dlen);
-	cms = CMS_sign(cert, key, NULL, in, CMS_DETACHED | CMS_BINARY);
+	/* PAdES baseline signatures carry signing-certificate-v2 (CAdES); legacy PKCS#7 ones do not */
+	cms = CMS_sign(cert, key, NULL, in, CMS_DETACHED | CMS_BINARY |
+		       (strstr(subfilter, "CAdES") ? CMS_CADES : 0));
 	assert_non_null(cms);
 	derlen = i2d_CMS_ContentInfo(cms, &der);
 	assert_true(derlen > 0 && (size_t)derlen * 2 <= SIG_HEX);

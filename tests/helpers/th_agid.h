@@ -29,7 +29,11 @@ struct tha_obj {
  */
 void tha_layout(const char *path, const struct tha_obj *objs, size_t n, char **out, size_t *len_out);
 
-/* A test CA and a signer certificate issued by it, in dir: ca.pem, ca.key, signer.pem, signer.key. */
+/*
+ * A test CA and two certificates issued by it, in dir: ca.pem/ca.key,
+ * signer.pem/signer.key (with a QcCompliance statement, "qualified") and
+ * plain.pem/plain.key (without).
+ */
 void tha_make_ca(const char *dir);
 
 /*
@@ -38,6 +42,8 @@ void tha_make_ca(const char *dir);
  * returns the path (free()).
  */
 char *tha_signed_pdf(const char *dir, const char *name, const char *subfilter);
+/* Same, signed with dir/WHO.pem and dir/WHO.key. */
+char *tha_signed_pdf_by(const char *dir, const char *name, const char *subfilter, const char *who);
 
 /* Run a command (argv NULL-terminated); abort the test unless it exits 0. */
 void tha_run(const char *const *argv);
