@@ -30,20 +30,20 @@
 enum rule {
 	R_STRUCT, R_HEADER, R_TRAILER, R_EOF, R_LZW, R_EXTSTREAM, R_EMBED, R_OC, R_OUTPUT,
 	R_TRANSP, R_FONT, R_ACTION, R_AA, R_NEEDAPP, R_XFA, R_XMP, R_XMPFILTER, R_XMPHEADER,
-	R_PDFAID, R_INFO, R_LIMIT, R_NRULES
+	R_PDFAID, R_INFO, R_LIMIT, R_TAGGED, R_NRULES
 };
 
 /* Clause per part (index 0: part 1, 1: part 2, 2: part 3); NULL: no such rule in that part. */
 static const char *const clauses[3][R_NRULES] = {
 	{ "6.1", "6.1.2", "6.1.3", "6.1.3", "6.1.10", "6.1.7", "6.1.11", "6.1.13", "6.2.2",
 	  "6.4", "6.3.4", "6.6.1", "6.6.2", "6.9", "6.9", "6.7.2", "6.7.2", "6.7.5",
-	  "6.7.11", "6.7.3", "6.1" },
+	  "6.7.11", "6.7.3", "6.1", "6.8.2.2" },
 	{ "6.1", "6.1.2", "6.1.3", "6.1.3", "6.1.7.2", "6.1.7.1", "6.8", NULL, "6.2.3",
 	  NULL, "6.2.11.4.1", "6.5.1", "6.5.2", "6.4.1", "6.4.2", "6.6.2.1", NULL, "6.6.2.1",
-	  "6.6.4", NULL, "6.1" },
+	  "6.6.4", NULL, "6.1", "6.7.2.2" },
 	{ "6.1", "6.1.2", "6.1.3", "6.1.3", "6.1.7.2", "6.1.7.1", "6.8", NULL, "6.2.3",
 	  NULL, "6.2.11.4.1", "6.5.1", "6.5.2", "6.4.1", "6.4.2", "6.6.2.1", NULL, "6.6.2.1",
-	  "6.6.4", NULL, "6.1" },
+	  "6.6.4", NULL, "6.1", "6.7.2.2" },
 };
 
 /* Action types no part allows (ISO 19005-1 6.6.1 with Cor.2, 19005-2 6.5.1). */
@@ -973,6 +973,17 @@ static void run(struct ctx *c)
 		    agid_flavour_name(xmp.flavour), agid_flavour_name(c->o->profile));
 	if (c->part == 1 && !xmp.error)
 		agid_xmp_check_info(&xmp, c->q, c->r, clauses[0][R_INFO]);
+	/* level a: a tagged document (the structure tree itself is not checked) */
+	if (c->r->profile == AGID_PDFA_1A || c->r->profile == AGID_PDFA_2A || c->r->profile == AGID_PDFA_3A) {
+		QPDF_BOOL marked = QPDF_FALSE;
+
+		(void)qpdf_oh_get_value_as_bool(c->q, qpdf_oh_get_key(c->q, qpdf_oh_get_key(c->q, root,
+			"/MarkInfo"), "/Marked"), &marked);
+		if (!marked)
+			add(c, R_TAGGED, 0, 0, "level a needs MarkInfo Marked true in the catalog");
+		if (!qpdf_oh_has_key(c->q, root, "/StructTreeRoot"))
+			add(c, R_TAGGED, 0, 0, "level a needs a StructTreeRoot");
+	}
 	qpdf_oh_release_all(c->q);
 	qpdf_failed(c, 0);
 

@@ -49,7 +49,8 @@ int agid_flavour_part(enum agid_flavour f);
 /* What this checker does not verify: reported, never counted as a pass. */
 #define AGID_PDFA_NOT_VERIFIED \
 	"content streams (device colour spaces, fonts selected by operators, render modes), " \
-	"font program completeness, ICC profile internals beyond the header, tagged structure (level a), " \
+	"font program completeness, ICC profile internals beyond the header, " \
+	"the structure tree of level a beyond MarkInfo and StructTreeRoot, " \
 	"Unicode mapping (level u)"
 
 struct agid_pdfa_opts {

@@ -113,6 +113,11 @@ static void test_agid_pdfa__ghostscript_pdfa2b_passes(void **state)
 	assert_int_equal(r->nfindings, 0);
 	assert_false(r->limit_hit);
 	agid_pdfa_report_free(r);
+	/* level a asks for a tagged document; Ghostscript's file is not tagged */
+	r = check(gs_pdfa, AGID_PDFA_2A);
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.7.2.2"));
+	agid_pdfa_report_free(r);
 	/* the same file checked against part 1 rules: it claims part 2 */
 	r = check(gs_pdfa, AGID_PDFA_1B);
 	assert_false(r->valid);
