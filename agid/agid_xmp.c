@@ -139,6 +139,15 @@ void agid_xmp_parse(struct agid_xmp *x, const unsigned char *p, size_t len)
 		x->error = "XMP metadata is not well-formed XML";
 		return;
 	}
+	/*
+	 * An XMP packet has no DTD; refusing one also keeps entity expansion
+	 * (reading text through entity references) out of the picture.
+	 */
+	if (doc->intSubset || doc->extSubset) {
+		xmlFreeDoc(doc);
+		x->error = "XMP metadata has a DTD";
+		return;
+	}
 	x->doc = doc;
 	for (xmlNode *n = doc->children; n; n = n->next) {
 		if (n->type == XML_PI_NODE && n->name && !strcmp((const char *)n->name, "xpacket") &&

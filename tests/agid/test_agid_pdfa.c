@@ -244,6 +244,40 @@ static void test_agid_pdfa__decompression_bomb_is_capped(void **state)
 	free(path);
 }
 
+/* XMP with a DTD and nested entities (billion laughs): refused, quickly, nothing expanded. */
+static void test_agid_pdfa__xmp_with_entities_is_refused(void **state)
+{
+	static const char xmp[] =
+		"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\">"
+		"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
+		"<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">]>"
+		"<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">"
+		"<rdf:Description xmlns:pdfaid=\"http://www.aiim.org/pdfa/ns/id/\" pdfaid:conformance=\"B\">"
+		"<pdfaid:part>&e;</pdfaid:part></rdf:Description></rdf:RDF></x:xmpmeta>";
+	char *meta = sb_xasprintf("<< /Type /Metadata /Subtype /XML /Length %zu >>\nstream\n%s\nendstream",
+				  strlen(xmp), xmp);
+	char *path = sb_xasprintf("%s/laughs.pdf", tmp);
+	struct tha_obj objs[] = {
+		{ "<< /Type /Catalog /Pages 2 0 R /Metadata 4 0 R >>", 0 },
+		{ "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 0 },
+		{ "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>", 0 },
+		{ meta, 0 },
+	};
+	struct agid_pdfa_report *r;
+
+	(void)state;
+	for (size_t i = 0; i < SB_ARRAY_SIZE(objs); i++)
+		objs[i].len = strlen(objs[i].body);
+	tha_layout(path, objs, SB_ARRAY_SIZE(objs), NULL, NULL);
+	r = check(path, AGID_PDFA_2B);
+	assert_false(r->valid);
+	assert_int_equal(r->claimed, AGID_PDFA_NONE);
+	assert_true(agid_pdfa_has_clause(r, "6.6.2.1"));
+	agid_pdfa_report_free(r);
+	free(meta);
+	free(path);
+}
+
 /* One xref stream row with /W [1 4 2]: type, field 2, field 3, big-endian. */
 static void put_row(struct sb_buf *b, unsigned type, uint32_t f2, uint16_t f3)
 {
@@ -388,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_agid_pdfa__javascript_fails),
 		cmocka_unit_test(test_agid_pdfa__truncated_and_garbage_are_invalid),
 		cmocka_unit_test(test_agid_pdfa__decompression_bomb_is_capped),
+		cmocka_unit_test(test_agid_pdfa__xmp_with_entities_is_refused),
 		cmocka_unit_test(test_agid_pdfa__object_stream_bomb_is_capped),
 		cmocka_unit_test(test_agid_pdfa__object_cap_and_time_budget),
 		cmocka_unit_test(test_agid_pdfa__errors),
