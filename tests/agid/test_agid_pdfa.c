@@ -99,6 +99,29 @@ static void test_agid_pdfa__verapdf_corpus(void **state)
 	free(sources);
 }
 
+/* The PDF/A-3b corpus file embeds a text file: allowed in part 3 only. */
+static void test_agid_pdfa__embedded_files_per_part(void **state)
+{
+	char *p = th_shared("fixtures-external/pdfa/pdfa3b_6-8-t02-pass-a.pdf");
+	struct agid_pdfa_report *r;
+
+	(void)state;
+	if (!p)
+		fail_msg("../shared/fixtures-external/pdfa is missing: embedded files not checked");
+	r = check(p, AGID_PDFA_3B);
+	assert_true(r->valid);
+	agid_pdfa_report_free(r);
+	r = check(p, AGID_PDFA_2B);     /* part 2: the embedded file must be PDF/A-1 or -2 */
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.8"));
+	agid_pdfa_report_free(r);
+	r = check(p, AGID_PDFA_1B);     /* part 1: no embedded file at all */
+	assert_false(r->valid);
+	assert_true(agid_pdfa_has_clause(r, "6.1.11"));
+	agid_pdfa_report_free(r);
+	free(p);
+}
+
 static void test_agid_pdfa__ghostscript_pdfa2b_passes(void **state)
 {
 	struct agid_pdfa_report *r = check(gs_pdfa, AGID_PDFA_NONE);
@@ -416,6 +439,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agid_pdfa__verapdf_corpus),
+		cmocka_unit_test(test_agid_pdfa__embedded_files_per_part),
 		cmocka_unit_test(test_agid_pdfa__ghostscript_pdfa2b_passes),
 		cmocka_unit_test(test_agid_pdfa__plain_pdf_is_not_pdfa),
 		cmocka_unit_test(test_agid_pdfa__encrypted_file_fails_6_1_3),
