@@ -207,7 +207,7 @@ static void check_header(struct ctx *c)
 		    c->part);
 	for (i = 8; i < n && d[i] != '\r' && d[i] != '\n'; i++)
 		;
-	if (i > 8 + 1)
+	if (i != 8)
 		add(c, R_HEADER, 0, 0, "header line has extra bytes after the version");
 	if (i < n && d[i] == '\r')
 		i++;
