@@ -129,6 +129,8 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	LIST("office.*", "pdfa_flavours", "1a,1b,2a,2b,2u", "1a|1b|2a|2b|2u|3a|3b|3u",
 	     "PDF/A flavours accepted for this office's documents (3b: accepted with a warning)"),
 	BOOL("office.*", "signature_required", "off", "documents must carry a valid qualified signature"),
+	TYPED("office.*", "signature_trust_store", SB_CFG_FILE, NULL, false,
+	      "PEM bundle of the CAs trusted for document signatures; unset: chain not checked"),
 	ENUM("office.*", "address_policy", "anpr", "anpr|act",
 	     "when the act's address differs from ANPR's residence, use anpr or act"),
 	LIST("office.*", "operators", NULL, NULL, "user ids allowed to issue acts and query registries"),

@@ -13,8 +13,13 @@ for bin in "$@"; do
 	case "$name" in
 	fuzz_act) for f in fixtures/acts/*/act.json fixtures/acts-broken/*/act.json; do
 			[ -f "$f" ] && cp "$f" "$corpus/$(echo "$f" | tr '/' '_')"; done ;;
-	fuzz_pdf*|fuzz_agid*) for f in fixtures/acts/*/*.pdf; do
-			[ -f "$f" ] && cp "$f" "$corpus/$(echo "$f" | tr '/' '_')"; done ;;
+	fuzz_pdf*|fuzz_agid*)
+		# the fixture PDFs, the veraPDF corpus when ../shared is there, garbage and a cut PDF
+		for f in fixtures/acts/*/*.pdf ../shared/fixtures-external/pdfa/*.pdf; do
+			[ -f "$f" ] && cp "$f" "$corpus/$(basename "$f")"; done
+		head -c 4096 /dev/urandom > "$corpus/garbage.bin"
+		f=$(ls fixtures/acts/*/*.pdf 2>/dev/null | head -n 1)
+		[ -n "$f" ] && head -c 2000 "$f" > "$corpus/truncated.pdf" ;;
 	esac
 	[ -d "tests/fuzz/corpus/$name" ] && cp tests/fuzz/corpus/"$name"/* "$corpus/" 2>/dev/null || true
 	echo "== $name for ${secs}s"

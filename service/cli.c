@@ -30,6 +30,7 @@ static const struct svc_cmd commands[] = {
 	{ "pdnd", "PDND key id and voucher check", svc_cmd_pdnd, svc_help_pdnd },
 	{ "resolve", "resolve a recipient through INAD and ANPR", svc_cmd_resolve, svc_help_resolve },
 	{ "audit", "verify the access trail, report queries", svc_cmd_audit, svc_help_audit },
+	{ "validate", "check documents: PDF/A, signatures, SEND limits", svc_cmd_validate, svc_help_validate },
 };
 
 static void usage(FILE *out)

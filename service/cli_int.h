@@ -47,6 +47,8 @@ int svc_cmd_resolve(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_resolve(FILE *out);
 int svc_cmd_audit(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_audit(FILE *out);
+int svc_cmd_validate(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_validate(FILE *out);
 
 /* Map an sb_code to an exit code. */
 int svc_exit_for(int code);

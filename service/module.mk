@@ -5,6 +5,7 @@ SERVICE_SRCS := \
 	service/cli_config.c \
 	service/cli_protocol.c \
 	service/cli_pdnd.c \
+	service/cli_validate.c \
 	service/svc_act.c \
 	service/svc_state.c \
 	service/svc_store.c
