@@ -1,4 +1,6 @@
 # sim/: send-sim, linked with common/ only (see sim/README.md).
 SIM_SRCS := \
 	sim/sim_admin.c \
-	sim/sim_main.c
+	sim/sim_main.c \
+	sim/sim_send.c \
+	sim/sim_send_flow.c
