@@ -42,7 +42,7 @@ char *th_tmpdir(const char *tag)
 
 void th_rmrf(const char *path)
 {
-	char *argv[] = { (char *)"/bin/rm", (char *)"-rf", (char *)path, NULL };
+	char *argv[] = { (char *)(uintptr_t)"/bin/rm", (char *)(uintptr_t)"-rf", (char *)(uintptr_t)path, NULL };
 
 	if (path && th_run(argv, NULL, NULL) != 0)
 		die("rm -rf", path);
@@ -50,7 +50,7 @@ void th_rmrf(const char *path)
 
 void th_mkdirs(const char *path)
 {
-	char *argv[] = { (char *)"/bin/mkdir", (char *)"-p", (char *)path, NULL };
+	char *argv[] = { (char *)(uintptr_t)"/bin/mkdir", (char *)(uintptr_t)"-p", (char *)(uintptr_t)path, NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("mkdir -p", path);
@@ -58,7 +58,7 @@ void th_mkdirs(const char *path)
 
 void th_copy_tree(const char *src, const char *dst)
 {
-	char *argv[] = { (char *)"/bin/cp", (char *)"-a", (char *)src, (char *)dst, NULL };
+	char *argv[] = { (char *)(uintptr_t)"/bin/cp", (char *)(uintptr_t)"-a", (char *)(uintptr_t)src, (char *)(uintptr_t)dst, NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("cp -a", src);
@@ -192,7 +192,7 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execv(bin, (char *const *)argv);
+		execv(bin, (char *const *)(uintptr_t)argv);   /* execv does not write argv */
 		_exit(127);
 	}
 	for (int i = 0; i < 500; i++) {
