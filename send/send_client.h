@@ -229,12 +229,14 @@ int send_notification_json(const struct send_client *c, const struct send_notifi
  * Create the notification. On 202 request_id_out gets the
  * notificationRequestId. On 409 (already submitted) the existing request
  * is looked up by protocol number and idempotence token and its id is
- * returned, with *existing_out = true (never a second creation).
- * existing_out may be NULL.
+ * returned, with *existing_out = true (never a second creation). Because
+ * of that, transient failures (5xx, 429, lost replies) are retried with r
+ * (NULL: defaults): a retry of a request SEND did take ends in the 409
+ * path. existing_out may be NULL.
  */
 int send_notification_create(struct send_client *c, const struct send_notification *n,
-			     char request_id_out[SEND_REQUEST_ID_MAX], bool *existing_out,
-			     struct sb_err *err);
+			     const struct send_retry *r, char request_id_out[SEND_REQUEST_ID_MAX],
+			     bool *existing_out, struct sb_err *err);
 
 /* ---- acceptance -------------------------------------------------------- */
 

@@ -763,14 +763,29 @@ int send_request_status_find(struct send_client *c, const char *protocol_number,
 	return rc;
 }
 
+struct create_op {
+	struct send_client *c;
+	const char *path, *body;
+	json_t *reply;
+};
+
+static int create_once(void *ctx, struct sb_err *err)
+{
+	struct create_op *op = ctx;
+
+	json_decref(op->reply);
+	op->reply = NULL;
+	return send_call(op->c, "POST", op->path, op->body, &op->reply, NULL, NULL, err);
+}
+
 int send_notification_create(struct send_client *c, const struct send_notification *n,
-			     char request_id_out[SEND_REQUEST_ID_MAX], bool *existing_out,
-			     struct sb_err *err)
+			     const struct send_retry *r, char request_id_out[SEND_REQUEST_ID_MAX],
+			     bool *existing_out, struct sb_err *err)
 {
 	struct send_request_status st;
+	struct create_op op = { c, NULL, NULL, NULL };
 	char *body = NULL, *path = NULL;
 	char id[SEND_REQUEST_ID_MAX];
-	json_t *reply = NULL;
 	bool existing = false;
 	int rc;
 
@@ -778,11 +793,13 @@ int send_notification_create(struct send_client *c, const struct send_notificati
 	if (rc < 0)
 		return rc;
 	path = sb_xasprintf("/delivery/%s/requests", c->v_requests);
-	rc = send_call(c, "POST", path, body, &reply, NULL, NULL, err);
+	op.path = path;
+	op.body = body;
+	rc = send_retry_run(r, create_once, &op, err);
 	if (rc == SB_EREJECT && err && err->http == 409) {
 		/*
-		 * Already submitted (a replay after a crash or a lost reply): look the
-		 * request up instead of creating a second one (SUMMARY §7).
+		 * Already submitted (a replay after a crash, or a retry after a lost
+		 * reply): look the request up instead of creating a second one (SUMMARY §7).
 		 */
 		sb_log(SB_LOG_INFO, "send", "create answered 409, reconciling: %s", err->msg);
 		sb_err_clear(err);
@@ -799,7 +816,7 @@ int send_notification_create(struct send_client *c, const struct send_notificati
 	} else if (rc < 0) {
 		goto cleanup;
 	} else {
-		rc = send_copy_str(reply, "notificationRequestId", id, sizeof(id), true,
+		rc = send_copy_str(op.reply, "notificationRequestId", id, sizeof(id), true,
 				   "create notification", err);
 		if (rc < 0)
 			goto cleanup;
@@ -808,7 +825,7 @@ int send_notification_create(struct send_client *c, const struct send_notificati
 	if (existing_out)
 		*existing_out = existing;
 cleanup:
-	json_decref(reply);
+	json_decref(op.reply);
 	free(body);
 	free(path);
 	return rc;

@@ -264,7 +264,7 @@ static __attribute__((unused)) int sf_submit(struct sf *f, struct sf_notif *x, s
 
 	rc = sf_upload(f, x, err);
 	if (rc == 0)
-		rc = send_notification_create(f->c, &x->n, id, NULL, err);
+		rc = send_notification_create(f->c, &x->n, &f->retry, id, NULL, err);
 	if (rc == 0)
 		rc = send_request_wait(f->c, id, 30000, &f->retry, st, err);
 	return rc;

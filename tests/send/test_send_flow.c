@@ -63,10 +63,10 @@ static void test_send_flow__409_reconciled_never_twice(void **state)
 
 	sf_notif_init(f, &x, NULL, NULL);
 	assert_int_equal(sf_upload(f, &x, &err), 0);
-	assert_int_equal(send_notification_create(f->c, &x.n, id1, &existing, &err), 0);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id1, &existing, &err), 0);
 	assert_false(existing);
 	/* A replay (crash after the POST): SEND says 409, the client finds the first request. */
-	assert_int_equal(send_notification_create(f->c, &x.n, id2, &existing, &err), 0);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id2, &existing, &err), 0);
 	assert_true(existing);
 	assert_string_equal(id1, id2);
 	assert_int_equal(sf_ledger(f, x.proto, "requests"), 1);
@@ -83,7 +83,7 @@ static void test_send_flow__find_by_protocol_and_token(void **state)
 
 	sf_notif_init(f, &x, NULL, NULL);
 	assert_int_equal(sf_upload(f, &x, &err), 0);
-	assert_int_equal(send_notification_create(f->c, &x.n, id, NULL, &err), 0);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
 	assert_int_equal(send_request_status_find(f->c, x.proto, x.token, &st, &err), 0);
 	assert_string_equal(st.request_id, id);
 	assert_int_equal(send_request_status_get(f->c, id, &st, &err), 0);
@@ -113,7 +113,7 @@ static void test_send_flow__refused_file_sha_error(void **state)
 	assert_int_equal(sf_upload(f, &x, &err), 0);
 	/* Declare the notice's digest for the document: well-formed, but not its bytes. */
 	memcpy(x.doc[0].ref.sha256, x.up[1].ref.sha256, sizeof(x.doc[0].ref.sha256));
-	assert_int_equal(send_notification_create(f->c, &x.n, id, NULL, &err), 0);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
 	assert_int_equal(send_request_wait(f->c, id, 30000, &f->retry, &st, &err), 0);
 	assert_int_equal(st.state, SEND_REFUSED);
 	assert_true(st.nrefusals >= 1);
@@ -137,7 +137,7 @@ static void test_send_flow__refused_file_not_found(void **state)
 	assert_int_equal(sf_upload(f, &x, &err), 0);
 	snprintf(x.doc[0].ref.key, sizeof(x.doc[0].ref.key),
 		 "PN_NOTIFICATION_ATTACHMENTS-never-uploaded.pdf");
-	assert_int_equal(send_notification_create(f->c, &x.n, id, NULL, &err), 0);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
 	assert_int_equal(send_request_wait(f->c, id, 30000, &f->retry, &st, &err), 0);
 	assert_int_equal(st.state, SEND_REFUSED);
 	for (size_t i = 0; i < st.nrefusals; i++)
@@ -156,7 +156,7 @@ static void test_send_flow__wait_gives_up_as_temporary(void **state)
 
 	sf_notif_init(f, &x, NULL, NULL);
 	assert_int_equal(sf_upload(f, &x, &err), 0);
-	assert_int_equal(send_notification_create(f->c, &x.n, id, NULL, &err), 0);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
 	/* Less time than the retryAfter SEND asks for: still WAITING, a temporary state. */
 	assert_int_equal(send_request_wait(f->c, id, 10, &f->retry, &st, &err), SB_ETEMP);
 	assert_int_equal(err.code, SB_ETEMP);
