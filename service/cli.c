@@ -25,6 +25,11 @@ static const struct svc_cmd commands[] = {
 	{ "version", "print the version", cmd_version, help_version },
 	{ "config", "check the configuration, list its keys", svc_cmd_config, svc_help_config },
 	{ "act", "validate an act folder", svc_cmd_act, svc_help_act },
+	{ "submit", "notify one act folder through SEND, print the IUN", svc_cmd_send, svc_help_send },
+	{ "notification", "status and timeline of a SEND notification", svc_cmd_send, svc_help_send },
+	{ "legal-facts", "download a notification's legal facts", svc_cmd_send, svc_help_send },
+	{ "price", "SEND's cost for a pagoPA notice code", svc_cmd_send, svc_help_send },
+	{ "cancel", "cancel a SEND notification", svc_cmd_send, svc_help_send },
 };
 
 static void usage(FILE *out)

@@ -38,6 +38,9 @@ int svc_cmd_config(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_config(FILE *out);
 int svc_cmd_act(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_act(FILE *out);
+/* submit, notification, legal-facts, price, cancel (cli_send.c); argv[0] says which. */
+int svc_cmd_send(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_send(FILE *out);
 
 /* Map an sb_code to an exit code. */
 int svc_exit_for(int code);

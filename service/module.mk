@@ -3,6 +3,8 @@ SERVICE_SRCS := \
 	service/cli.c \
 	service/cli_act.c \
 	service/cli_config.c \
+	service/cli_send.c \
 	service/svc_act.c \
+	service/svc_send_map.c \
 	service/svc_state.c \
 	service/svc_store.c
