@@ -107,6 +107,23 @@ static __attribute__((unused)) void sf_stop(struct sf *f)
 	free(f->dir);
 }
 
+/* cmocka group set-up and tear-down: one simulator (with sim_args) for the whole group. */
+static __attribute__((unused)) int sf_group_setup(void **state, const char *const *sim_args)
+{
+	struct sf *f = sb_xcalloc(1, sizeof(*f));
+
+	sf_start(f, sim_args);
+	*state = f;
+	return 0;
+}
+
+static __attribute__((unused)) int sf_group_teardown(void **state)
+{
+	sf_stop(*state);
+	free(*state);
+	return 0;
+}
+
 /* A file in the fixture's folder with content, returned path owned. */
 static __attribute__((unused)) char *sf_file(struct sf *f, const char *name, const char *content)
 {
@@ -290,6 +307,25 @@ static __attribute__((unused)) struct send_sent_notification *sf_wait_status(str
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
+}
+
+/*
+ * A notification (sf_notif_init with pec and street) submitted, accepted and
+ * followed until its status is one of want; the caller frees the result and
+ * releases x.
+ */
+static __attribute__((unused)) struct send_sent_notification *
+sf_deliver(struct sf *f, struct sf_notif *x, const char *pec, const char *street,
+	   const char *want, struct send_request_status *st)
+{
+	struct sb_err err = SB_ERR_INIT;
+
+	sf_notif_init(f, x, pec, street);
+	if (sf_submit(f, x, st, &err) < 0 || st->state != SEND_ACCEPTED) {
+		fprintf(stderr, "fixture: submit failed: %s\n", err.msg);
+		return NULL;
+	}
+	return sf_wait_status(f, st->iun, want);
 }
 
 static __attribute__((unused)) bool sf_has_category(const struct send_sent_notification *n, const char *cat)

@@ -18,18 +18,7 @@
 
 static int setup(void **state)
 {
-	struct sf *f = sb_xcalloc(1, sizeof(*f));
-
-	sf_start(f, NULL);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	sf_stop(*state);
-	free(*state);
-	return 0;
+	return sf_group_setup(state, NULL);
 }
 
 /* Upload one small PDF with client c; the rc of the whole preload + PUT. */
@@ -360,5 +349,5 @@ int main(void)
 	};
 
 	sb_http_global_init();
-	return cmocka_run_group_tests_name("send_client", tests, setup, teardown);
+	return cmocka_run_group_tests_name("send_client", tests, setup, sf_group_teardown);
 }

@@ -17,18 +17,7 @@ static const char *const sim_args[] = { "--send-accept-ms", "150", "--send-step-
 
 static int setup(void **state)
 {
-	struct sf *f = sb_xcalloc(1, sizeof(*f));
-
-	sf_start(f, sim_args);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	sf_stop(*state);
-	free(*state);
-	return 0;
+	return sf_group_setup(state, sim_args);
 }
 
 static void test_send_flow__submit_accepted_with_iun(void **state)
@@ -170,11 +159,8 @@ static void test_send_flow__digital_delivery_timeline(void **state)
 	struct sf_notif x;
 	struct send_request_status st;
 	struct send_sent_notification *n;
-	struct sb_err err = SB_ERR_INIT;
 
-	sf_notif_init(f, &x, "mario.rossi@pec.example.it", NULL);
-	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
-	n = sf_wait_status(f, st.iun, "EFFECTIVE_DATE");
+	n = sf_deliver(f, &x, "mario.rossi@pec.example.it", NULL, "EFFECTIVE_DATE", &st);
 	assert_non_null(n);
 	assert_string_equal(n->iun, st.iun);
 	assert_string_equal(n->protocol_number, x.proto);
@@ -199,20 +185,14 @@ static void test_send_flow__analog_unreachable_and_deceased(void **state)
 	struct sf_notif x, y;
 	struct send_request_status st, st2;
 	struct send_sent_notification *n;
-	struct sb_err err = SB_ERR_INIT;
 
-	sf_notif_init(f, &x, NULL, "Via @FAIL-Irreperibile_AR 1");
-	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
-	sf_notif_init(f, &y, NULL, "Via @DECEDUTO 2");
-	assert_int_equal(sf_submit(f, &y, &st2, &err), 0);
-
-	n = sf_wait_status(f, st.iun, "UNREACHABLE");
+	n = sf_deliver(f, &x, NULL, "Via @FAIL-Irreperibile_AR 1", "UNREACHABLE", &st);
 	assert_non_null(n);
 	assert_true(sf_has_category(n, "SEND_ANALOG_DOMICILE"));
 	assert_true(sf_has_category(n, "COMPLETELY_UNREACHABLE"));
 	send_sent_notification_free(n);
 
-	n = sf_wait_status(f, st2.iun, "EFFECTIVE_DATE");
+	n = sf_deliver(f, &y, NULL, "Via @DECEDUTO 2", "EFFECTIVE_DATE", &st2);
 	assert_non_null(n);
 	assert_true(sf_has_category(n, "ANALOG_WORKFLOW_RECIPIENT_DECEASED"));
 	send_sent_notification_free(n);
@@ -226,11 +206,8 @@ static void test_send_flow__pec_failure_falls_back(void **state)
 	struct sf_notif x;
 	struct send_request_status st;
 	struct send_sent_notification *n;
-	struct sb_err err = SB_ERR_INIT;
 
-	sf_notif_init(f, &x, "prova@fail.it", NULL);
-	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
-	n = sf_wait_status(f, st.iun, "EFFECTIVE_DATE");
+	n = sf_deliver(f, &x, "prova@fail.it", NULL, "EFFECTIVE_DATE", &st);
 	assert_non_null(n);
 	assert_true(sf_has_category(n, "DIGITAL_FAILURE_WORKFLOW"));
 	assert_true(sf_has_category(n, "SEND_SIMPLE_REGISTERED_LETTER"));
@@ -265,9 +242,7 @@ static void test_send_flow__legal_facts_listed_and_downloaded(void **state)
 	uint64_t size = 0;
 	char *out = sb_xasprintf("%s/ack.pdf", f->dir);
 
-	sf_notif_init(f, &x, "mario.rossi@pec.example.it", NULL);
-	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
-	n = sf_wait_status(f, st.iun, "DELIVERED|EFFECTIVE_DATE");
+	n = sf_deliver(f, &x, "mario.rossi@pec.example.it", NULL, "DELIVERED|EFFECTIVE_DATE", &st);
 	assert_non_null(n);
 	send_sent_notification_free(n);
 	assert_int_equal(send_legal_facts_list(f->c, st.iun, &lf, &nlf, &err), 0);
@@ -415,5 +390,5 @@ int main(void)
 	};
 
 	sb_http_global_init();
-	return cmocka_run_group_tests_name("send_flow", tests, setup, teardown);
+	return cmocka_run_group_tests_name("send_flow", tests, setup, sf_group_teardown);
 }

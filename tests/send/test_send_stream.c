@@ -16,18 +16,7 @@ static const char *const sim_args[] = { "--send-accept-ms", "50", "--send-step-m
 
 static int setup(void **state)
 {
-	struct sf *f = sb_xcalloc(1, sizeof(*f));
-
-	sf_start(f, sim_args);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	sf_stop(*state);
-	free(*state);
-	return 0;
+	return sf_group_setup(state, sim_args);
 }
 
 /* A store that keeps event ids and categories in memory, and can be told to fail. */
@@ -77,9 +66,7 @@ static void test_send_stream__events_stored_then_acknowledged(void **state)
 
 	assert_int_equal(send_stream_create(f->c, stream, &err), 0);
 	assert_int_equal(strlen(stream), 36);
-	sf_notif_init(f, &x, "mario.rossi@pec.example.it", NULL);
-	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
-	n = sf_wait_status(f, st.iun, "EFFECTIVE_DATE");
+	n = sf_deliver(f, &x, "mario.rossi@pec.example.it", NULL, "EFFECTIVE_DATE", &st);
 	assert_non_null(n);
 	send_sent_notification_free(n);
 
@@ -175,5 +162,5 @@ int main(void)
 	};
 
 	sb_http_global_init();
-	return cmocka_run_group_tests_name("send_stream", tests, setup, teardown);
+	return cmocka_run_group_tests_name("send_stream", tests, setup, sf_group_teardown);
 }

@@ -34,18 +34,7 @@ static const char base_body[] =
 
 static int setup(void **state)
 {
-	struct sf *f = sb_xcalloc(1, sizeof(*f));
-
-	sf_start(f, sim_args);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	sf_stop(*state);
-	free(*state);
-	return 0;
+	return sf_group_setup(state, sim_args);
 }
 
 /* Walk "a.b[1].c" in root, creating nothing; set (v != NULL, stolen) or delete the last member. */
@@ -511,5 +500,5 @@ int main(void)
 	};
 
 	sb_http_global_init();
-	return cmocka_run_group_tests_name("sim_send", tests, setup, teardown);
+	return cmocka_run_group_tests_name("sim_send", tests, setup, sf_group_teardown);
 }

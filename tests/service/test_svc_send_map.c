@@ -21,18 +21,7 @@ static const char *const sim_args[] = { "--send-accept-ms", "50", "--send-step-m
 
 static int setup(void **state)
 {
-	struct sf *f = sb_xcalloc(1, sizeof(*f));
-
-	sf_start(f, sim_args);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	sf_stop(*state);
-	free(*state);
-	return 0;
+	return sf_group_setup(state, sim_args);
 }
 
 static struct svc_act *load(const char *name)
@@ -196,5 +185,5 @@ int main(void)
 	};
 
 	sb_http_global_init();
-	return cmocka_run_group_tests_name("svc_send_map", tests, setup, teardown);
+	return cmocka_run_group_tests_name("svc_send_map", tests, setup, sf_group_teardown);
 }
