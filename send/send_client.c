@@ -209,6 +209,21 @@ int send_url_escape(const char *s, struct sb_buf *out)
 	return 0;
 }
 
+void send_err_scrub_query(struct sb_err *err)
+{
+	char *q;
+
+	/* Each '?' starts a query that runs to the closing quote of the URL, or to the end. */
+	while (err && (q = strchr(err->msg, '?')) != NULL) {
+		char *end = strchr(q, '\'');
+
+		if (end)
+			memmove(q, end, strlen(end) + 1);
+		else
+			*q = '\0';
+	}
+}
+
 /* One line from remote text, quoted and cut: it ends up in logs and in the store. */
 static void quote(const char *s, char *out, size_t n)
 {
@@ -309,8 +324,11 @@ int send_call(struct send_client *c, const char *method, const char *path, const
 	req.body = body;
 	req.body_len = body ? strlen(body) : 0;
 	rc = sb_http_do(c->http, &req, &resp, err);
-	if (rc < 0)
+	if (rc < 0) {
+		/* The query can hold a protocol number or a cursor: noise in a log line. */
+		send_err_scrub_query(err);
 		goto cleanup;
+	}
 	if (resp.status < 200 || resp.status >= 300) {
 		char what[160];
 
@@ -365,8 +383,10 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
 	req.out_file_max = max;
 	req.timeout_ms = c->upload_timeout_ms;
 	rc = sb_http_do(c->http, &req, &resp, err);
-	if (rc < 0)
+	if (rc < 0) {
+		send_err_scrub_query(err);
 		goto cleanup;
+	}
 	if (resp.status != 200) {
 		rc = send_reply_error(&resp, "download", err);
 		goto cleanup;

@@ -48,6 +48,12 @@ int send_reply_error(const struct sb_http_resp *resp, const char *what, struct s
 int send_fetch_url(struct send_client *c, const char *url, const char *out_path, uint64_t max,
 		   uint64_t *len_out, struct sb_err *err);
 
+/*
+ * Remove query strings from err->msg: a pre-signed URL's query holds its
+ * signature, which must not reach a log or the store.
+ */
+void send_err_scrub_query(struct sb_err *err);
+
 /* Percent-encode s for a path segment or query value. */
 int send_url_escape(const char *s, struct sb_buf *out);
 

@@ -91,8 +91,10 @@ static int put_once(void *ctx, struct sb_err *err)
 	req.body_file = op->u->path;
 	req.timeout_ms = op->c->upload_timeout_ms;
 	rc = sb_http_do(op->c->http, &req, &resp, err);
-	if (rc < 0)
+	if (rc < 0) {
+		send_err_scrub_query(err);
 		goto cleanup;
+	}
 	if (resp.status != 200) {
 		rc = send_reply_error(&resp, "upload", err);
 		goto cleanup;

@@ -101,6 +101,14 @@ static void test_send_stream__events_stored_then_acknowledged(void **state)
 	assert_int_equal(got, 0);
 	assert_string_not_equal(cursor, first);
 
+	/* A dropped connection: temporary, and the URL's query is not in the message. */
+	sf_faults(f, "{\"pctDrop\":100}");
+	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s, &got, &ra, &err),
+			 SB_ETEMP);
+	assert_non_null(strstr(err.msg, "/events"));
+	assert_null(strstr(err.msg, "lastEventId"));
+	sf_faults(f, "{\"pctDrop\":0}");
+
 	/* Input errors. */
 	assert_int_equal(send_stream_poll(f->c, "short", cursor, store_events, s, &got, &ra, &err),
 			 SB_EINVAL);
