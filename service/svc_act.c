@@ -106,10 +106,11 @@ const char *svc_comm_type_name(enum svc_comm_type t)
 
 static void join(char *out, size_t size, const char *prefix, const char *key)
 {
-	if (prefix && *prefix)
-		snprintf(out, size, "%s.%s", prefix, key);
-	else
-		snprintf(out, size, "%s", key);
+	/* A path longer than out is cut on purpose: it only names a field in a message. */
+	if (prefix && *prefix && snprintf(out, size, "%s.%s", prefix, key) >= (int)size)
+		out[size - 1] = '\0';
+	else if ((!prefix || !*prefix) && snprintf(out, size, "%s", key) >= (int)size)
+		out[size - 1] = '\0';
 }
 
 /* Refuse members not in allowed (NULL-terminated). */
