@@ -447,7 +447,7 @@ static int recipient_json(const struct send_recipient *r, size_t i, const struct
 	if (r->npayments) {
 		pays = json_array();
 		for (size_t k = 0; k < r->npayments; k++) {
-			json_t *p;
+			json_t *p = NULL;
 
 			snprintf(pw, sizeof(pw), "%s.payments[%zu]", w, k);
 			rc = payment_json(&r->payments[k], pw, cc, &p, err);
@@ -564,7 +564,7 @@ int send_notification_json(const struct send_client *c, const struct send_notifi
 	arr = json_array();
 	json_object_set_new(o, "recipients", arr);
 	for (size_t i = 0; i < n->nrecipients; i++) {
-		json_t *r;
+		json_t *r = NULL;
 
 		rc = recipient_json(&n->recipients[i], i, n, &cc, &r, err);
 		if (rc < 0)
@@ -576,7 +576,7 @@ int send_notification_json(const struct send_client *c, const struct send_notifi
 	for (size_t i = 0; i < n->ndocuments; i++) {
 		const struct send_document *d = &n->documents[i];
 		char w[48];
-		json_t *dj;
+		json_t *dj = NULL;
 
 		snprintf(w, sizeof(w), "documents[%zu]", i);
 		rc = ref_json(&d->ref, SEND_CT_PDF, w, &dj, err);
