@@ -135,6 +135,63 @@ static void test_send_flow__refused_file_not_found(void **state)
 	sf_notif_release(&x);
 }
 
+static void test_send_flow__refused_not_a_pdf(void **state)
+{
+	struct sf *f = *state;
+	struct sf_notif x;
+	struct send_request_status st;
+	struct sb_err err = SB_ERR_INIT;
+	char *txt = sf_file(f, "not-a-pdf.pdf", "plain text pretending to be a PDF\n");
+
+	sf_notif_init(f, &x, NULL, NULL);
+	free((char *)(uintptr_t)x.up[0].path);
+	x.up[0].path = sb_xstrdup(txt);
+	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
+	assert_int_equal(st.state, SEND_REFUSED);
+	assert_string_equal(st.refusals[0].code, "FILE_PDF_INVALID_ERROR");
+	free(txt);
+	sf_notif_release(&x);
+}
+
+static void test_send_flow__f24_metadata_uploaded_and_checked(void **state)
+{
+	struct sf *f = *state;
+	struct sf_notif x;
+	struct send_request_status st;
+	struct send_attachment_sel sel = { SEND_ATT_F24, 0, 0 };
+	struct sb_err err = SB_ERR_INIT;
+	char *json = sf_file(f, "f24.json", "{\"f24Standard\":{\"taxPayer\":{}}}");
+	char *out = sb_xasprintf("%s/f24-out.json", f->dir);
+	char sha[45];
+
+	sf_notif_init(f, &x, NULL, NULL);
+	x.up[2].path = json;
+	x.up[2].content_type = SEND_CT_JSON;
+	x.up[2].preload_idx = "f24";
+	assert_int_equal(send_files_upload(f->c, x.up, 3, &f->retry, &err), 0);
+	assert_int_equal(strncmp(x.up[2].ref.key, "PN_F24_META", 11), 0);
+	x.doc[0].ref = x.up[0].ref;
+	x.pay[0].has_pagopa_attachment = true;
+	x.pay[0].pagopa_attachment = x.up[1].ref;
+	x.pay[0].has_f24 = true;
+	x.pay[0].f24_title = "F24 IMU";
+	x.pay[0].f24_apply_cost = true;
+	x.pay[0].f24_metadata = x.up[2].ref;
+	{
+		char id[SEND_REQUEST_ID_MAX];
+
+		assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
+		assert_int_equal(send_request_wait(f->c, id, 30000, &f->retry, &st, &err), 0);
+	}
+	assert_int_equal(st.state, SEND_ACCEPTED);
+	assert_int_equal(send_attachment_download(f->c, st.iun, &sel, x.up[2].ref.sha256, out, 10000,
+						  &f->retry, sha, &err), 0);
+	assert_string_equal(sha, x.up[2].ref.sha256);
+	free(json);
+	free(out);
+	sf_notif_release(&x);
+}
+
 static void test_send_flow__wait_gives_up_as_temporary(void **state)
 {
 	struct sf *f = *state;
@@ -379,6 +436,8 @@ int main(void)
 		cmocka_unit_test(test_send_flow__find_by_protocol_and_token),
 		cmocka_unit_test(test_send_flow__refused_file_sha_error),
 		cmocka_unit_test(test_send_flow__refused_file_not_found),
+		cmocka_unit_test(test_send_flow__refused_not_a_pdf),
+		cmocka_unit_test(test_send_flow__f24_metadata_uploaded_and_checked),
 		cmocka_unit_test(test_send_flow__wait_gives_up_as_temporary),
 		cmocka_unit_test(test_send_flow__digital_delivery_timeline),
 		cmocka_unit_test(test_send_flow__analog_unreachable_and_deceased),
