@@ -272,16 +272,24 @@ static __attribute__((unused)) int sf_upload(struct sf *f, struct sf_notif *x, s
 	return 0;
 }
 
-/* Upload, create and wait for acceptance; the IUN goes to iun (32 bytes). */
-static __attribute__((unused)) int sf_submit(struct sf *f, struct sf_notif *x, struct send_request_status *st,
-		     struct sb_err *err)
+/* Upload and create; the notificationRequestId goes to id. */
+static __attribute__((unused)) int sf_create(struct sf *f, struct sf_notif *x,
+					     char id[SEND_REQUEST_ID_MAX], struct sb_err *err)
 {
-	char id[SEND_REQUEST_ID_MAX];
-	int rc;
+	int rc = sf_upload(f, x, err);
 
-	rc = sf_upload(f, x, err);
 	if (rc == 0)
 		rc = send_notification_create(f->c, &x->n, &f->retry, id, NULL, err);
+	return rc;
+}
+
+/* Upload, create and wait for acceptance (or refusal) into st. */
+static __attribute__((unused)) int sf_submit(struct sf *f, struct sf_notif *x,
+					     struct send_request_status *st, struct sb_err *err)
+{
+	char id[SEND_REQUEST_ID_MAX];
+	int rc = sf_create(f, x, id, err);
+
 	if (rc == 0)
 		rc = send_request_wait(f->c, id, 30000, &f->retry, st, err);
 	return rc;

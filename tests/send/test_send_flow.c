@@ -71,8 +71,7 @@ static void test_send_flow__find_by_protocol_and_token(void **state)
 	struct sb_err err = SB_ERR_INIT;
 
 	sf_notif_init(f, &x, NULL, NULL);
-	assert_int_equal(sf_upload(f, &x, &err), 0);
-	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
+	assert_int_equal(sf_create(f, &x, id, &err), 0);
 	assert_int_equal(send_request_status_find(f->c, x.proto, x.token, &st, &err), 0);
 	assert_string_equal(st.request_id, id);
 	assert_int_equal(send_request_status_get(f->c, id, &st, &err), 0);
@@ -201,8 +200,7 @@ static void test_send_flow__wait_gives_up_as_temporary(void **state)
 	struct sb_err err = SB_ERR_INIT;
 
 	sf_notif_init(f, &x, NULL, NULL);
-	assert_int_equal(sf_upload(f, &x, &err), 0);
-	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
+	assert_int_equal(sf_create(f, &x, id, &err), 0);
 	/* Less time than the retryAfter SEND asks for: still WAITING, a temporary state. */
 	assert_int_equal(send_request_wait(f->c, id, 10, &f->retry, &st, &err), SB_ETEMP);
 	assert_int_equal(err.code, SB_ETEMP);
