@@ -47,6 +47,14 @@ static void test_send_client__config_errors(void **state)
 	assert_int_equal(send_client_new(&c, f->cfg, NULL, &err), SB_ECONFIG);
 	assert_non_null(strstr(err.msg, "voucher"));
 	assert_ptr_equal(c, (struct send_client *)0x1);
+	/* a voucher provider but no purpose to ask it for */
+	assert_int_equal(sf_config(f, NULL, "pdnd_voucher = on", &err), 0);
+	{
+		struct sb_voucher_provider vp = { NULL, NULL };
+
+		assert_int_equal(send_client_new(&c, f->cfg, &vp, &err), SB_ECONFIG);
+		assert_non_null(strstr(err.msg, "purpose_id"));
+	}
 	/* a version that is not "vN.N" */
 	assert_int_equal(sf_config(f, NULL, "version_requests = latest", &err), 0);
 	assert_int_equal(send_client_new(&c, f->cfg, NULL, &err), SB_ECONFIG);
@@ -263,6 +271,25 @@ static void test_send_client__429_retry_after_honoured(void **state)
 	free(pdf);
 }
 
+static void test_send_client__timeout_is_temporary(void **state)
+{
+	struct sf *f = *state;
+	struct send_client *c = NULL;
+	struct sb_err err = SB_ERR_INIT;
+
+	/* SEND slower than [send] timeout_ms: the call gives up, as a temporary failure. */
+	assert_int_equal(sf_config(f, NULL, "timeout_ms = 1000", &err), 0);
+	assert_int_equal(send_client_new(&c, f->cfg, NULL, &err), 0);
+	sf_faults(f, "{\"latencyMs\":1600}");
+	assert_int_equal(upload_one(f, c, &err), SB_ETEMP);
+	assert_int_equal(err.code, SB_ETEMP);
+	assert_int_equal(err.cause, 28);   /* CURLE_OPERATION_TIMEDOUT */
+	assert_true(err.msg[0] != '\0');
+	sf_faults(f, "{\"latencyMs\":0}");
+	send_client_free(c);
+	assert_int_equal(sf_config(f, NULL, NULL, &err), 0);
+}
+
 static void test_send_client__preload_batches_of_15(void **state)
 {
 	struct sf *f = *state;
@@ -344,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_send_client__retry_delay),
 		cmocka_unit_test(test_send_client__fail_nth_survived),
 		cmocka_unit_test(test_send_client__429_retry_after_honoured),
+		cmocka_unit_test(test_send_client__timeout_is_temporary),
 		cmocka_unit_test(test_send_client__preload_batches_of_15),
 		cmocka_unit_test(test_send_client__upload_input_errors),
 	};
