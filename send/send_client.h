@@ -271,7 +271,8 @@ int send_request_status_find(struct send_client *c, const char *protocol_number,
  * Poll until the request is no longer WAITING, sleeping retryAfter seconds
  * (through r->sleep_ms when set) between polls, at most max_wait_ms in all;
  * transient failures are retried with r. Returns 0 with out ACCEPTED or
- * REFUSED, or SB_ETEMP when still WAITING after max_wait_ms.
+ * REFUSED, or SB_ETEMP when still WAITING after max_wait_ms (err->retry_after
+ * then holds SEND's last retryAfter, in seconds).
  */
 int send_request_wait(struct send_client *c, const char *request_id, long max_wait_ms,
 		      const struct send_retry *r, struct send_request_status *out,

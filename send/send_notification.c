@@ -865,9 +865,13 @@ int send_request_wait(struct send_client *c, const char *request_id, long max_wa
 		wait = st.retry_after >= 0 ? st.retry_after * 1000 : 1000;
 		if (wait == 0)
 			wait = 100;
-		if (waited + wait > max_wait_ms)
-			return sb_err_set(err, SB_ETEMP, 0, "request still WAITING after %ld ms",
-					  waited);
+		if (waited + wait > max_wait_ms) {
+			sb_err_set(err, SB_ETEMP, 0, "request still WAITING after %ld ms", waited);
+			/* Tell the caller when to ask again: SEND's own retryAfter. */
+			if (err)
+				err->retry_after = wait / 1000;
+			return SB_ETEMP;
+		}
 		send_sleep_ms(r, wait);
 		waited += wait;
 	}

@@ -59,6 +59,17 @@ static void test_send_client__config_errors(void **state)
 	assert_int_equal(sf_config(f, NULL, "version_requests = latest", &err), 0);
 	assert_int_equal(send_client_new(&c, f->cfg, NULL, &err), SB_ECONFIG);
 	assert_non_null(strstr(err.msg, "version_requests"));
+	/* A pinned version is the one in the path: SEND (here the sim) has no v9.9 price. */
+	assert_int_equal(sf_config(f, NULL, "version_price = v9.9", &err), 0);
+	assert_int_equal(send_client_new(&c, f->cfg, NULL, &err), 0);
+	{
+		struct send_price p;
+
+		assert_int_equal(send_price_get(c, "302010000000000001", &p, &err), SB_ENOTFOUND);
+		assert_non_null(strstr(err.msg, "/delivery/v9.9/price/"));
+	}
+	send_client_free(c);
+	c = (struct send_client *)0x1;
 	/* an API key file readable by others, after the configuration was loaded */
 	assert_int_equal(sf_config(f, NULL, NULL, &err), 0);
 	chmod(keyf, 0644);

@@ -205,6 +205,7 @@ static void test_send_flow__wait_gives_up_as_temporary(void **state)
 	assert_int_equal(send_request_wait(f->c, id, 10, &f->retry, &st, &err), SB_ETEMP);
 	assert_int_equal(err.code, SB_ETEMP);
 	assert_non_null(strstr(err.msg, "WAITING"));
+	assert_int_equal(err.retry_after, 1);
 	sf_notif_release(&x);
 }
 
