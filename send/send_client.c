@@ -224,10 +224,69 @@ void send_err_scrub_query(struct sb_err *err)
 	}
 }
 
-/* One line from remote text, quoted and cut: it ends up in logs and in the store. */
+static bool word_char(char c)
+{
+	/* c != 0 first: strchr() finds the terminator of its own string. */
+	return c && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		     strchr("._%+-@", c));
+}
+
+/*
+ * A codice fiscale's shape: letters at 0-5, 8, 11 and 15, letters or digits
+ * elsewhere, and at least one digit (an all-letter code needs seven omocodia
+ * substitutions; a 16-letter word, e.g. part of an error code, is not one).
+ */
+static bool cf_shape(const char *w, size_t n)
+{
+	bool digit = false;
+
+	if (n != 16)
+		return false;
+	for (size_t i = 0; i < 16; i++) {
+		char c = (char)(w[i] & ~0x20);
+		bool letter = c >= 'A' && c <= 'Z';
+		bool num = w[i] >= '0' && w[i] <= '9';
+
+		if ((i < 6 || i == 8 || i == 11 || i == 15) ? !letter : !(letter || num))
+			return false;
+		digit |= num;
+	}
+	return digit;
+}
+
+void send_scrub_pii(char *s)
+{
+	char *p = s;
+
+	while (*p) {
+		size_t n = 0;
+		const char *rep = NULL;
+
+		if (!word_char(*p)) {
+			p++;
+			continue;
+		}
+		while (word_char(p[n]))
+			n++;
+		if (memchr(p, '@', n))
+			rep = "[email]";
+		else if (cf_shape(p, n))
+			rep = "[cf]";
+		if (rep) {
+			/* Both replacements are shorter than what they replace. */
+			memcpy(p, rep, strlen(rep));
+			memmove(p + strlen(rep), p + n, strlen(p + n) + 1);
+			n = strlen(rep);
+		}
+		p += n;
+	}
+}
+
+/* One line from remote text, quoted, cut and masked: it ends up in logs and in the store. */
 static void quote(const char *s, char *out, size_t n)
 {
 	sb_log_quote(s ? s : "", s ? strlen(s) : 0, out, n);
+	send_scrub_pii(out);
 }
 
 int send_reply_error(const struct sb_http_resp *resp, const char *what, struct sb_err *err)

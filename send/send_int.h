@@ -54,6 +54,13 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
  */
 void send_err_scrub_query(struct sb_err *err);
 
+/*
+ * Mask what looks like personal data in remote text before it reaches
+ * err.msg (logged and stored): codici fiscali ("[cf]") and e-mail addresses
+ * ("[email]"). SEND's details sometimes repeat the value they refuse.
+ */
+void send_scrub_pii(char *s);
+
 /* Percent-encode s for a path segment or query value. */
 int send_url_escape(const char *s, struct sb_buf *out);
 

@@ -705,6 +705,10 @@ static int status_parse(const json_t *j, struct send_request_status *out, struct
 				     sizeof(r->detail));
 		}
 	}
+	for (size_t i = 0; i < st.nrefusals; i++) {
+		send_scrub_pii(st.refusals[i].element);
+		send_scrub_pii(st.refusals[i].detail);
+	}
 	if (st.state == SEND_REFUSED && st.nrefusals == 0)
 		return sb_err_set(err, SB_EREJECT, 0, "request status: REFUSED without errors");
 	*out = st;

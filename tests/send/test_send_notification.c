@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "send_fixture.h"
+#include "send_int.h"   /* send_scrub_pii: the module's own test */
 
 struct addr_case {
 	struct send_address in;
@@ -286,6 +287,33 @@ static void test_send_notification__create_refused_before_sending(void **state)
 	sf_notif_release(&x);
 }
 
+static void test_send_notification__remote_text_masked(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "taxId RSSMRA80A01H501U not valid", "taxId [cf] not valid" },
+		{ "pec mario.rossi@pec.example.it refused", "pec [email] refused" },
+		{ "rssmra80a01h501u,x", "[cf],x" },
+		{ "notice 302010000000000001 repeated", "notice 302010000000000001 repeated" },
+		{ "PN_GENERIC_INVALIDPARAMETER recipients[0].taxId", "PN_GENERIC_INVALIDPARAMETER "
+		  "recipients[0].taxId" },
+		{ "PN_GENERIC_INVALIDPARAMETER_DUPLICATED", "PN_GENERIC_INVALIDPARAMETER_DUPLICATED" },
+		{ "code INVALIDPARAMETERS here", "code INVALIDPARAMETERS here" },
+		{ "ends with RSSMRA80A01H501U", "ends with [cf]" },
+		{ "", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < SB_ARRAY_SIZE(cases); i++) {
+		char buf[128];
+
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		send_scrub_pii(buf);
+		assert_string_equal(buf, cases[i].out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +321,7 @@ int main(void)
 		cmocka_unit_test(test_send_notification__body_complete),
 		cmocka_unit_test(test_send_notification__body_refusals_name_the_field),
 		cmocka_unit_test(test_send_notification__create_refused_before_sending),
+		cmocka_unit_test(test_send_notification__remote_text_masked),
 	};
 
 	return cmocka_run_group_tests_name("send_notification", tests, setup, teardown);
