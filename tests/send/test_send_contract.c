@@ -149,6 +149,9 @@ struct prism {
 	char *log;
 };
 
+/* The running Prism, stopped by the group tear-down even when a check failed mid-test. */
+static pid_t live_prism;
+
 static bool prism_start(struct prism *p, const char *bin, const char *spec, const char *upstream,
 			const char *dir)
 {
@@ -171,6 +174,7 @@ static bool prism_start(struct prism *p, const char *bin, const char *spec, cons
 		      (char *)NULL);
 		_exit(127);
 	}
+	live_prism = p->pid;
 	/* Prism reads the 450 KB bundle first: allow it a minute on a slow machine. */
 	for (int i = 0; i < 600; i++) {
 		char *txt = th_read(p->log, NULL);
@@ -187,12 +191,19 @@ static bool prism_start(struct prism *p, const char *bin, const char *spec, cons
 	return false;
 }
 
+static void prism_kill(pid_t pid)
+{
+	if (pid > 0) {
+		kill(-pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+	if (pid == live_prism)
+		live_prism = 0;
+}
+
 static void prism_stop(struct prism *p)
 {
-	if (p->pid > 0) {
-		kill(-p->pid, SIGTERM);
-		waitpid(p->pid, NULL, 0);
-	}
+	prism_kill(p->pid);
 	free(p->log);
 }
 
@@ -304,6 +315,12 @@ static int setup(void **state)
 	return sf_group_setup(state, args);
 }
 
+static int teardown(void **state)
+{
+	prism_kill(live_prism);
+	return sf_group_teardown(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -312,5 +329,5 @@ int main(void)
 	};
 
 	sb_http_global_init();
-	return cmocka_run_group_tests_name("send_contract", tests, setup, sf_group_teardown);
+	return cmocka_run_group_tests_name("send_contract", tests, setup, teardown);
 }
