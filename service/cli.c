@@ -31,6 +31,11 @@ static const struct svc_cmd commands[] = {
 	{ "resolve", "resolve a recipient through INAD and ANPR", svc_cmd_resolve, svc_help_resolve },
 	{ "audit", "verify the access trail, report queries", svc_cmd_audit, svc_help_audit },
 	{ "validate", "check documents: PDF/A, signatures, SEND limits", svc_cmd_validate, svc_help_validate },
+	{ "submit", "notify one act folder through SEND, print the IUN", svc_cmd_send, svc_help_send },
+	{ "notification", "status and timeline of a SEND notification", svc_cmd_send, svc_help_send },
+	{ "legal-facts", "download a notification's legal facts", svc_cmd_send, svc_help_send },
+	{ "price", "SEND's cost for a pagoPA notice code", svc_cmd_send, svc_help_send },
+	{ "cancel", "cancel a SEND notification", svc_cmd_send, svc_help_send },
 };
 
 static void usage(FILE *out)
@@ -49,7 +54,7 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n");
 	for (size_t i = 0; i < SB_ARRAY_SIZE(commands); i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
 		"\n"
 		"exit codes: 0 ok, 1 invalid input, 2 usage or configuration error,\n"

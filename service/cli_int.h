@@ -49,6 +49,9 @@ int svc_cmd_audit(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_audit(FILE *out);
 int svc_cmd_validate(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_validate(FILE *out);
+/* submit, notification, legal-facts, price, cancel (cli_send.c); argv[0] says which. */
+int svc_cmd_send(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_send(FILE *out);
 
 /* Map an sb_code to an exit code. */
 int svc_exit_for(int code);

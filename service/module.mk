@@ -6,6 +6,8 @@ SERVICE_SRCS := \
 	service/cli_protocol.c \
 	service/cli_pdnd.c \
 	service/cli_validate.c \
+	service/cli_send.c \
 	service/svc_act.c \
+	service/svc_send_map.c \
 	service/svc_state.c \
 	service/svc_store.c

@@ -6,4 +6,6 @@ SIM_SRCS := \
 	sim/sim_main.c \
 	sim/sim_pdnd.c \
 	sim/sim_pdnd_jwt.c \
-	sim/sim_proto.c
+	sim/sim_proto.c \
+	sim/sim_send.c \
+	sim/sim_send_flow.c

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sb_buf.h"
 
@@ -75,6 +76,10 @@ typedef bool (*sim_handler_fn)(struct sim *s, const struct sim_request *rq,
 /* Platform entry points (each in its own file). */
 bool sim_admin_handle(struct sim *s, const struct sim_request *rq, struct sim_response *rs);
 bool sim_proto_handle(struct sim *s, const struct sim_request *rq, struct sim_response *rs);
+bool sim_send_handle(struct sim *s, const struct sim_request *rq, struct sim_response *rs);
+/* SEND: take the --send-* options out of argv (0, or -1 after a message); usage text. */
+int sim_send_init(struct sim *s, int *argc, char **argv);
+void sim_send_usage(FILE *out);
 
 /* A random number in [0, n) from the simulator's PRNG (call with s->lock held). */
 uint64_t sim_rand(struct sim *s, uint64_t n);

@@ -128,6 +128,7 @@ static const sim_handler_fn handlers[] = {
 	sim_pdnd_handle,
 	sim_anpr_handle,
 	sim_inad_handle,
+	sim_send_handle,
 };
 
 static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -170,6 +171,9 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 		claimed = true;
 	} else if (!strncmp(url, "/_sim/", 6)) {
 		claimed = sim_admin_handle(s, &rq, &rs);
+		/* A platform's own admin paths (/_sim/<platform>/...): unfaulted too. */
+		for (size_t i = 1; i < SB_ARRAY_SIZE(handlers) && !claimed; i++)
+			claimed = handlers[i](s, &rq, &rs);
 	} else if (!inject_fault(s, &rs, &latency)) {
 		for (size_t i = 0; i < SB_ARRAY_SIZE(handlers) && !claimed; i++)
 			claimed = handlers[i](s, &rq, &rs);
@@ -247,6 +251,7 @@ static void usage(FILE *out)
 		"\n"
 		"Admin endpoints (not platform calls, never faulted):\n"
 		"  GET /_sim/health, GET|POST /_sim/faults\n");
+	sim_send_usage(out);
 }
 
 static int num_arg(const char *opt, const char *v, uint64_t max, uint64_t *out)
@@ -274,7 +279,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&s.lock, NULL);
 	s.faults.retry_after_s = 1;
 	s.seed = 0x5eed5eed5eedull;
-	if (sim_pdnd_init(&s, &argc, argv) < 0)
+	if (sim_pdnd_init(&s, &argc, argv) < 0 || sim_send_init(&s, &argc, argv) < 0)
 		return 2;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *n = i + 1 < argc ? argv[i + 1] : NULL;

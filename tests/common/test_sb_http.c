@@ -89,7 +89,7 @@ static void test_sb_http__injected_429_and_503(void **state)
 	struct sb_http *h = NULL;
 	struct sb_http_resp r;
 	struct sb_err err = SB_ERR_INIT;
-	char *u = url("/delivery/anything");
+	char *u = url("/no-platform/anything");
 	struct sb_http_req req = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
 	int64_t secs = -1;
 

@@ -1,0 +1,111 @@
+/*
+ * SEND in send-sim: state shared by sim/sim_send*.c only. Every function
+ * here runs with sim->lock held.
+ */
+#ifndef SIM_SEND_INT_H
+#define SIM_SEND_INT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sb_buf.h"
+#include "sim.h"
+
+struct ss_file {
+	char key[96];
+	char secret[40];
+	char content_type[24];
+	char sha256[48];          /* declared at preload (base64) */
+	char actual[48];          /* of the bytes uploaded (base64) */
+	char version[40];
+	bool uploaded;
+	char *data;
+	size_t len;
+};
+
+enum ss_state { SS_WAITING, SS_ACCEPTED, SS_REFUSED };
+
+struct ss_notif {
+	char request_id[40];
+	char iun[26];
+	char *protocol;
+	char *token;              /* "" when absent */
+	json_t *request;          /* the body as received */
+	int64_t created_ms;
+	enum ss_state state;
+	json_t *errors;           /* REFUSED: [{code, element, detail}] */
+	json_t *timeline;         /* [TimelineElementV28] */
+	json_t *history;          /* [{status, activeFrom, relatedTimelineElements}] */
+	json_t *pending;          /* [{due, category, recIndex, legalFact, ...}] planned */
+	char status[32];
+	int64_t sent_ms;
+	bool cancelled;
+	unsigned outcomes;        /* recipients whose delivery workflow ended */
+	unsigned delivered;       /* ... of which reached */
+};
+
+struct ss_legal_fact {
+	char key[96];
+	char category[40];
+	char iun[26];
+	int rec_index;            /* -1: the notification's */
+	unsigned asked;           /* download-metadata requests so far */
+};
+
+struct ss_stream {
+	char id[37];
+	char title[257];
+	bool timeline;            /* TIMELINE (else STATUS) */
+	int64_t created_ms;
+	int64_t next_read_ms;     /* an empty read sets it; earlier reads get 429 */
+	json_t *events;           /* not yet acknowledged */
+};
+
+struct sim_send {
+	/* configuration (command line) */
+	char *api_key;            /* a key that must come without a voucher */
+	char *pdnd_key;           /* a key that needs a PDND voucher */
+	char *pa_tax_id;
+	unsigned accept_ms, step_ms, stream_interval_ms, legal_fact_retry;
+	/* state */
+	struct ss_file *files;
+	size_t nfiles;
+	struct ss_notif *notifs;
+	size_t nnotifs;
+	struct ss_legal_fact *facts;
+	size_t nfacts;
+	struct ss_stream *streams;
+	size_t nstreams;
+	uint64_t next_event;
+	uint64_t counter;         /* for keys, secrets, versions */
+	uint64_t bad_auth_uploads; /* uploads/downloads that carried API auth headers */
+};
+
+/* Reply with SEND's Problem JSON: one error {code, element, detail}. */
+void ss_problem(struct sim_response *rs, unsigned status, const char *code, const char *element,
+		const char *detail);
+/* Reply with a JSON value (stolen). */
+void ss_reply(struct sim_response *rs, unsigned status, json_t *v);
+
+/* Now in milliseconds, and as ISO 8601 with milliseconds into out (>= 32). */
+int64_t ss_now_ms(void);
+void ss_iso(int64_t ms, char *out, size_t n);
+
+struct ss_file *ss_file_find(struct sim_send *ss, const char *key);
+struct ss_notif *ss_notif_by_iun(struct sim_send *ss, const char *iun);
+
+/* Move every notification forward to now: acceptance, timeline, streams. */
+void ss_advance(struct sim *s, struct sim_send *ss, int64_t now);
+
+/* Handlers of sim_send_flow.c: return true when they claimed the request. */
+bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request *rq,
+		    struct sim_response *rs);
+
+/* A small valid PDF whose text names the legal fact; written into out. */
+void ss_legal_fact_pdf(const struct ss_legal_fact *f, struct sb_buf *out);
+
+void ss_flow_free(struct sim_send *ss);
+
+#endif
