@@ -40,9 +40,18 @@ char *th_tmpdir(const char *tag)
 	return tmpl;
 }
 
+/*
+ * execv(2) takes char *const[] but never writes the strings: dropping const
+ * through uintptr_t is the documented way under -Wcast-qual.
+ */
+static char *unconst(const char *s)
+{
+	return (char *)(uintptr_t)s;
+}
+
 void th_rmrf(const char *path)
 {
-	char *argv[] = { (char *)"/bin/rm", (char *)"-rf", (char *)path, NULL };
+	char *argv[] = { unconst("/bin/rm"), unconst("-rf"), unconst(path), NULL };
 
 	if (path && th_run(argv, NULL, NULL) != 0)
 		die("rm -rf", path);
@@ -50,7 +59,7 @@ void th_rmrf(const char *path)
 
 void th_mkdirs(const char *path)
 {
-	char *argv[] = { (char *)"/bin/mkdir", (char *)"-p", (char *)path, NULL };
+	char *argv[] = { unconst("/bin/mkdir"), unconst("-p"), unconst(path), NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("mkdir -p", path);
@@ -58,7 +67,7 @@ void th_mkdirs(const char *path)
 
 void th_copy_tree(const char *src, const char *dst)
 {
-	char *argv[] = { (char *)"/bin/cp", (char *)"-a", (char *)src, (char *)dst, NULL };
+	char *argv[] = { unconst("/bin/cp"), unconst("-a"), unconst(src), unconst(dst), NULL };
 
 	if (th_run(argv, NULL, NULL) != 0)
 		die("cp -a", src);
@@ -192,7 +201,7 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execv(bin, (char *const *)argv);
+		execv(bin, (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
 	for (int i = 0; i < 500; i++) {
