@@ -25,6 +25,8 @@ static const struct svc_cmd commands[] = {
 	{ "version", "print the version", cmd_version, help_version },
 	{ "config", "check the configuration, list its keys", svc_cmd_config, svc_help_config },
 	{ "act", "validate an act folder", svc_cmd_act, svc_help_act },
+	{ "run", "run the service (the daemon)", svc_cmd_run, svc_help_run },
+	{ "status", "list the acts and their state", svc_cmd_status, svc_help_status },
 };
 
 static void usage(FILE *out)
