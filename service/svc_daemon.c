@@ -431,6 +431,9 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	got_hup = 0;
 	svc_metrics_reset();
 	rc = open_wake_pipe(err);
+	/* First, so that a SIGTERM during start-up is a clean stop too. */
+	if (rc == 0)
+		install_signals();
 	if (rc == 0)
 		rc = svc_outbox_open(&d.outbox, o->outbox_dir, err);
 	if (rc == 0)
@@ -443,7 +446,6 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 		rc = svc_web_start(&web, o->web_listen, o->store_path, o->busy_timeout_ms, err);
 	if (rc < 0)
 		goto cleanup;
-	install_signals();
 	svc_pipeline_new(&d.pipeline, o->cfg, d.outbox, steps, &o->pipeline);
 	SB_ALLOC_ARRAY(threads, (size_t)o->workers);
 	for (; started < o->workers; started++) {
@@ -457,8 +459,12 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	/* Recovery first: whatever a crash left in work/ resumes before new acts are taken. */
 	scan_work(&d);
 	scan_new(&d);
-	sb_log(SB_LOG_INFO, "daemon", "running workers=%d outbox=%s web=%s%s%u", o->workers,
-	       o->outbox_dir, web ? "on" : "off", web ? " port=" : "", web ? svc_web_port(web) : 0);
+	if (web)
+		sb_log(SB_LOG_INFO, "daemon", "running workers=%d outbox=%s web_port=%u", o->workers,
+		       o->outbox_dir, svc_web_port(web));
+	else
+		sb_log(SB_LOG_INFO, "daemon", "running workers=%d outbox=%s web=off", o->workers,
+		       o->outbox_dir);
 	notify_status(&d, "READY=1\n");
 	main_loop(&d, inotify_fd);
 	sb_log(SB_LOG_INFO, "daemon", "stopping: letting steps in flight finish");

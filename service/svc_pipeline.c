@@ -387,24 +387,50 @@ static int outcome_insert(sqlite3 *db, const char *name, int64_t act, enum svc_s
 }
 
 /*
- * Reject a folder that has no act row (bad act, reused id): reason.json,
- * move, then the outcome row. A crash before the row leaves the folder in
- * rejected/ with its reason.json but unlisted in status: the folder is the
- * record that matters to the writer.
+ * Reject a folder that has no act row (bad act, reused id). The outcome is
+ * recorded first, without a folder, then the folder moves with its
+ * reason.json, then the outcome gets the folder's name: a crash anywhere
+ * leaves at most a record without a folder, and a replay reuses that
+ * record instead of adding a second one.
  */
 static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s, const char *from,
 			     const char *name, const char *step, const struct sb_problems *probs,
 			     const char *msg, struct sb_err *err)
 {
 	char *reason = reason_json(name, SVC_REJECTED, step, probs, msg), *final = NULL;
+	sqlite3 *db = svc_store_db(s);
+	sqlite3_stmt *st = NULL;
+	int64_t outcome = 0;
 	int rc;
 
+	rc = prepare(db, "SELECT id FROM outcomes WHERE act_id = ?1 AND act IS NULL"
+		     " AND folder IS NULL ORDER BY id DESC LIMIT 1", &st, err);
+	if (rc < 0)
+		goto cleanup;
+	bind_text(st, 1, name);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		outcome = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (!outcome) {
+		rc = outcome_insert(db, name, 0, SVC_REJECTED, step, reason, NULL, err);
+		if (rc < 0)
+			goto cleanup;
+		outcome = sqlite3_last_insert_rowid(db);
+	}
 	rc = svc_outbox_finish(p->outbox, from, name, false, reason, &final, err);
-	if (rc == 0)
-		rc = outcome_insert(svc_store_db(s), name, 0, SVC_REJECTED, step, reason, final, err);
+	if (rc < 0)
+		goto cleanup;
+	rc = prepare(db, "UPDATE outcomes SET folder = ?1, reason = ?2 WHERE id = ?3", &st, err);
+	if (rc < 0)
+		goto cleanup;
+	bind_text(st, 1, final);
+	bind_text(st, 2, reason);
+	sqlite3_bind_int64(st, 3, outcome);
+	rc = run(db, st, "recording folder", err);
 	if (rc == 0)
 		sb_log(SB_LOG_WARN, "outbox", "act rejected act=%s step=%s folder=rejected/%s", name,
 		       step, final);
+cleanup:
 	free(reason);
 	free(final);
 	return rc;

@@ -2,18 +2,38 @@
  * The fake platform of th_platform.h. Each remote object is a file made
  * with O_EXCL, so a replayed step finds it instead of making a second one.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sb_common.h"
 #include "sb_crypto.h"
 #include "th.h"
 #include "th_platform.h"
+
+const char th_act_good[] =
+	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
+	"\"subject\":\"Verbale n. 7/2026\",\"taxonomyCode\":\"010101P\","
+	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\",\"denomination\":\"Mario Test\","
+	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\",\"municipality\":\"Roma\","
+	"\"province\":\"RM\"}}],\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
+
+/* The same act with no subject and a wrong check character in the tax code. */
+const char th_act_broken[] =
+	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
+	"\"taxonomyCode\":\"010101P\","
+	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501X\",\"denomination\":\"Mario Test\","
+	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\",\"municipality\":\"Roma\","
+	"\"province\":\"RM\"}}],\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
 
 void th_platform_init(struct th_platform *p, const char *dir_parent)
 {
@@ -355,4 +375,37 @@ void th_outbox_publish_json(const char *root, const char *id, const char *act_js
 	free(pdf);
 	free(file);
 	free(tmp);
+}
+
+size_t th_outbox_entries(const char *root, const char *sub)
+{
+	char *dir = sb_xasprintf("%s/%s", root, sub);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	free(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+void th_sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int th_child_stop(pid_t *pid, int sig)
+{
+	int status = 0;
+
+	if (kill(*pid, sig) < 0 || waitpid(*pid, &status, 0) != *pid)
+		abort();
+	*pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -14,6 +14,9 @@
 #define TH_PLATFORM_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "svc_pipeline.h"
 
@@ -41,10 +44,29 @@ int th_platform_calls(const struct th_platform *p, const char *step, const char 
 
 
 /*
+ * Two act.json texts naming one document "atto.pdf": a valid one, and the
+ * same without subject and with a wrong tax code check character.
+ */
+extern const char th_act_good[];
+extern const char th_act_broken[];
+
+/*
  * Publish fixtures/acts/<fixture> as act <id> in the outbox at root, the way
  * a writer does: copy into tmp/<id>, then one rename into new/<id>.
  */
 void th_outbox_publish(const char *root, const char *fixture, const char *id);
 /* Same with an act.json given as text and one valid PDF (atto.pdf) beside it. */
 void th_outbox_publish_json(const char *root, const char *id, const char *act_json);
+
+/* Entries of <root>/<sub> not starting with '.'; 0 when the folder is missing. */
+size_t th_outbox_entries(const char *root, const char *sub);
+
+/* Sleep ms milliseconds. */
+void th_sleep_ms(int64_t ms);
+
+/*
+ * Send sig to *pid, reap it and set *pid to 0; returns its exit status, or
+ * 128 + the signal that ended it.
+ */
+int th_child_stop(pid_t *pid, int sig);
 #endif

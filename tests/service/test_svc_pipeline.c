@@ -39,23 +39,6 @@ struct fx {
 	struct svc_pipeline *p;
 };
 
-static const char good_json[] =
-	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
-	"\"subject\":\"Verbale n. 7/2026\",\"taxonomyCode\":\"010101P\","
-	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
-	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\",\"denomination\":\"Mario Test\","
-	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\",\"municipality\":\"Roma\","
-	"\"province\":\"RM\"}}],\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
-
-/* The same act with no subject and a wrong check character in the tax code. */
-static const char broken_json[] =
-	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
-	"\"taxonomyCode\":\"010101P\","
-	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
-	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501X\",\"denomination\":\"Mario Test\","
-	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\",\"municipality\":\"Roma\","
-	"\"province\":\"RM\"}}],\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
-
 static void pipeline_make(struct fx *f)
 {
 	svc_pipeline_free(f->p);
@@ -402,9 +385,9 @@ static void test_svc_pipeline__a_bad_act_among_good_ones(void **state)
 	json_t *r;
 	struct svc_metrics m;
 
-	th_outbox_publish_json(f->root, "good-a", good_json);
-	th_outbox_publish_json(f->root, "broken", broken_json);
-	th_outbox_publish_json(f->root, "good-b", good_json);
+	th_outbox_publish_json(f->root, "good-a", th_act_good);
+	th_outbox_publish_json(f->root, "broken", th_act_broken);
+	th_outbox_publish_json(f->root, "good-b", th_act_good);
 	claim(f, "good-a");
 	claim(f, "broken");
 	claim(f, "good-b");
@@ -474,12 +457,12 @@ static void test_svc_pipeline__a_reused_act_id_is_rejected(void **state)
 	struct fx *f = *state;
 	json_t *r;
 
-	th_outbox_publish_json(f->root, "twice", good_json);
+	th_outbox_publish_json(f->root, "twice", th_act_good);
 	claim(f, "twice");
 	drain(f);
 	assert_state(f, "twice", "closed");
 	/* The same id again, identical: it was finished, so this is a second act. */
-	th_outbox_publish_json(f->root, "twice", good_json);
+	th_outbox_publish_json(f->root, "twice", th_act_good);
 	claim(f, "twice");
 	assert_int_equal(process(f, "twice"), SVC_PROGRESS_FINISHED);
 	r = reason(f, "twice");
