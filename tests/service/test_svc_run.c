@@ -385,12 +385,56 @@ static void test_svc_run__a_bad_configuration_is_refused(void **state)
 	sb_buf_release(&err_out);
 }
 
+static void test_svc_run__the_example_configuration_is_valid(void **state)
+{
+	struct fx *f = *state;
+	char *example = th_read("contrib/send-bridge.ini.example", NULL), *b = bin();
+	char *key = sb_xasprintf("%s/secret", f->tmp), *ini = sb_xasprintf("%s/example.ini", f->tmp);
+	char *argv[] = { b, (char *)(uintptr_t)"-c", ini, (char *)(uintptr_t)"config",
+			 (char *)(uintptr_t)"check", NULL };
+	struct sb_buf text = SB_BUF_INIT(1 << 20), out = SB_BUF_INIT(1 << 16);
+	static const char *const paths[] = { "/srv/send-bridge/outbox",
+					     "/var/lib/send-bridge/send-bridge.db",
+					     "/etc/send-bridge/send-api-key",
+					     "/etc/send-bridge/pdnd-client.pem" };
+
+	assert_non_null(example);
+	th_write_str(key, "not really a key\n", 0600);
+	/* The same file with its paths moved into the test's folder. */
+	for (const char *p = example; *p;) {
+		size_t k;
+
+		for (k = 0; k < SB_ARRAY_SIZE(paths); k++)
+			if (!strncmp(p, paths[k], strlen(paths[k])))
+				break;
+		if (k < SB_ARRAY_SIZE(paths)) {
+			sb_buf_adds(&text, k < 2 ? f->tmp : key);
+			if (k == 1)
+				sb_buf_adds(&text, "/example.db");
+			p += strlen(paths[k]);
+		} else {
+			sb_buf_addch(&text, *p++);
+		}
+	}
+	th_write_str(ini, sb_buf_cstr(&text), 0600);
+	assert_int_equal(th_run(argv, &out, NULL), 0);
+	assert_non_null(strstr(sb_buf_cstr(&out), "is valid (2 office(s))"));
+	sb_buf_release(&text);
+	sb_buf_release(&out);
+	free(example);
+	free(b);
+	free(key);
+	free(ini);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_svc_run__a_service_under_systemd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__a_bad_configuration_is_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_run__the_example_configuration_is_valid,
+						setup, teardown),
 	};
 	int rc;
 
