@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sb_common.h"
@@ -61,6 +62,7 @@ struct daemon {
 	bool rescan_work;              /* list work/ at the next rescan (an act hit an error) */
 
 	atomic_bool stop;
+	pthread_cond_t tracker_cond;   /* the tracker's sleep, cut short by a stop */
 };
 
 static int wake_pipe[2] = { -1, -1 };
@@ -210,6 +212,55 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		free(name);
 		wake();
+	}
+	if (d->steps->worker_release)
+		d->steps->worker_release(d->steps->data, wctx);
+	svc_store_close(s);
+	return NULL;
+}
+
+/*
+ * The stream consumer: one thread reads SEND's event stream for every act
+ * (svc_pipeline_stream_step) and wakes the main loop when events arrived,
+ * so the acts they concern are dispatched at once.
+ */
+static void *tracker_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct svc_store *s = NULL;
+	struct sb_err err = SB_ERR_INIT;
+	void *wctx = NULL;
+
+	if (svc_store_open(&s, d->o->store_path, d->o->busy_timeout_ms, &err) < 0 ||
+	    (d->steps->worker_init && d->steps->worker_init(d->steps->data, &wctx, &err) < 0)) {
+		sb_log(SB_LOG_ERROR, "daemon", "stream reader cannot start: %s", err.msg);
+		svc_store_close(s);
+		svc_daemon_stop();
+		return NULL;
+	}
+	while (!atomic_load(&d->stop)) {
+		int64_t wait_ms = 0;
+		struct timespec until;
+
+		sb_err_clear(&err);
+		if (svc_pipeline_stream_step(d->pipeline, s, wctx, &wait_ms, &err) < 0)
+			sb_log(SB_LOG_WARN, "daemon", "stream read failed, retry in %lld ms: %s",
+			       (long long)wait_ms, err.msg);
+		else if (wait_ms == 0)
+			wake();
+		if (wait_ms <= 0)
+			continue;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)(wait_ms / 1000);
+		until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&d->lock);
+		if (!atomic_load(&d->stop))
+			pthread_cond_timedwait(&d->tracker_cond, &d->lock, &until);
+		pthread_mutex_unlock(&d->lock);
 	}
 	if (d->steps->worker_release)
 		d->steps->worker_release(d->steps->data, wctx);
@@ -427,6 +478,7 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	d.steps = steps;
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_cond_init(&d.cond, NULL);
+	pthread_cond_init(&d.tracker_cond, NULL);
 	got_stop = 0;
 	got_hup = 0;
 	svc_metrics_reset();
@@ -447,9 +499,10 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	if (rc < 0)
 		goto cleanup;
 	svc_pipeline_new(&d.pipeline, o->cfg, d.outbox, steps, &o->pipeline);
-	SB_ALLOC_ARRAY(threads, (size_t)o->workers);
-	for (; started < o->workers; started++) {
-		if (pthread_create(&threads[started], NULL, worker_main, &d) != 0) {
+	SB_ALLOC_ARRAY(threads, (size_t)o->workers + 1);
+	for (; started < o->workers + (steps->stream_read ? 1 : 0); started++) {
+		if (pthread_create(&threads[started], NULL,
+				   started < o->workers ? worker_main : tracker_main, &d) != 0) {
 			rc = sb_err_set(err, SB_EINTERNAL, errno, "daemon: cannot start worker %d",
 					started);
 			atomic_store(&d.stop, true);
@@ -473,6 +526,7 @@ join:
 	pthread_mutex_lock(&d.lock);
 	atomic_store(&d.stop, true);
 	pthread_cond_broadcast(&d.cond);
+	pthread_cond_broadcast(&d.tracker_cond);
 	pthread_mutex_unlock(&d.lock);
 	for (int i = 0; i < started; i++)
 		pthread_join(threads[i], NULL);
@@ -494,6 +548,7 @@ cleanup:
 	svc_outbox_free(d.outbox);
 	close_wake_pipe();
 	pthread_cond_destroy(&d.cond);
+	pthread_cond_destroy(&d.tracker_cond);
 	pthread_mutex_destroy(&d.lock);
 	return rc;
 }

@@ -583,6 +583,161 @@ cleanup:
 	return rc;
 }
 
+/* ---- the event stream ------------------------------------------------------------------ */
+
+static char *dup_opt(const char *v)
+{
+	return v ? sb_xstrdup(v) : NULL;
+}
+
+void svc_event_batch_add(struct svc_event_batch *b, const char *event_id, const char *iun,
+			 const char *category, const char *timestamp, const char *element)
+{
+	struct svc_event *e;
+
+	b->events = sb_xrealloc(b->events, (b->n + 1) * sizeof(*b->events));
+	e = &b->events[b->n++];
+	e->event_id = dup_opt(event_id);
+	e->iun = dup_opt(iun);
+	e->category = dup_opt(category);
+	e->timestamp = dup_opt(timestamp);
+	e->element = dup_opt(element);
+}
+
+static void events_free(struct svc_event *ev, size_t n)
+{
+	for (size_t i = 0; ev && i < n; i++) {
+		free(ev[i].event_id);
+		free(ev[i].iun);
+		free(ev[i].category);
+		free(ev[i].timestamp);
+		free(ev[i].element);
+	}
+	free(ev);
+}
+
+void svc_event_batch_release(struct svc_event_batch *b)
+{
+	events_free(b->events, b->n);
+	free(b->position);
+	memset(b, 0, sizeof(*b));
+	b->retry_after = -1;
+}
+
+/* The stored events of one IUN, oldest first. */
+static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, size_t *n_out,
+		       struct sb_err *err)
+{
+	struct svc_event_batch b = { NULL, 0, NULL, -1 };
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(db, "SELECT event_id, iun, category, event_timestamp, element FROM events"
+			 " WHERE iun = ?1 ORDER BY id", &st, err);
+
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, iun);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		svc_event_batch_add(&b, (const char *)sqlite3_column_text(st, 0),
+				    (const char *)sqlite3_column_text(st, 1),
+				    (const char *)sqlite3_column_text(st, 2),
+				    (const char *)sqlite3_column_text(st, 3),
+				    (const char *)sqlite3_column_text(st, 4));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		svc_event_batch_release(&b);
+		return sql_error(db, err, rc, "reading events");
+	}
+	*out = b.events;
+	*n_out = b.n;
+	return 0;
+}
+
+/* Store one event; *fresh tells whether it was new. */
+static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*fresh = false;
+	if (!e->event_id || !e->event_id[0] || !e->category || !e->category[0])
+		return sb_err_set(err, SB_EINVAL, 0, "stream: an event without id or category");
+	rc = prepare(db, "INSERT INTO events (event_id, iun, category, event_timestamp, element,"
+		     " received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		     " ON CONFLICT (event_id) DO NOTHING", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, e->event_id);
+	bind_text(st, 2, e->iun);
+	bind_text(st, 3, e->category);
+	bind_text(st, 4, e->timestamp);
+	bind_text(st, 5, e->element ? e->element : "{}");
+	sqlite3_bind_int64(st, 6, sb_now());
+	rc = run(db, st, "recording event", err);
+	if (rc < 0 || sqlite3_changes(db) != 1 || !e->iun)
+		return rc;
+	*fresh = true;
+	/* The acts this event concerns are due now: their track step reads it. */
+	rc = prepare(db, "UPDATE acts SET next_attempt_at = 0 WHERE state IN ('accepted','delivering')"
+		     " AND id IN (SELECT act FROM notifications WHERE iun = ?1)", &st, err);
+	if (rc < 0)
+		return rc;
+	bind_text(st, 1, e->iun);
+	return run(db, st, "waking acts", err);
+}
+
+int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
+			     int64_t *wait_ms_out, struct sb_err *err)
+{
+	struct svc_event_batch b = { NULL, 0, NULL, -1 };
+	sqlite3 *db = svc_store_db(s);
+	char *position = NULL;
+	size_t fresh = 0;
+	int64_t t;
+	int rc;
+
+	SB_ASSERT(p->steps->stream_read);
+	rc = svc_store_meta_get(s, "stream.position", &position, err);
+	if (rc < 0 && rc != SB_ENOTFOUND)
+		return rc;
+	rc = p->steps->stream_read(wctx, position, &b, err);
+	svc_metrics_call(SVC_PLATFORM_SEND, rc < 0);
+	if (rc < 0) {
+		*wait_ms_out = rc == SB_ETEMP ?
+			svc_pipeline_backoff_ms(&p->opts, 1, err ? err->retry_after : -1) :
+			p->opts.retry_max_ms;
+		goto cleanup;
+	}
+	rc = svc_store_begin(s, err);
+	if (rc < 0)
+		goto cleanup;
+	for (size_t i = 0; i < b.n && rc == 0; i++) {
+		bool is_new = false;
+
+		rc = store_event(db, &b.events[i], &is_new, err);
+		fresh += is_new;
+	}
+	if (rc == 0 && b.position)
+		rc = svc_store_meta_set(s, "stream.position", b.position, err);
+	if (rc == 0)
+		rc = svc_store_commit(s, err);
+	if (rc < 0) {
+		svc_store_rollback(s);
+		goto cleanup;
+	}
+	if (b.n == 0)
+		svc_metrics_set_stream_lag(0);
+	else if (b.events[b.n - 1].timestamp &&
+		 sb_time_parse_iso8601(b.events[b.n - 1].timestamp, &t) == 0)
+		svc_metrics_set_stream_lag(sb_now() > t ? sb_now() - t : 0);
+	if (fresh)
+		sb_log(SB_LOG_DEBUG, "pipeline", "stream events=%zu new=%zu", b.n, fresh);
+	*wait_ms_out = b.n ? 0 : b.retry_after > 0 ? (int64_t)b.retry_after * 1000 : p->opts.poll_ms;
+cleanup:
+	svc_event_batch_release(&b);
+	free(position);
+	return rc;
+}
+
 /* ---- driving one act ------------------------------------------------------------------- */
 
 static int set_schedule(sqlite3 *db, int64_t id, enum svc_state state, int attempts,
@@ -837,9 +992,20 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 	enum svc_state to;
 	int rc, src;
 
+	struct svc_event *events = NULL;
+	size_t nevents = 0;
+
+	if ((r->state == SVC_ACCEPTED || r->state == SVC_DELIVERING) && r->iun) {
+		rc = load_events(db, r->iun, &events, &nevents, err);
+		if (rc < 0)
+			return rc;
+		job.events = events;
+		job.nevents = nevents;
+	}
 	memset(&res, 0, sizeof(res));
 	res.cost_cents = -1;
 	src = fn(wctx, &job, &res, &serr);
+	events_free(events, nevents);
 	if (src == 0 && !res.pending && needs_value(next_state(r->state, &res)) &&
 	    (!res.value[0] || !memchr(res.value, '\0', sizeof(res.value))))
 		src = sb_err_set(&serr, SB_EINTERNAL, 0, "step %s returned no value", sg->name);

@@ -37,6 +37,28 @@ struct sqlite3;
 struct svc_outbox;
 struct svc_store;
 
+/* One event of SEND's stream, as stored in the events table. */
+struct svc_event {
+	char *event_id;      /* SEND's eventId: unique, the stream's position */
+	char *iun;
+	char *category;      /* timeline element category (SEND_DIGITAL_DOMICILE, REFINEMENT, ...) */
+	char *timestamp;     /* ISO 8601, as SEND gives it */
+	char *element;       /* the event or timeline element as JSON text */
+};
+
+/* A batch read from the stream; the pipeline frees it with svc_event_batch_release. */
+struct svc_event_batch {
+	struct svc_event *events;
+	size_t n;
+	char *position;      /* where the next read starts (lastEventId); NULL: unchanged */
+	long retry_after;    /* seconds SEND asked to wait before the next read; -1: none */
+};
+
+/* Append one event (copies the texts; element may be NULL). */
+void svc_event_batch_add(struct svc_event_batch *b, const char *event_id, const char *iun,
+			 const char *category, const char *timestamp, const char *element);
+void svc_event_batch_release(struct svc_event_batch *b);
+
 /* What a step sees of one act. Everything is borrowed for the call only. */
 struct svc_job {
 	int64_t id;                       /* acts.id */
@@ -49,6 +71,8 @@ struct svc_job {
 	int attempt;                      /* temporary failures so far in this state */
 	const char *const *receipts;      /* legal fact keys already registered */
 	size_t nreceipts;
+	const struct svc_event *events;   /* track: the stream's events for this IUN, oldest first */
+	size_t nevents;
 };
 
 #define SVC_STEP_MAX_RECEIPTS 8
@@ -106,7 +130,17 @@ struct svc_steps {
 	svc_step_fn acceptance;         /* submitted -> accepted: res->value = IUN, or pending,
 					   or SB_EREJECT for a refusal (send/) */
 	svc_step_fn track;              /* accepted/delivering -> delivering/closed, registering
-					   receipts (send/ + protocol/) */
+					   receipts (send/ + protocol/), from job->events */
+	/*
+	 * Optional: read SEND's event stream after position (NULL: from its
+	 * start), one consumer for every act. Called by one thread only, with
+	 * a context from worker_init. 0 with out filled (n may be 0), or
+	 * SB_ETEMP (read again after a backoff) or another error (logged,
+	 * read again after retry_max). The pipeline stores the events and the
+	 * position in one transaction and wakes the acts they concern.
+	 */
+	int (*stream_read)(void *wctx, const char *position, struct svc_event_batch *out,
+			   struct sb_err *err);
 };
 
 /* The steps this build has: only the ones needing no platform (none yet). */
@@ -194,6 +228,18 @@ int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t 
 /* The earliest next_attempt_at of a waiting act (ms), or INT64_MAX when none. */
 int svc_pipeline_next_due(const struct svc_pipeline *p, struct svc_store *s, int64_t *out,
 			  struct sb_err *err);
+
+/*
+ * Read the stream once through steps->stream_read (which must be set):
+ * store the new events (an event id seen before is skipped) and the
+ * position, wake the acts in accepted or delivering whose IUN has a new
+ * event, and publish the stream's lag. *wait_ms_out gets how long to wait
+ * before the next read: 0 when the batch was not empty, else SEND's
+ * retry_after when positive, else poll_ms. Errors are the store's or stream_read's (the position is
+ * then unchanged).
+ */
+int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
+			     int64_t *wait_ms_out, struct sb_err *err);
 
 /* The retry delay (ms) after the n-th (>= 1) temporary failure, jitter included. */
 int64_t svc_pipeline_backoff_ms(const struct svc_pipeline_opts *o, int n, long retry_after_s);

@@ -238,6 +238,62 @@ static int step_create(void *wctx, const struct svc_job *job, struct svc_step_re
 	return 0;
 }
 
+static bool has(const struct th_platform *p, const char *act, const char *what)
+{
+	char *path = sb_xasprintf("%s/%s.%s", p->dir, act, what);
+	bool ok = access(path, F_OK) == 0;
+
+	free(path);
+	return ok;
+}
+
+/* One line "<event id> <iun> <category>" on the stream file. */
+static void stream_append(const struct th_platform *p, const char *act, const char *iun, int n,
+			  const char *category)
+{
+	char *path = sb_xasprintf("%s/stream", p->dir), line[256];
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600);
+	int len = snprintf(line, sizeof(line), "evt-%s-%d %s %s\n", act, n, iun, category);
+
+	if (fd < 0 || len <= 0 || write(fd, line, (size_t)len) != len)
+		abort();
+	close(fd);
+	free(path);
+}
+
+/* The stream: lines after position (a line count), at most 50 per read. */
+static int stream_read(void *wctx, const char *position, struct svc_event_batch *out,
+		       struct sb_err *err)
+{
+	const struct th_platform *p = wctx;
+	char *path = sb_xasprintf("%s/stream", p->dir), *txt = th_read(path, NULL), *save = NULL;
+	uint64_t from = 0, line = 0;
+	uint32_t r;
+
+	free(path);
+	sb_random_bytes(&r, sizeof(r));
+	if (r % 100 < p->temp_pct) {
+		free(txt);
+		return sb_err_set(err, SB_ETEMP, 0, "stream: injected 503");
+	}
+	if (position && sb_parse_u64z(position, UINT64_MAX, &from) < 0)
+		abort();
+	for (char *l = txt ? strtok_r(txt, "\n", &save) : NULL; l && line < from + 50;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char id[128], iun[64], cat[64];
+
+		if (line++ < from)
+			continue;
+		if (sscanf(l, "%127s %63s %63s", id, iun, cat) != 3)
+			abort();
+		svc_event_batch_add(out, id, iun, cat, "2026-11-24T10:00:00Z", "{\"fake\":true}");
+	}
+	free(txt);
+	out->position = sb_xasprintf("%llu", (unsigned long long)line);
+	out->retry_after = -1;
+	return 0;
+}
+
 static int step_acceptance(void *wctx, const struct svc_job *job, struct svc_step_result *res,
 			   struct sb_err *err)
 {
@@ -260,6 +316,12 @@ static int step_acceptance(void *wctx, const struct svc_job *job, struct svc_ste
 	}
 	snprintf(iun, sizeof(iun), "IUN-%s", job->act_id);
 	once(p, job->act_id, "iun", iun, res->value, sizeof(res->value));
+	if (p->stream && !has(p, job->act_id, "published")) {
+		/* Killed between these lines, a replay publishes the events again: same ids. */
+		stream_append(p, job->act_id, iun, 1, "REQUEST_ACCEPTED");
+		stream_append(p, job->act_id, iun, 2, "SEND_DIGITAL_FEEDBACK");
+		once(p, job->act_id, "published", "1", NULL, 0);
+	}
 	return 0;
 }
 
@@ -282,6 +344,19 @@ static int step_track(void *wctx, const struct svc_job *job, struct svc_step_res
 		return rc;
 	if (!job->iun || strcmp(job->iun + 4, job->act_id))
 		return sb_err_set(err, SB_EINTERNAL, 0, "track without the act's IUN");
+	if (p->stream) {
+		size_t mine = 0;
+
+		for (size_t i = 0; i < job->nevents; i++)
+			mine += !strcmp(job->events[i].iun, job->iun);
+		if (mine != job->nevents)
+			return sb_err_set(err, SB_EINTERNAL, 0, "track given another act's events");
+		/* The acceptance receipt needs the first event, the delivery the second. */
+		if (job->nevents < job->nreceipts + 1) {
+			res->pending = true;
+			return 0;
+		}
+	}
 	/* One new legal fact per call: the acceptance receipt, then the delivery. */
 	for (size_t i = 0; i < SB_ARRAY_SIZE(cats); i++) {
 		struct svc_receipt *r = &res->receipts[0];
@@ -332,6 +407,7 @@ void th_platform_steps(struct th_platform *p, struct svc_steps *out)
 	out->create = step_create;
 	out->acceptance = step_acceptance;
 	out->track = step_track;
+	out->stream_read = p->stream ? stream_read : NULL;
 }
 
 static void publish_dir(const char *root, const char *tmp, const char *id)

@@ -29,12 +29,14 @@ struct th_platform {
 	const char *reject_act;    /* check rejects this act with two problems */
 	const char *refuse_act;    /* acceptance refuses this act */
 	const char *fail_act;      /* upload fails permanently (SB_EIO) for this act */
+	bool stream;               /* acceptance publishes two events per act on a stream,
+				      and track waits for them (job->events) */
 };
 
 /* A platform with its ledger in a new folder under dir_parent. */
 void th_platform_init(struct th_platform *p, const char *dir_parent);
 void th_platform_release(struct th_platform *p);
-/* Every step set, worker_init/release included. */
+/* Every step set, worker_init/release included; stream_read when p->stream. */
 void th_platform_steps(struct th_platform *p, struct svc_steps *out);
 /* Lines of the log equal to line. */
 int th_platform_count(const struct th_platform *p, const char *line);

@@ -562,6 +562,82 @@ static void test_svc_pipeline__a_missing_folder_fails_the_act(void **state)
 	assert_state(f, "vanished", "failed");
 }
 
+static void test_svc_pipeline__stream_events_drive_tracking(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_metrics m;
+	int64_t wait = -1;
+	char *pos = NULL, *stream, *txt;
+
+	f->plat.stream = true;
+	th_platform_steps(&f->plat, &f->steps);
+	f->opts.poll_ms = 60000;      /* no polling: only the stream can move it on */
+	pipeline_make(f);
+	th_outbox_publish(f->root, "acts/fine-pagopa", "streamed");
+	claim(f, "streamed");
+	assert_int_equal(process(f, "streamed"), SVC_PROGRESS_WAITING);
+	assert_state(f, "streamed", "submitted");
+	/* The acceptance poll comes round (here at once rather than in poll_ms). */
+	assert_int_equal(sqlite3_exec(svc_store_db(f->s), "UPDATE acts SET next_attempt_at = 0",
+				      NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(process(f, "streamed"), SVC_PROGRESS_WAITING);
+	/* Accepted, and the track step found no event yet: it waits a full poll. */
+	assert_state(f, "streamed", "accepted");
+	assert_true(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "streamed") >
+		    sb_now_ms() + 50000);
+	/* The stream holds its two events, the second one twice (a replayed publication). */
+	stream = sb_xasprintf("%s/stream", f->plat.dir);
+	txt = th_read(stream, NULL);
+	assert_non_null(txt);
+	th_write_str(stream, "evt-other-1 IUN-other REQUEST_ACCEPTED\n", 0600);
+	{
+		char *all = sb_xasprintf("evt-other-1 IUN-other REQUEST_ACCEPTED\n%s"
+					 "evt-streamed-2 IUN-streamed SEND_DIGITAL_FEEDBACK\n", txt);
+
+		th_write_str(stream, all, 0600);
+		free(all);
+	}
+	free(txt);
+	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), 0);
+	assert_int_equal(wait, 0);
+	assert_int_equal(qi(f, "SELECT count(*) FROM events", NULL), 3);
+	assert_int_equal(qi(f, "SELECT count(*) FROM events WHERE iun = ?1", "IUN-streamed"), 2);
+	assert_int_equal(svc_store_meta_get(f->s, "stream.position", &pos, &err), 0);
+	assert_string_equal(pos, "4");
+	free(pos);
+	/* Woken: due now. */
+	assert_int_equal(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "streamed"), 0);
+	svc_metrics_get(&m);
+	assert_true(m.stream_lag_s >= 0);
+	/* Nothing new: read again after poll_ms. */
+	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), 0);
+	assert_int_equal(wait, 60000);
+	assert_int_equal(qi(f, "SELECT count(*) FROM events", NULL), 3);
+	drain(f);
+	assert_state(f, "streamed", "closed");
+	assert_int_equal(th_platform_count(&f->plat, "receipt streamed DIGITAL_DELIVERY"), 1);
+	free(stream);
+}
+
+static void test_svc_pipeline__a_stream_error_keeps_the_position(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	int64_t wait = -1;
+	char *pos = NULL;
+
+	f->plat.stream = true;
+	f->plat.temp_pct = 100;
+	th_platform_steps(&f->plat, &f->steps);
+	pipeline_make(f);
+	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), SB_ETEMP);
+	assert_int_equal(err.code, SB_ETEMP);
+	assert_true(err.msg[0]);
+	assert_true(wait >= 1 && wait <= f->opts.retry_base_ms);
+	assert_int_equal(svc_store_meta_get(f->s, "stream.position", &pos, &err), SB_ENOTFOUND);
+}
+
 static void test_svc_pipeline__migration_is_idempotent_and_versioned(void **state)
 {
 	struct fx *f = *state;
@@ -600,6 +676,8 @@ int main(void)
 		T(an_unwired_step_parks_the_act),
 		T(builtin_steps_keep_acts_in_received),
 		T(a_missing_folder_fails_the_act),
+		T(stream_events_drive_tracking),
+		T(a_stream_error_keeps_the_position),
 		T(migration_is_idempotent_and_versioned),
 	};
 #undef T
