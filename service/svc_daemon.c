@@ -157,6 +157,29 @@ static void publish_queue(struct daemon *d)
 	svc_metrics_set_queue((int64_t)d->qlen, d->running);
 }
 
+/*
+ * A thread's own store connection and step context. On failure the whole
+ * daemon stops: running with fewer workers than configured would hide it.
+ */
+static int thread_open(struct daemon *d, const char *who, struct svc_store **s_out,
+		       void **wctx_out)
+{
+	struct sb_err err = SB_ERR_INIT;
+	int rc;
+
+	rc = svc_store_open(s_out, d->o->store_path, d->o->busy_timeout_ms, &err);
+	if (rc == 0 && d->steps->worker_init)
+		rc = d->steps->worker_init(d->steps->data, wctx_out, &err);
+	if (rc < 0) {
+		sb_log(SB_LOG_ERROR, "daemon", "%s cannot start: %s", who, err.msg);
+		svc_store_close(*s_out);
+		*s_out = NULL;
+		atomic_store(&d->stop, true);
+		svc_daemon_stop();
+	}
+	return rc;
+}
+
 /* ---- workers --------------------------------------------------------------------------- */
 
 static void *worker_main(void *arg)
@@ -166,14 +189,8 @@ static void *worker_main(void *arg)
 	struct sb_err err = SB_ERR_INIT;
 	void *wctx = NULL;
 
-	if (svc_store_open(&s, d->o->store_path, d->o->busy_timeout_ms, &err) < 0 ||
-	    (d->steps->worker_init && d->steps->worker_init(d->steps->data, &wctx, &err) < 0)) {
-		sb_log(SB_LOG_ERROR, "daemon", "worker cannot start: %s", err.msg);
-		svc_store_close(s);
-		atomic_store(&d->stop, true);
-		svc_daemon_stop();
+	if (thread_open(d, "worker", &s, &wctx) < 0)
 		return NULL;
-	}
 	for (;;) {
 		enum svc_progress progress = SVC_PROGRESS_WAITING;
 		char *name;
@@ -231,13 +248,8 @@ static void *tracker_main(void *arg)
 	struct sb_err err = SB_ERR_INIT;
 	void *wctx = NULL;
 
-	if (svc_store_open(&s, d->o->store_path, d->o->busy_timeout_ms, &err) < 0 ||
-	    (d->steps->worker_init && d->steps->worker_init(d->steps->data, &wctx, &err) < 0)) {
-		sb_log(SB_LOG_ERROR, "daemon", "stream reader cannot start: %s", err.msg);
-		svc_store_close(s);
-		svc_daemon_stop();
+	if (thread_open(d, "stream reader", &s, &wctx) < 0)
 		return NULL;
-	}
 	while (!atomic_load(&d->stop)) {
 		int64_t wait_ms = 0;
 		struct timespec until;

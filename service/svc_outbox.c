@@ -161,13 +161,18 @@ static void sync_dir(const char *path)
 int svc_outbox_claim(const struct svc_outbox *o, const char *name, struct sb_err *err)
 {
 	char *from, *to, *work;
+	struct stat st;
 	int rc = 0;
 
 	if (!svc_outbox_name_ok(name))
 		return sb_err_set(err, SB_EINVAL, 0, "outbox: unacceptable act folder name");
 	from = svc_outbox_path(o, "new", name);
 	to = svc_outbox_path(o, "work", name);
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
+	if (lstat(from, &st) == 0 && S_ISLNK(st.st_mode)) {
+		/* Followed, it would make send-bridge read an act from outside the outbox. */
+		rc = sb_err_set(err, SB_EINVAL, 0,
+				"outbox: '%s' is a symbolic link, not an act folder", name);
+	} else if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
 		if (errno == ENOENT)
 			rc = sb_err_set(err, SB_ENOTFOUND, errno, "outbox: act '%s' is no longer in new/",
 					name);

@@ -58,8 +58,8 @@ void svc_outbox_names_free(char **names, size_t n);
 /*
  * Claim new/<name> by renaming it to work/<name>. Returns 0; SB_ENOTFOUND
  * when new/<name> is gone (claimed by someone else); SB_EINVAL when
- * work/<name> already exists (an act with that id is in progress) or the
- * name is not acceptable; SB_EIO otherwise.
+ * work/<name> already exists (an act with that id is in progress), the
+ * name is not acceptable or the entry is a symbolic link; SB_EIO otherwise.
  */
 int svc_outbox_claim(const struct svc_outbox *o, const char *name, struct sb_err *err);
 

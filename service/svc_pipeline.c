@@ -989,11 +989,10 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		.nreceipts = r->nreceipts,
 	};
 	sqlite3 *db = svc_store_db(s);
-	enum svc_state to;
-	int rc, src;
-
 	struct svc_event *events = NULL;
 	size_t nevents = 0;
+	enum svc_state to;
+	int rc, src;
 
 	if ((r->state == SVC_ACCEPTED || r->state == SVC_DELIVERING) && r->iun) {
 		rc = load_events(db, r->iun, &events, &nevents, err);

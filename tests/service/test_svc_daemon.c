@@ -29,6 +29,7 @@
 
 #include "sb_common.h"
 #include "sb_crypto.h"
+#include "sb_json.h"
 #include "sb_time.h"
 #include "svc_daemon.h"
 #include "svc_pipeline.h"
@@ -315,6 +316,123 @@ static void test_svc_daemon__sigterm_stops_cleanly_and_resumes(void **state)
 	check_books(f, good, 0);
 }
 
+/* Text of rejected/<file>, which must exist. */
+static char *rejected_text(struct fx *f, const char *file)
+{
+	char *p = sb_xasprintf("%s/rejected/%s", f->root, file), *txt = th_read(p, NULL);
+
+	if (!txt)
+		fail_msg("no rejected/%s", file);
+	free(p);
+	return txt;
+}
+
+static void assert_reason(struct fx *f, const char *file, const char *needle)
+{
+	char *txt = rejected_text(f, file);
+	bool found = strstr(txt, needle) != NULL;
+
+	free(txt);
+	if (!found)
+		fail_msg("rejected/%s does not say '%s'", file, needle);
+}
+
+static void test_svc_daemon__hostile_entries_in_new_are_rejected(void **state)
+{
+	struct fx *f = *state;
+	char *p, *outside = sb_xasprintf("%s/outside", f->tmp), *big;
+	unsigned char junk[4096];
+
+	th_outbox_publish(f->root, "acts/fine-pagopa", "good");
+	th_outbox_publish(f->root, "acts/fine-pagopa", "tmp-space");
+	p = sb_xasprintf("%s/new/", f->root);
+	{
+		char *from = sb_xasprintf("%stmp-space", p), *to = sb_xasprintf("%swith space", p);
+
+		assert_int_equal(rename(from, to), 0);
+		free(from);
+		free(to);
+	}
+	/* A symbolic link to an act outside the outbox. */
+	{
+		char *src = th_fixture("acts/fine-pagopa");
+
+		th_copy_tree(src, outside);
+		free(src);
+	}
+	free(p);
+	p = sb_xasprintf("%s/new/linked", f->root);
+	assert_int_equal(symlink(outside, p), 0);
+	free(p);
+	/* A stray file, an empty folder, binary junk, a folder for act.json, a huge act.json. */
+	p = sb_xasprintf("%s/new/stray.pdf", f->root);
+	th_write_str(p, "%PDF-1.7 not an act", 0640);
+	free(p);
+	p = sb_xasprintf("%s/new/empty", f->root);
+	th_mkdirs(p);
+	free(p);
+	sb_random_bytes(junk, sizeof(junk));
+	p = sb_xasprintf("%s/tmp/garbage", f->root);
+	th_mkdirs(p);
+	free(p);
+	p = sb_xasprintf("%s/tmp/garbage/act.json", f->root);
+	th_write(p, junk, sizeof(junk), 0640);
+	free(p);
+	p = sb_xasprintf("%s/tmp/dir-manifest/act.json", f->root);
+	th_mkdirs(p);
+	free(p);
+	big = sb_xcalloc(1, 2u * 1024u * 1024u + 1);
+	memset(big, ' ', 2u * 1024u * 1024u);
+	p = sb_xasprintf("%s/tmp/huge", f->root);
+	th_mkdirs(p);
+	free(p);
+	p = sb_xasprintf("%s/tmp/huge/act.json", f->root);
+	th_write_str(p, big, 0640);
+	free(p);
+	free(big);
+	for (int i = 0; i < 3; i++) {
+		static const char *const names[] = { "garbage", "dir-manifest", "huge" };
+		char *from = sb_xasprintf("%s/tmp/%s", f->root, names[i]);
+		char *to = sb_xasprintf("%s/new/%s", f->root, names[i]);
+
+		assert_int_equal(rename(from, to), 0);
+		free(from);
+		free(to);
+	}
+	/* A manifest naming a file outside its folder. */
+	th_outbox_publish_json(f->root, "escape",
+			       "{\"version\":1,\"office\":\"polizia-municipale\","
+			       "\"operator\":{\"userId\":\"a\"},\"subject\":\"s\","
+			       "\"documents\":[{\"file\":\"../../../etc/passwd\",\"title\":\"t\"}]}");
+	/* The writers' own hidden entries are left alone. */
+	p = sb_xasprintf("%s/new/.in-progress", f->root);
+	th_mkdirs(p);
+	free(p);
+
+	start(f);
+	/* 8 rejected entries plus the reason files beside the two that are not folders. */
+	wait_all_finished(f, 1 + 8 + 2, 60000);
+	wait_running(f, 0);
+	assert_int_equal(th_child_stop(&f->pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(f->root, "done"), 1);
+	assert_reason(f, "with space/reason.json", "folder name");
+	assert_reason(f, "linked.reason.json", "symbolic link");
+	assert_reason(f, "stray.pdf.reason.json", "act.json");
+	assert_reason(f, "empty/reason.json", "missing or unreadable");
+	assert_reason(f, "garbage/reason.json", "\"path\":\"act.json\"");
+	assert_reason(f, "dir-manifest/reason.json", "\"path\":\"act.json\"");
+	assert_reason(f, "huge/reason.json", "too large");
+	assert_reason(f, "escape/reason.json", "documents[0].file");
+	/* The link was moved, not followed: the act it pointed to is where it was. */
+	p = sb_xasprintf("%s/act.json", outside);
+	assert_int_equal(access(p, F_OK), 0);
+	free(p);
+	p = sb_xasprintf("%s/new/.in-progress", f->root);
+	assert_int_equal(access(p, F_OK), 0);
+	free(p);
+	free(outside);
+}
+
 static void test_svc_daemon__start_up_errors_are_reported(void **state)
 {
 	struct fx *f = *state;
@@ -344,6 +462,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_svc_daemon__sigkill_at_random_moments_loses_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_daemon__sigterm_stops_cleanly_and_resumes,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_daemon__hostile_entries_in_new_are_rejected,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_daemon__start_up_errors_are_reported,
 						setup, teardown),

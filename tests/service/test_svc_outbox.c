@@ -167,6 +167,24 @@ static void test_svc_outbox__claim_never_replaces_an_act_in_work(void **state)
 	assert_true(err.msg[0]);
 }
 
+static void test_svc_outbox__claim_refuses_a_symbolic_link(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	char *target = sb_xasprintf("%s/tmp/outside", f->root), *link = NULL;
+
+	make_act(f, "tmp", "outside", "{}");
+	link = svc_outbox_path(f->o, "new", "linked");
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(svc_outbox_claim(f->o, "linked", &err), SB_EINVAL);
+	assert_int_equal(err.code, SB_EINVAL);
+	assert_non_null(strstr(err.msg, "symbolic link"));
+	assert_true(exists(f, "new", "linked"));
+	assert_false(exists(f, "work", "linked"));
+	free(target);
+	free(link);
+}
+
 static void test_svc_outbox__finish_never_overwrites(void **state)
 {
 	struct fx *f = *state;
@@ -296,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_svc_outbox__name_rules),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__claim_moves_new_to_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__claim_never_replaces_an_act_in_work, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_outbox__claim_refuses_a_symbolic_link, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_never_overwrites, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_writes_reason_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__a_stray_file_gets_a_reason_beside_it, setup, teardown),
