@@ -463,7 +463,12 @@ static void main_loop(struct daemon *d, int inotify_fd)
 			timeout = next_ping - now;
 		if (next_status - now < timeout)
 			timeout = next_status - now;
-		if (due != INT64_MAX && due - sb_now_ms() < timeout)
+		/*
+		 * An act already due was not queued because a worker holds it or the
+		 * queue is full: a worker's wake-up brings us back, no timer needed
+		 * (a timer here would spin for as long as the step runs).
+		 */
+		if (due != INT64_MAX && due > sb_now_ms() && due - sb_now_ms() < timeout)
 			timeout = due - sb_now_ms();
 		if (timeout < 0)
 			timeout = 0;
