@@ -106,10 +106,15 @@ const char *svc_comm_type_name(enum svc_comm_type t)
 
 static void join(char *out, size_t size, const char *prefix, const char *key)
 {
+	int n;
+
 	if (prefix && *prefix)
-		snprintf(out, size, "%s.%s", prefix, key);
+		n = snprintf(out, size, "%s.%s", prefix, key);
 	else
-		snprintf(out, size, "%s", key);
+		n = snprintf(out, size, "%s", key);
+	/* A JSON path only labels a problem: cut and marked, it still leads to the field. */
+	if (n < 0 || (size_t)n >= size)
+		memcpy(out + size - 4, "...", 4);
 }
 
 /* Refuse members not in allowed (NULL-terminated). */

@@ -172,7 +172,7 @@ static int user_version(struct svc_store *s, int *out, struct sb_err *err)
 
 static int migrate(struct svc_store *s, int target, struct sb_err *err)
 {
-	int have, rc;
+	int have = 0, rc;
 
 	rc = user_version(s, &have, err);
 	if (rc < 0)
