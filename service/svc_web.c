@@ -105,6 +105,7 @@ static int page(struct svc_web *w, struct sb_buf *b, struct sb_err *err)
 
 	svc_metrics_get(&m);
 	rc |= sb_buf_adds(b, "<!doctype html><html><head><meta charset=\"utf-8\">"
+			  "<meta http-equiv=\"refresh\" content=\"15\">"
 			  "<title>send-bridge</title><style>body{font-family:sans-serif}"
 			  "td,th{padding:2px 8px;text-align:left}</style></head><body>"
 			  "<h1>send-bridge</h1><h2>Acts per state</h2><table><tr>");

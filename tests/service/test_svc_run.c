@@ -150,6 +150,8 @@ static void start(struct fx *f)
 			dup2(fd, 2);
 		}
 		setenv("NOTIFY_SOCKET", f->sock_path, 1);
+		/* As systemd sets it for WatchdogSec=0.4: pings every 0.2 s. */
+		setenv("WATCHDOG_USEC", "400000", 1);
 		execl(b, b, "-c", f->cfg, "run", (char *)NULL);
 		_exit(127);
 	}
@@ -275,7 +277,8 @@ static void test_svc_run__a_service_under_systemd(void **state)
 
 	publish_batch(f);
 	start(f);
-	wait_notify(f, "READY=1");
+	wait_notify(f, "READY=1\nSTATUS=queue ");
+	wait_notify(f, "WATCHDOG=1");
 	wait_entries(f, "rejected", 2);
 	wait_received(f, 3);
 	assert_int_equal(th_outbox_entries(f->root, "work"), 3);
