@@ -388,6 +388,53 @@ static void test_svc_run__a_bad_configuration_is_refused(void **state)
 	sb_buf_release(&err_out);
 }
 
+static void test_svc_run__a_group_readable_pii_key_stops_the_start(void **state)
+{
+	struct fx *f = *state;
+	struct sb_buf err_out = SB_BUF_INIT(1 << 16);
+	char *b = bin(), *key = sb_xasprintf("%s/pii.key", f->tmp), *line, *cfg;
+	char *argv[] = { b, (char *)(uintptr_t)"-c", f->cfg, (char *)(uintptr_t)"run", NULL };
+
+	th_write_str(key, "0123456789abcdef0123456789abcdef\n", 0640);
+	/* [service] is the first section: put the key right under its header. */
+	cfg = th_read(f->cfg, NULL);
+	line = sb_xasprintf("[service]\npii_key_file = %s\n%s", key, cfg + strlen("[service]\n"));
+	th_write_str(f->cfg, line, 0600);
+	assert_int_equal(th_run(argv, NULL, &err_out), 2);
+	assert_non_null(strstr(sb_buf_cstr(&err_out), "pii_key_file"));
+	/* Too short a key, with the right mode: refused by run itself. */
+	th_write_str(key, "short\n", 0600);
+	sb_buf_reset(&err_out);
+	assert_int_equal(th_run(argv, NULL, &err_out), 2);
+	assert_non_null(strstr(sb_buf_cstr(&err_out), "shorter than 16 bytes"));
+	free(cfg);
+	free(line);
+	free(key);
+	free(b);
+	sb_buf_release(&err_out);
+}
+
+static void test_svc_run__status_reports_a_store_it_cannot_open(void **state)
+{
+	struct fx *f = *state;
+	struct sb_buf out = SB_BUF_INIT(1 << 16), err_out = SB_BUF_INIT(1 << 16);
+	char *b = bin(), *cfg = th_read(f->cfg, NULL), *bad;
+	char *argv[] = { b, (char *)(uintptr_t)"-c", f->cfg, (char *)(uintptr_t)"status", NULL };
+
+	/* The store path names a folder. */
+	bad = sb_xasprintf("%.*s%s%s", (int)(strstr(cfg, f->db) - cfg), cfg, f->tmp,
+			   strstr(cfg, f->db) + strlen(f->db));
+	th_write_str(f->cfg, bad, 0600);
+	assert_int_equal(th_run(argv, &out, &err_out), 4);
+	assert_int_equal(out.len, 0);
+	assert_non_null(strstr(sb_buf_cstr(&err_out), "store"));
+	free(bad);
+	free(cfg);
+	free(b);
+	sb_buf_release(&out);
+	sb_buf_release(&err_out);
+}
+
 static void test_svc_run__the_example_configuration_is_valid(void **state)
 {
 	struct fx *f = *state;
@@ -437,6 +484,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_svc_run__a_bad_configuration_is_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__the_example_configuration_is_valid,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_run__a_group_readable_pii_key_stops_the_start,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_run__status_reports_a_store_it_cannot_open,
 						setup, teardown),
 	};
 	int rc;
