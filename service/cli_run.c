@@ -92,6 +92,9 @@ int svc_cmd_run(const struct svc_cli *cli_in, int argc, char **argv)
 	if (load_pii_key(cfg, &err) < 0)
 		goto fail;
 	svc_daemon_opts_from_cfg(&opts, cfg);
+	if (!svc_steps_builtin()->check)
+		sb_log(SB_LOG_WARN, "daemon", "this build has no platform steps: acts are taken in "
+		       "and checked, then wait in state received");
 	if (svc_daemon_run(&opts, svc_steps_builtin(), &err) < 0)
 		goto fail;
 	sb_cfg_free(cfg);

@@ -11,6 +11,20 @@
  * wait in the state before it, with a note in last_error, and are picked up
  * as soon as a build with the step runs.
  *
+ * Plugging the clients in (what svc_steps_builtin() will return):
+ *
+ *	static int send_create_step(void *wctx, const struct svc_job *job,
+ *				    struct svc_step_result *res, struct sb_err *err)
+ *	{
+ *		struct worker *w = wctx;           (its own HTTP handle, from worker_init)
+ *		return send_notification_create(w->send, job->act, job->protocol_number,
+ *						res->value, sizeof(res->value), err);
+ *	}
+ *	static const struct svc_steps steps = { .data = &clients,
+ *		.worker_init = worker_init, .worker_release = worker_release,
+ *		.check = agid_step, ..., .create = send_create_step, ...,
+ *		.stream_read = send_stream_step };
+ *
  * Retry policy: a step that returns SB_ETEMP is tried again after
  * min(retry_max, retry_base * 2^(attempts-1)) with jitter (a random point in
  * the upper half of that delay), and never before err->retry_after; after
