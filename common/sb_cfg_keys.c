@@ -36,6 +36,8 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	    "attempts of one step on temporary errors before the act is failed"),
 	INT("outbox", "retry_base", "30", 1, 86400, "first retry delay in seconds (doubles each time)"),
 	INT("outbox", "retry_max", "3600", 1, 604800, "longest retry delay in seconds"),
+	INT("outbox", "poll_interval", "60", 1, 86400,
+	    "seconds between checks of an acceptance or a delivery that is still pending"),
 
 	/* [store] */
 	TYPED("store", "path", SB_CFG_PATH, NULL, true, "the SQLite database file"),

@@ -36,6 +36,8 @@ static const struct svc_cmd commands[] = {
 	{ "legal-facts", "download a notification's legal facts", svc_cmd_send, svc_help_send },
 	{ "price", "SEND's cost for a pagoPA notice code", svc_cmd_send, svc_help_send },
 	{ "cancel", "cancel a SEND notification", svc_cmd_send, svc_help_send },
+	{ "run", "run the service (the daemon)", svc_cmd_run, svc_help_run },
+	{ "status", "list the acts and their state", svc_cmd_status, svc_help_status },
 };
 
 static void usage(FILE *out)

@@ -15,6 +15,7 @@
 #include "sb_problems.h"
 #include "cli_int.h"
 #include "svc_act.h"
+#include "svc_pipeline.h"
 
 void svc_help_act(FILE *out)
 {
@@ -30,24 +31,6 @@ void svc_help_act(FILE *out)
 		"  --json   print {\"act\", \"valid\", \"problems\": [{\"path\", \"message\"}]}\n"
 		"\n"
 		"exit: 0 valid, 1 invalid, 2 usage or configuration error\n");
-}
-
-/* Office and operator against the configuration's [office.NAME] sections. */
-static void check_against_config(const struct sb_cfg *cfg, const struct svc_act *a,
-				 struct sb_problems *probs)
-{
-	char section[80];
-
-	if (!sb_cfg_has_office(cfg, a->office)) {
-		sb_problems_add(probs, "office", "office '%s' is not configured (no [office.%s])",
-				a->office, a->office);
-		return;
-	}
-	snprintf(section, sizeof(section), "office.%s", a->office);
-	if (sb_cfg_isset(cfg, section, "operators") &&
-	    !sb_cfg_list_has(cfg, section, "operators", a->operator_id))
-		sb_problems_add(probs, "operator.userId",
-				"operator is not listed in [%s] operators", section);
 }
 
 static void print_json(const char *id, const struct sb_problems *p)
@@ -100,7 +83,7 @@ static int check(const struct svc_cli *cli, const char *dir, bool json)
 		return svc_fail(&err);
 	}
 	if (rc == 0 && cfg)
-		check_against_config(cfg, act, &probs);
+		svc_pipeline_check_office(cfg, act, &probs);
 	if (json) {
 		print_json(id, &probs);
 	} else if (probs.n) {

@@ -52,6 +52,10 @@ void svc_help_validate(FILE *out);
 /* submit, notification, legal-facts, price, cancel (cli_send.c); argv[0] says which. */
 int svc_cmd_send(const struct svc_cli *cli, int argc, char **argv);
 void svc_help_send(FILE *out);
+int svc_cmd_run(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_run(FILE *out);
+int svc_cmd_status(const struct svc_cli *cli, int argc, char **argv);
+void svc_help_status(FILE *out);
 
 /* Map an sb_code to an exit code. */
 int svc_exit_for(int code);
