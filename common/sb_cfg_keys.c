@@ -116,6 +116,10 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	TYPED("protocol", "seal_key_file", SB_CFG_SECRET, NULL, false,
 	      "RSA key that seals segnature (XML signature)"),
 	TYPED("protocol", "seal_cert_file", SB_CFG_FILE, NULL, false, "certificate of the seal key (PEM)"),
+	STR("protocol", "aoo_name", NULL, 256, false,
+	    "name of the AOO as registered on IPA (Allegato 5 metadata, Soggetti)"),
+	STR("protocol", "pec", NULL, 320, false,
+	    "the AOO's PEC address (Allegato 5 metadata, IndirizziDigitaliDiRiferimento)"),
 	TYPED("protocol", "segnatura_xsd", SB_CFG_FILE, NULL, false,
 	      "segnatura_protocollo.xsd (AgID 2021) with import_schemas/ beside it;"
 	      " default: <datadir>/agid/segnatura_protocollo.xsd"),
@@ -142,6 +146,10 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	     "PDND purpose ids this office may use; unset: the purposes configured for its e-services"),
 	STR("office.*", "send_group", NULL, 1024, false, "SEND group id for this office's notifications"),
 	STR("office.*", "classification", NULL, 64, false, "titolario code for protocol registrations"),
+	STR("office.*", "classification_desc", NULL, 256, false,
+	    "description of that titolario entry (Allegato 5 Classificazione)"),
+	INT("office.*", "retention_years", "10", 1, 9999,
+	    "years the office's acts are kept (Allegato 5 TempoDiConservazione; 9999: permanent)"),
 
 	{ NULL, NULL, SB_CFG_STR, NULL, 0, 0, NULL, false, NULL },
 };

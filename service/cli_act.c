@@ -15,12 +15,17 @@
 #include "sb_problems.h"
 #include "cli_int.h"
 #include "svc_act.h"
+#include "svc_meta.h"
+#include "agid_doc.h"
+#include "sb_buf.h"
 #include "svc_pipeline.h"
 
 void svc_help_act(FILE *out)
 {
 	fprintf(out,
 		"usage: send-bridge act check DIR [--json] [-c FILE]\n"
+		"       send-bridge act metadata DIR --protocol NUMBER --date YYYY-MM-DD\n"
+		"                                [--time hh:mm:ss] [--out DIR] -c FILE\n"
 		"\n"
 		"Validates the act folder DIR (act.json and the files it names) and prints\n"
 		"every problem with its JSON path, e.g.\n"
@@ -29,6 +34,11 @@ void svc_help_act(FILE *out)
 		"office and the operator are configured.\n"
 		"\n"
 		"  --json   print {\"act\", \"valid\", \"problems\": [{\"path\", \"message\"}]}\n"
+		"\n"
+		"metadata prints (or writes into --out, one FILE.metadata.xml per document)\n"
+		"the Allegato 5 record of each document, for the outgoing registration\n"
+		"NUMBER of date YYYY-MM-DD; it needs [protocol] ipa_code, aoo_code,\n"
+		"aoo_name, pec and the office's classification keys.\n"
 		"\n"
 		"exit: 0 valid, 1 invalid, 2 usage or configuration error\n");
 }
@@ -103,10 +113,83 @@ static int check(const struct svc_cli *cli, const char *dir, bool json)
 	return rc;
 }
 
+/* Check every document (the records carry their hashes and formats), then one record each. */
+static int metadata(const struct svc_cli *cli, const char *dir, const struct svc_meta_reg *reg,
+		    const char *out_dir)
+{
+	struct sb_problems probs = SB_PROBLEMS_INIT;
+	struct sb_err err = SB_ERR_INIT;
+	struct agid_doc_report **reports = NULL;
+	struct sb_buf xml = SB_BUF_INIT(SB_MAX_DEFAULT);
+	struct agid_policy pol;
+	struct svc_act *act = NULL;
+	struct sb_cfg *cfg = NULL;
+	int rc;
+
+	if (!cli->config_given)
+		return svc_usage("act metadata needs a configuration (-c FILE)");
+	rc = svc_load_config(cli, &cfg);
+	if (rc)
+		return rc;
+	if (svc_act_load(&act, dir, false, &probs, &err) < 0) {
+		svc_print_problems(stderr, &probs);
+		rc = svc_fail(&err);
+		goto cleanup;
+	}
+	if (agid_policy_from_cfg(&pol, cfg, act->office, &err) < 0) {
+		rc = svc_fail(&err);
+		goto cleanup;
+	}
+	SB_ALLOC_ARRAY(reports, act->ndocuments);
+	for (size_t i = 0; i < act->ndocuments; i++) {
+		if (agid_doc_check_file(&reports[i], act->documents[i].file.path, &pol,
+					AGID_PDFA_NONE, &err) < 0) {
+			rc = svc_fail(&err);
+			goto cleanup;
+		}
+	}
+	for (size_t i = 0; i < act->ndocuments; i++) {
+		sb_buf_reset(&xml);
+		if (svc_meta_document_xml(cfg, act, i, (const struct agid_doc_report *const *)reports,
+					  reg, &xml, &probs, &err) < 0) {
+			svc_print_problems(stderr, &probs);
+			rc = svc_fail(&err);
+			goto cleanup;
+		}
+		if (out_dir) {
+			char *path = sb_xasprintf("%s/%s.metadata.xml", out_dir,
+						  act->documents[i].file.name);
+			FILE *f = fopen(path, "w");
+
+			if (!f || fwrite(xml.buf, 1, xml.len, f) != xml.len || fclose(f) != 0) {
+				fprintf(stderr, "send-bridge: cannot write '%s'\n", path);
+				free(path);
+				rc = SVC_EXIT_LOCAL;
+				goto cleanup;
+			}
+			printf("%s\n", path);
+			free(path);
+		} else {
+			fwrite(xml.buf, 1, xml.len, stdout);
+		}
+	}
+	rc = SVC_EXIT_OK;
+cleanup:
+	for (size_t i = 0; act && reports && i < act->ndocuments; i++)
+		agid_doc_report_free(reports[i]);
+	free(reports);
+	sb_buf_release(&xml);
+	svc_act_free(act);
+	sb_cfg_free(cfg);
+	sb_problems_release(&probs);
+	return rc;
+}
+
 int svc_cmd_act(const struct svc_cli *cli_in, int argc, char **argv)
 {
 	struct svc_cli cli = *cli_in;
-	const char *verb = NULL, *dir = NULL;
+	const char *verb = NULL, *dir = NULL, *out_dir = NULL;
+	struct svc_meta_reg reg = { NULL, NULL, NULL, NULL };
 	bool json = false;
 
 	for (int i = 1; i < argc; i++) {
@@ -122,6 +205,14 @@ int svc_cmd_act(const struct svc_cli *cli_in, int argc, char **argv)
 		}
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--protocol") && i + 1 < argc)
+			reg.number = argv[++i];
+		else if (!strcmp(argv[i], "--date") && i + 1 < argc)
+			reg.date = argv[++i];
+		else if (!strcmp(argv[i], "--time") && i + 1 < argc)
+			reg.time = argv[++i];
+		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+			out_dir = argv[++i];
 		else if (argv[i][0] == '-')
 			return svc_usage("unknown option '%s'", argv[i]);
 		else if (!verb)
@@ -131,9 +222,14 @@ int svc_cmd_act(const struct svc_cli *cli_in, int argc, char **argv)
 		else
 			return svc_usage("unexpected argument '%s'", argv[i]);
 	}
-	if (!verb || strcmp(verb, "check"))
-		return svc_usage("act needs: check DIR");
+	if (!verb || (strcmp(verb, "check") && strcmp(verb, "metadata")))
+		return svc_usage("act needs: check DIR, or metadata DIR");
 	if (!dir)
-		return svc_usage("act check needs a folder");
+		return svc_usage("act %s needs a folder", verb);
+	if (!strcmp(verb, "metadata")) {
+		if (!reg.number || !reg.date)
+			return svc_usage("act metadata needs --protocol NUMBER and --date YYYY-MM-DD");
+		return metadata(&cli, dir, &reg, out_dir);
+	}
 	return check(&cli, dir, json);
 }

@@ -11,6 +11,7 @@ SERVICE_SRCS := \
 	service/cli_validate.c \
 	service/svc_act.c \
 	service/svc_daemon.c \
+	service/svc_meta.c \
 	service/svc_metrics.c \
 	service/svc_outbox.c \
 	service/svc_pipeline.c \
