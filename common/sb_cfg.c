@@ -76,6 +76,29 @@ static void problem(struct load_ctx *x, int line, const char *section, const cha
 		sb_problems_add(x->probs, where, "%s", msg);
 }
 
+static void note_section(struct load_ctx *x, const char *section);
+
+/*
+ * A "[name]" line: inih reports sections only with their keys, so an empty
+ * [office.NAME] would go unseen; the reader notes every header itself.
+ */
+static void header_line(struct load_ctx *x, const char *line)
+{
+	const char *p = line, *end;
+	char name[256];
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '[')
+		return;
+	end = strchr(p, ']');
+	if (!end || (size_t)(end - p - 1) >= sizeof(name))
+		return;
+	memcpy(name, p + 1, (size_t)(end - p - 1));
+	name[end - p - 1] = '\0';
+	note_section(x, name);
+}
+
 /* Line-counting reader for inih; an over-long line is reported and skipped. */
 static char *reader(char *str, int num, void *stream)
 {
@@ -102,6 +125,7 @@ static char *reader(char *str, int num, void *stream)
 		str[0] = '\n';
 		str[1] = '\0';
 	}
+	header_line(x, str);
 	return str;
 }
 

@@ -64,7 +64,8 @@ static const char good[] =
 	"operators = agente.bianchi, agente.verdi\n"
 	"signature_required = no\n"
 	"[office.tributi]\n"
-	"pdfa_flavours = 1b,2b\n";
+	"pdfa_flavours = 1b,2b\n"
+	"[office.anagrafe]\n";
 
 static void test_sb_cfg__good_file_and_defaults(void **state)
 {
@@ -91,9 +92,11 @@ static void test_sb_cfg__good_file_and_defaults(void **state)
 	assert_string_equal(sb_cfg_str(cfg, "outbox", "dir"), abs);
 	free(abs);
 	/* offices */
-	assert_int_equal(sb_cfg_office_count(cfg), 2);
+	/* an office section without keys still declares the office */
+	assert_int_equal(sb_cfg_office_count(cfg), 3);
+	assert_true(sb_cfg_has_office(cfg, "anagrafe"));
 	assert_true(sb_cfg_has_office(cfg, "tributi"));
-	assert_false(sb_cfg_has_office(cfg, "anagrafe"));
+	assert_false(sb_cfg_has_office(cfg, "urbanistica"));
 	assert_true(sb_cfg_list_has(cfg, "office.polizia-municipale", "operators", "agente.verdi"));
 	assert_false(sb_cfg_list_has(cfg, "office.polizia-municipale", "operators", "agente"));
 	assert_true(sb_cfg_list_has(cfg, "office.tributi", "pdfa_flavours", "2b"));
@@ -113,14 +116,14 @@ struct bad_case {
 static void test_sb_cfg__each_problem_named(void **state)
 {
 	static const struct bad_case cases[] = {
-		{ "[service]\nfoo = 1\n", ":20: [service] foo", "unknown key" },
-		{ "[send]\napi_key = abc\n", ":20: [send] api_key", "put it in a file" },
+		{ "[service]\nfoo = 1\n", ":21: [service] foo", "unknown key" },
+		{ "[send]\napi_key = abc\n", ":21: [send] api_key", "put it in a file" },
 		{ "[nonsense]\nx = 1\n", ":20: [nonsense]", "unknown section" },
 		{ "[office.Bad Name]\nx = 1\n", "[office.Bad Name]", "unknown section" },
 		{ "[outbox]\nrescan_interval = 0\n", "[outbox] rescan_interval", "out of range 1..3600" },
 		{ "[outbox]\nrescan_interval = ten\n", "[outbox] rescan_interval", "not a whole number" },
-		{ "[outbox]\nrescan_interval = 5\nrescan_interval = 6\n", ":21: [outbox] rescan_interval",
-		  "set twice (first at line 20)" },
+		{ "[outbox]\nrescan_interval = 5\nrescan_interval = 6\n", ":22: [outbox] rescan_interval",
+		  "set twice (first at line 21)" },
 		{ "[web]\nenabled = maybe\n", "[web] enabled", "not on/off" },
 		{ "[protocol]\nbackend = paper\n", "[protocol] backend", "not one of embedded|rest" },
 		{ "[office.tributi]\neservices = anpr-c001,facebook\n", "eservices",
@@ -133,7 +136,7 @@ static void test_sb_cfg__each_problem_named(void **state)
 		  "No such file" },
 		{ "[send]\nca_file = /nonexistent/ca.pem\n", "[send] ca_file", "cannot read" },
 		{ "[service]\nsender_denomination = Comune\n", "sender_denomination", "set twice" },
-		{ "this is not ini\n", ":19", "syntax error" },
+		{ "this is not ini\n", ":20", "syntax error" },
 		{ "[send]\nstream_title = \n", NULL, NULL },   /* empty value is fine for text */
 	};
 	struct fx *f = *state;
@@ -232,7 +235,7 @@ static void test_sb_cfg__missing_file_and_long_line(void **state)
 	th_write_str(f->ini, text, 0644);
 	assert_int_equal(sb_cfg_load(&cfg, f->ini, &probs, &err), SB_ECONFIG);
 	assert_true(probs.n >= 1);
-	assert_non_null(strstr(probs.items[0].where, ":20"));
+	assert_non_null(strstr(probs.items[0].where, ":21"));
 	assert_non_null(strstr(probs.items[0].msg, "line longer than"));
 	sb_problems_release(&probs);
 	free(text);
