@@ -50,19 +50,28 @@ static int group_teardown(void **state)
 
 static void test_cli__help_and_usage_errors(void **state)
 {
-	static const char *const cmds[] = { "version", "config", "act" };
-	struct sb_buf out = SB_BUF_INIT(1 << 20), err = SB_BUF_INIT(1 << 20);
+	struct sb_buf out = SB_BUF_INIT(1 << 20), err = SB_BUF_INIT(1 << 20), sub = SB_BUF_INIT(1 << 20);
+	const char *p;
+	size_t n = 0;
 
 	(void)state;
 	assert_int_equal(run((const char *[]){ "--help", NULL }, &out, &err), 0);
 	assert_non_null(strstr(sb_buf_cstr(&out), "exit codes"));
-	for (size_t i = 0; i < SB_ARRAY_SIZE(cmds); i++) {
-		assert_int_equal(run((const char *[]){ cmds[i], "--help", NULL }, &out, &err), 0);
-		assert_non_null(strstr(sb_buf_cstr(&out), "usage: send-bridge"));
-		/* every command is listed in the program's help */
-		run((const char *[]){ "--help", NULL }, &out, &err);
-		assert_non_null(strstr(sb_buf_cstr(&out), cmds[i]));
+	/* every command the program lists has its own --help, exiting 0 */
+	p = strstr(sb_buf_cstr(&out), "commands:\n");
+	assert_non_null(p);
+	for (p = strchr(p, '\n') + 1; *p == ' '; p = strchr(p, '\n') + 1) {
+		char name[64];
+
+		if (sscanf(p, " %63s", name) != 1)
+			break;
+		if (run((const char *[]){ name, "--help", NULL }, &sub, &err) != 0)
+			fail_msg("'%s --help' failed: %s", name, sb_buf_cstr(&err));
+		if (!strstr(sb_buf_cstr(&sub), "usage: send-bridge"))
+			fail_msg("'%s --help' prints no usage line", name);
+		n++;
 	}
+	assert_true(n >= 10);
 	assert_int_equal(run((const char *[]){ "frobnicate", NULL }, &out, &err), 2);
 	assert_non_null(strstr(sb_buf_cstr(&err), "unknown command 'frobnicate'"));
 	assert_int_equal(run((const char *[]){ "--bogus", NULL }, &out, &err), 2);
@@ -72,6 +81,7 @@ static void test_cli__help_and_usage_errors(void **state)
 	assert_non_null(strstr(sb_buf_cstr(&out), "send-bridge 0."));
 	sb_buf_release(&out);
 	sb_buf_release(&err);
+	sb_buf_release(&sub);
 }
 
 static void test_cli__act_check_exit_codes_and_json(void **state)
