@@ -145,6 +145,12 @@ const struct pdnd_address *pdnd_resolution_address(const struct pdnd_resolution 
 	return NULL;
 }
 
+/* The audit key for the trail's seal, NULL when [pdnd] audit_key_file is not set. */
+static const unsigned char *audit_key(const struct pdnd_resolver *r)
+{
+	return r->has_audit_key ? r->audit_key : NULL;
+}
+
 /* Append one trail row; a failure to trace fails the query (nothing untraced). */
 static int trace(struct pdnd_resolver *r, const struct pdnd_who *who, const char *eservice,
 		 const char *purpose, const char *subject, const char *outcome,
@@ -154,8 +160,7 @@ static int trace(struct pdnd_resolver *r, const struct pdnd_who *who, const char
 
 	if (t && (t->govway_id[0] || t->voucher_jti[0]))
 		snprintf(corr, sizeof(corr), "govway=%s voucher=%s", t->govway_id, t->voucher_jti);
-	return pdnd_access_append(r->db, r->has_audit_key ? r->audit_key : NULL,
-				  &(struct pdnd_access){
+	return pdnd_access_append(r->db, audit_key(r), &(struct pdnd_access){
 		.operator_id = who->operator_id ? who->operator_id : "",
 		.office = who->office ? who->office : "", .eservice = eservice,
 		.purpose_id = purpose, .act_ref = who->act_ref, .subject = subject,
@@ -175,7 +180,7 @@ static int authorize(struct pdnd_resolver *r, const struct pdnd_who *who, const 
 
 	rc = pdnd_authorize(r->cfg, who->office, who->operator_id, eservice, purpose, err);
 	if (rc == 0)
-		return pdnd_access_ready(r->db, r->has_audit_key ? r->audit_key : NULL, err);
+		return pdnd_access_ready(r->db, audit_key(r), err);
 	if (rc != SB_EREJECT)
 		return rc;
 	sb_log(SB_LOG_WARN, "pdnd", "query refused before sending: operator=%s office=%s "

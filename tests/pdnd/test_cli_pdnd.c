@@ -207,6 +207,10 @@ static void test_cli_pdnd__audit_seal_and_recorded_head(void **state)
 	/* A key that cannot be used stops the command with the key's name. */
 	assert_int_equal(run(&out, &err, "-c", bad, "audit", "verify", NULL), 2);
 	assert_non_null(strstr(sb_buf_cstr(&err), "[pdnd] audit_key_file: shorter than 16 bytes"));
+	th_write_str(shortkey, "a key long enough but readable by others\n", 0644);
+	assert_int_equal(run(&out, &err, "-c", bad, "audit", "verify", NULL), 2);
+	assert_non_null(strstr(sb_buf_cstr(&err), "audit_key_file"));
+	assert_null(strstr(sb_buf_cstr(&out), "chain intact"));
 	/* With the key and no seal yet, verify fails and says what to do. */
 	assert_int_equal(run(&out, &err, "-c", ini, "audit", "verify", NULL), 1);
 	assert_non_null(strstr(sb_buf_cstr(&err), "not sealed"));

@@ -107,6 +107,14 @@ static int append_one(sqlite3 *db, const unsigned char *key, struct sb_err *err)
 		.subject = subject, .outcome = "found" }, err);
 }
 
+static void expect_fail(int rc, const struct sb_err *err, int code, const char *says)
+{
+	assert_int_equal(rc, code);
+	assert_int_equal(err->code, code);
+	if (!strstr(err->msg, says))
+		fail_msg("'%s' does not say '%s'", err->msg, says);
+}
+
 static void test_pdnd_store__migrate_is_idempotent_and_versioned(void **state)
 {
 	struct fx *f = *state;
@@ -198,6 +206,16 @@ static void test_pdnd_store__reordered_rows_detected(void **state)
 		      "UPDATE pdnd_access SET id = 3 WHERE id = 100", "row 2");
 }
 
+static void test_pdnd_store__deleted_head_detected(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+
+	tamper(state, "DELETE FROM pdnd_access_head", "head is missing");
+	expect_fail(append_one(f->db, NULL, &err), &err, SB_EINVAL, "head is missing");
+	expect_fail(pdnd_access_ready(f->db, NULL, &err), &err, SB_EINVAL, "head is missing");
+}
+
 static void test_pdnd_store__rehashed_row_detected(void **state)
 {
 	/* Even a forger who recomputes one row's hash breaks the link of the next. */
@@ -210,14 +228,6 @@ static void drop_triggers(sqlite3 *db)
 {
 	exec_ok(db, "DROP TRIGGER pdnd_access_no_update; DROP TRIGGER pdnd_access_no_delete;"
 		    "DROP TRIGGER pdnd_access_head_no_delete; DROP TRIGGER pdnd_access_head_no_rewind");
-}
-
-static void expect_fail(int rc, const struct sb_err *err, int code, const char *says)
-{
-	assert_int_equal(rc, code);
-	assert_int_equal(err->code, code);
-	if (!strstr(err->msg, says))
-		fail_msg("'%s' does not say '%s'", err->msg, says);
 }
 
 /* Move the head to the last row left, as someone editing the file would after cutting. */
@@ -578,6 +588,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pdnd_store__removed_row_detected, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__reordered_rows_detected, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__deleted_head_detected, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__rehashed_row_detected, setup,
 						teardown),
