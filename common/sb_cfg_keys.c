@@ -86,6 +86,9 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	    "seconds before expiry a cached voucher is renewed (SEND uses 120)"),
 	INT("pdnd", "assertion_ttl", "300", 10, 3600,
 	    "lifetime in seconds of client assertions and ModI tokens"),
+	TYPED("pdnd", "audit_key_file", SB_CFG_SECRET, NULL, false,
+	      "key sealing the access trail's head, kept off the store: without it, a trail cut "
+	      "or recomputed together with its head goes unnoticed (docs/pdnd.md)"),
 
 	/* [anpr] */
 	TYPED("anpr", "c030_url", SB_CFG_URL, NULL, false, "ANPR C030 (tax code to idANPR) endpoint"),

@@ -33,6 +33,8 @@ struct pdnd_resolver {
 	struct pdnd_client *client;
 	struct sqlite3 *db;
 	unsigned char key[32];
+	unsigned char audit_key[PDND_AUDIT_KEY_SIZE];
+	bool has_audit_key;
 	struct pdnd_anpr_cfg anpr;
 	struct pdnd_inad_cfg inad;
 	int64_t anpr_ttl, inad_ttl;
@@ -79,6 +81,11 @@ int pdnd_resolver_new(struct pdnd_resolver **out, const struct sb_cfg *cfg,
 	if (rc < 0)
 		return rc;
 	r = sb_xcalloc(1, sizeof(*r));
+	rc = pdnd_audit_key_load(cfg, r->audit_key, &r->has_audit_key, err);
+	if (rc < 0) {
+		free(r);
+		return rc;
+	}
 	r->cfg = cfg;
 	r->client = c;
 	r->db = db;
@@ -104,6 +111,7 @@ void pdnd_resolver_free(struct pdnd_resolver *r)
 	if (!r)
 		return;
 	sb_wipe(r->key, sizeof(r->key));
+	sb_wipe(r->audit_key, sizeof(r->audit_key));
 	free(r);
 }
 
@@ -137,6 +145,12 @@ const struct pdnd_address *pdnd_resolution_address(const struct pdnd_resolution 
 	return NULL;
 }
 
+/* The audit key for the trail's seal, NULL when [pdnd] audit_key_file is not set. */
+static const unsigned char *audit_key(const struct pdnd_resolver *r)
+{
+	return r->has_audit_key ? r->audit_key : NULL;
+}
+
 /* Append one trail row; a failure to trace fails the query (nothing untraced). */
 static int trace(struct pdnd_resolver *r, const struct pdnd_who *who, const char *eservice,
 		 const char *purpose, const char *subject, const char *outcome,
@@ -146,14 +160,18 @@ static int trace(struct pdnd_resolver *r, const struct pdnd_who *who, const char
 
 	if (t && (t->govway_id[0] || t->voucher_jti[0]))
 		snprintf(corr, sizeof(corr), "govway=%s voucher=%s", t->govway_id, t->voucher_jti);
-	return pdnd_access_append(r->db, &(struct pdnd_access){
+	return pdnd_access_append(r->db, audit_key(r), &(struct pdnd_access){
 		.operator_id = who->operator_id ? who->operator_id : "",
 		.office = who->office ? who->office : "", .eservice = eservice,
 		.purpose_id = purpose, .act_ref = who->act_ref, .subject = subject,
 		.outcome = outcome, .correlation = corr[0] ? corr : NULL }, err);
 }
 
-/* Authorise, and trace a refusal before returning it. */
+/*
+ * Authorise, and trace a refusal before returning it. An authorised query also needs a
+ * trail it can be written to (its head intact and, once sealed, the audit key): the
+ * trace follows the call, so this is checked before anything leaves the machine.
+ */
 static int authorize(struct pdnd_resolver *r, const struct pdnd_who *who, const char *eservice,
 		     const char *purpose, const char *subject, struct sb_err *err)
 {
@@ -161,6 +179,8 @@ static int authorize(struct pdnd_resolver *r, const struct pdnd_who *who, const 
 	int rc;
 
 	rc = pdnd_authorize(r->cfg, who->office, who->operator_id, eservice, purpose, err);
+	if (rc == 0)
+		return pdnd_access_ready(r->db, audit_key(r), err);
 	if (rc != SB_EREJECT)
 		return rc;
 	sb_log(SB_LOG_WARN, "pdnd", "query refused before sending: operator=%s office=%s "

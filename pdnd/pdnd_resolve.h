@@ -41,7 +41,8 @@ int pdnd_authorize(const struct sb_cfg *cfg, const char *office, const char *ope
 /*
  * cfg, c and db are borrowed and must outlive the resolver; key is the
  * installation key for subject hashes (copied). Reads [anpr], [inad] and
- * [pdnd] user_location / loa.
+ * [pdnd] user_location / loa, and the audit key ([pdnd] audit_key_file:
+ * SB_ECONFIG when it cannot be read) that keeps the trail's seal.
  */
 int pdnd_resolver_new(struct pdnd_resolver **out, const struct sb_cfg *cfg,
 		      struct pdnd_client *c, struct sqlite3 *db, const unsigned char key[32],

@@ -8,7 +8,17 @@
  * only someone editing the file itself can try, and verify shows it.
  * Writers hold BEGIN IMMEDIATE while reading the last hash and appending,
  * so two processes cannot fork the chain.
+ *
+ * The chain has no secret and cannot see its own end, so pdnd_access_head
+ * (one row, schema 2) records the row count and last hash, moved in the
+ * same transaction as each append, and, once sealed, their HMAC-SHA256
+ * with the audit key. Cutting the tail then disagrees with the head, and
+ * recomputing the chain and the head without the key breaks the seal.
+ * What remains is a rollback to an earlier sealed state (an old copy of
+ * the file): only a head recorded outside the machine shows it, which is
+ * why verify prints the head and accepts one to compare.
  */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sqlite3.h>
@@ -17,9 +27,12 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_cfg.h"
 #include "sb_crypto.h"
 #include "sb_time.h"
 #include "pdnd_store.h"
+
+#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 static const char *const migrations[] = {
 	/* 1: access trail and results cache */
@@ -49,9 +62,27 @@ static const char *const migrations[] = {
 	"  fetched_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (kind, subject)"
 	");",
+	/*
+	 * 2: the head of the trail, taken from the rows already there (an older store
+	 * starts unsealed; `audit seal` seals it). It may only move forward.
+	 */
+	"CREATE TABLE pdnd_access_head ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  rows INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  mac TEXT"
+	");"
+	"INSERT INTO pdnd_access_head (id, rows, hash)"
+	"  SELECT 1, count(*), coalesce((SELECT hash FROM pdnd_access ORDER BY id DESC LIMIT 1),"
+	"  '" GENESIS "') FROM pdnd_access;"
+	"CREATE TRIGGER pdnd_access_head_no_delete BEFORE DELETE ON pdnd_access_head"
+	"  BEGIN SELECT RAISE(ABORT, 'the access trail head cannot be deleted'); END;"
+	"CREATE TRIGGER pdnd_access_head_no_rewind BEFORE UPDATE ON pdnd_access_head"
+	"  WHEN NEW.rows < OLD.rows"
+	"  BEGIN SELECT RAISE(ABORT, 'the access trail head cannot move back'); END;",
 };
 
-static const char genesis[] = "0000000000000000000000000000000000000000000000000000000000000000";
+static const char genesis[] = GENESIS;
 
 static int db_error(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 {
@@ -184,13 +215,218 @@ static void row_hash(const char *prev, int64_t id, int64_t at, const char *const
 	sb_buf_release(&hex);
 }
 
-int pdnd_access_append(sqlite3 *db, const struct pdnd_access *a, struct sb_err *err)
+int pdnd_audit_key_load(const struct sb_cfg *cfg, unsigned char key[PDND_AUDIT_KEY_SIZE],
+			bool *have, struct sb_err *err)
+{
+	const char *file = sb_cfg_str(cfg, "pdnd", "audit_key_file");
+	char *secret = NULL;
+	int rc;
+
+	*have = false;
+	if (!file)
+		return 0;
+	rc = sb_secret_file_read(file, &secret, err);
+	if (rc < 0)
+		return sb_err_prefix(err, "[pdnd] audit_key_file");
+	if (strlen(secret) < 16) {
+		sb_secret_free(secret);
+		return sb_err_set(err, SB_ECONFIG, 0, "[pdnd] audit_key_file: shorter than 16 bytes");
+	}
+	/* A fixed-size key whatever the file holds (hex, base64 or raw bytes). */
+	sb_sha256(secret, strlen(secret), key);
+	sb_secret_free(secret);
+	*have = true;
+	return 0;
+}
+
+/*
+ * Alone: a transaction of its own (IMMEDIATE to write: the write lock is taken before
+ * the last hash is read, so two writers cannot fork the chain). Inside the caller's
+ * transaction (svc_store_begin is IMMEDIATE too): a savepoint, so a failure leaves the
+ * caller's work alone.
+ */
+static int tx_begin(sqlite3 *db, bool write, bool *own, struct sb_err *err)
+{
+	*own = sqlite3_get_autocommit(db) != 0;
+	return exec(db, !*own ? "SAVEPOINT pdnd_access" : write ? "BEGIN IMMEDIATE" : "BEGIN",
+		    "starting an access trail transaction", err);
+}
+
+static int tx_end(sqlite3 *db, bool own, int rc, struct sb_err *err)
+{
+	if (rc == 0)
+		rc = exec(db, own ? "COMMIT" : "RELEASE pdnd_access", "committing the access trail",
+			  err);
+	if (rc < 0)
+		sqlite3_exec(db, own ? "ROLLBACK" : "ROLLBACK TO pdnd_access; RELEASE pdnd_access",
+			     NULL, NULL, NULL);
+	return rc;
+}
+
+struct head {
+	bool present, has_mac;
+	int64_t rows;
+	char hash[65], mac[65];
+};
+
+static int head_read(sqlite3 *db, struct head *h, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	rc = prepare(db, "SELECT rows, hash, mac FROM pdnd_access_head WHERE id = 1", &st, err);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		h->present = true;
+		h->rows = sqlite3_column_int64(st, 0);
+		snprintf(h->hash, sizeof(h->hash), "%s", col(st, 1) ? col(st, 1) : "");
+		h->has_mac = col(st, 2) != NULL;
+		snprintf(h->mac, sizeof(h->mac), "%s", col(st, 2) ? col(st, 2) : "");
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = 0;
+	} else {
+		rc = db_error(db, err, rc, "reading the access trail head");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* hex(HMAC-SHA256(key, "pdnd_access_head|v1|rows|hash")). */
+static void head_mac(const unsigned char *key, int64_t rows, const char *hash, char out[65])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	char msg[128];
+	struct sb_buf hex = SB_BUF_INIT(65);
+	int len = snprintf(msg, sizeof(msg), "pdnd_access_head|v1|%lld|%s", (long long)rows, hash);
+
+	SB_ASSERT(len > 0 && (size_t)len < sizeof(msg));
+	HMAC(EVP_sha256(), key, PDND_AUDIT_KEY_SIZE, (const unsigned char *)msg, (size_t)len, mac,
+	     &n);
+	sb_hex_encode(mac, n, &hex);
+	memcpy(out, hex.buf, 65);
+	sb_buf_release(&hex);
+}
+
+/* The head against the chain's end (rows, last) and, with a key, a seal it carries. */
+static int head_check(const struct head *h, int64_t rows, const char *last,
+		      const unsigned char *key, struct sb_err *err)
+{
+	char mac[65];
+
+	if (!h->present)
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "access trail head is missing: deleted outside send-bridge");
+	if (h->rows > rows)
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "access trail broken: %lld rows but the head records %lld "
+				  "(rows removed from the end)", (long long)rows, (long long)h->rows);
+	if (h->rows != rows || strcmp(h->hash, last))
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "access trail broken: the head (%lld rows) does not match the last "
+				  "row (%lld): head or rows changed outside send-bridge",
+				  (long long)h->rows, (long long)rows);
+	if (!key || !h->has_mac)
+		return 0;
+	head_mac(key, h->rows, h->hash, mac);
+	if (strlen(h->mac) != 64 || CRYPTO_memcmp(mac, h->mac, 64))
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "access trail seal does not match the audit key: the chain was "
+				  "recomputed without the key, or [pdnd] audit_key_file is not the key "
+				  "that sealed it");
+	return 0;
+}
+
+static int head_write(sqlite3 *db, int64_t rows, const char *hash, const unsigned char *key,
+		      struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char mac[65];
+	int rc;
+
+	rc = prepare(db, "UPDATE pdnd_access_head SET rows = ?1, hash = ?2, mac = ?3 WHERE id = 1",
+		     &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, rows);
+	bind_text(st, 2, hash);
+	if (key)
+		head_mac(key, rows, hash, mac);
+	bind_text(st, 3, key ? mac : NULL);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0
+		: db_error(db, err, sqlite3_errcode(db), "moving the access trail head");
+	if (rc == 0 && sqlite3_changes(db) != 1)
+		rc = sb_err_set(err, SB_EINVAL, 0,
+				"access trail head is missing: deleted outside send-bridge");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * The chain's last row (id 0 and the genesis when empty) and the head, checked as an
+ * append needs: extending a trail whose head disagrees with it would bury the evidence
+ * under a fresh head (and a fresh seal), so that is refused and verify still shows it.
+ */
+static int tail_check(sqlite3 *db, const unsigned char *key, int64_t *last_id, char last[65],
+		      struct head *h, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(db, "SELECT id, hash FROM pdnd_access ORDER BY id DESC LIMIT 1", &st, err);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*last_id = sqlite3_column_int64(st, 0);
+		snprintf(last, 65, "%s", col(st, 1) ? col(st, 1) : "");
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		*last_id = 0;
+		memcpy(last, genesis, 65);
+		rc = 0;
+	} else {
+		rc = db_error(db, err, rc, "reading the access trail");
+	}
+	sqlite3_finalize(st);
+	if (rc == 0)
+		rc = head_read(db, h, err);
+	if (rc == 0)
+		rc = head_check(h, *last_id, last, key, err);
+	if (rc == 0 && h->has_mac && !key)
+		rc = sb_err_set(err, SB_ECONFIG, 0,
+				"access trail is sealed: appending needs [pdnd] audit_key_file");
+	return rc;
+}
+
+int pdnd_access_ready(sqlite3 *db, const unsigned char *key, struct sb_err *err)
+{
+	struct head h;
+	char last[65];
+	int64_t id;
+	bool own_tx;
+	int rc;
+
+	rc = tx_begin(db, false, &own_tx, err);
+	if (rc < 0)
+		return rc;
+	rc = tail_check(db, key, &id, last, &h, err);
+	return tx_end(db, own_tx, rc, err);
+}
+
+int pdnd_access_append(sqlite3 *db, const unsigned char *key, const struct pdnd_access *a,
+		       struct sb_err *err)
 {
 	const char *f[NFIELDS] = { a->operator_id, a->office, a->eservice, a->purpose_id,
 				   a->act_ref, a->subject, a->outcome, a->correlation, NULL };
 	sqlite3_stmt *st = NULL;
+	struct head h;
 	char prev[65], hash[65];
-	int64_t id = 1, at = sb_now();
+	int64_t id = 0, at = sb_now();
 	bool own_tx;
 	int rc;
 
@@ -199,33 +435,13 @@ int pdnd_access_append(sqlite3 *db, const struct pdnd_access *a, struct sb_err *
 		return sb_err_set(err, SB_EINVAL, 0,
 				  "access trail: operator, office, e-service, subject hash and "
 				  "outcome are required");
-	/*
-	 * Alone: BEGIN IMMEDIATE takes the write lock before the last hash is read, so two
-	 * writers cannot fork the chain. Inside the caller's transaction (svc_store_begin
-	 * is IMMEDIATE too): a savepoint, so a failed append leaves the caller's work alone.
-	 */
-	own_tx = sqlite3_get_autocommit(db) != 0;
-	rc = exec(db, own_tx ? "BEGIN IMMEDIATE" : "SAVEPOINT pdnd_access",
-		  "starting access trail append", err);
+	rc = tx_begin(db, true, &own_tx, err);
 	if (rc < 0)
 		return rc;
-	rc = prepare(db, "SELECT id, hash FROM pdnd_access ORDER BY id DESC LIMIT 1", &st, err);
+	rc = tail_check(db, key, &id, prev, &h, err);
 	if (rc < 0)
 		goto cleanup;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0) + 1;
-		snprintf(prev, sizeof(prev), "%s", col(st, 1) ? col(st, 1) : "");
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		memcpy(prev, genesis, sizeof(prev));
-		rc = 0;
-	} else {
-		rc = db_error(db, err, rc, "reading the access trail");
-		goto cleanup;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
+	id++;
 	row_hash(prev, id, at, f, hash);
 	rc = prepare(db, "INSERT INTO pdnd_access (id, at, operator, office, eservice, purpose_id,"
 		     " act_ref, subject, outcome, correlation, prev_hash, hash)"
@@ -240,25 +456,27 @@ int pdnd_access_append(sqlite3 *db, const struct pdnd_access *a, struct sb_err *
 	bind_text(st, 12, hash);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0
 		: db_error(db, err, sqlite3_errcode(db), "appending to the access trail");
+	/* An unsealed head stays unsealed: only pdnd_access_seal() seals (see the header). */
 	if (rc == 0)
-		rc = exec(db, own_tx ? "COMMIT" : "RELEASE pdnd_access",
-			  "committing the access trail", err);
+		rc = head_write(db, id, hash, h.has_mac ? key : NULL, err);
 cleanup:
 	sqlite3_finalize(st);
-	if (rc < 0)
-		sqlite3_exec(db, own_tx ? "ROLLBACK" : "ROLLBACK TO pdnd_access; RELEASE pdnd_access",
-			     NULL, NULL, NULL);
-	return rc;
+	return tx_end(db, own_tx, rc, err);
 }
 
-int pdnd_access_verify(sqlite3 *db, int64_t *rows_out, struct sb_err *err)
+/* Walk the chain from the genesis: row count and last hash out, expect checked on the way. */
+static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_t *rows_out,
+		      char last[65], struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	char prev[65], hash[65];
-	int64_t expect = 1, rows = 0;
+	int64_t expect_id = 1, rows = 0;
 	int rc;
 
 	memcpy(prev, genesis, sizeof(prev));
+	if (expect && expect->rows == 0 && strcmp(expect->hash, genesis))
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "recorded head: a head of 0 rows has the hash of 64 zeros");
 	rc = prepare(db, "SELECT id, at, operator, office, eservice, purpose_id, act_ref, subject,"
 		     " outcome, correlation, prev_hash, hash FROM pdnd_access ORDER BY id", &st, err);
 	if (rc < 0)
@@ -268,9 +486,9 @@ int pdnd_access_verify(sqlite3 *db, int64_t *rows_out, struct sb_err *err)
 		const char *f[NFIELDS] = { col(st, 2), col(st, 3), col(st, 4), col(st, 5),
 					   col(st, 6), col(st, 7), col(st, 8), col(st, 9), NULL };
 
-		if (id != expect) {
+		if (id != expect_id) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "access trail broken: row %lld missing",
-					(long long)expect);
+					(long long)expect_id);
 			goto cleanup;
 		}
 		if (!col(st, 10) || strcmp(col(st, 10), prev)) {
@@ -285,8 +503,15 @@ int pdnd_access_verify(sqlite3 *db, int64_t *rows_out, struct sb_err *err)
 					(long long)id);
 			goto cleanup;
 		}
+		if (expect && id == expect->rows && strcmp(hash, expect->hash)) {
+			rc = sb_err_set(err, SB_EINVAL, 0,
+					"access trail does not match the recorded head: row %lld has "
+					"another hash (rows up to it changed, or the chain rewritten)",
+					(long long)id);
+			goto cleanup;
+		}
 		memcpy(prev, hash, sizeof(prev));
-		expect++;
+		expect_id++;
 		rows++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -294,10 +519,84 @@ int pdnd_access_verify(sqlite3 *db, int64_t *rows_out, struct sb_err *err)
 		goto cleanup;
 	}
 	rc = 0;
-	if (rows_out)
-		*rows_out = rows;
+	if (expect && rows < expect->rows) {
+		rc = sb_err_set(err, SB_EINVAL, 0,
+				"access trail has %lld rows, fewer than the %lld of the recorded head "
+				"(rows removed from the end)", (long long)rows, (long long)expect->rows);
+		goto cleanup;
+	}
+	*rows_out = rows;
+	memcpy(last, prev, 65);
 cleanup:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Chain, head and (with key) seal, inside the caller's transaction. */
+static int check_all(sqlite3 *db, const unsigned char *key, const struct pdnd_access_head *expect,
+		     struct pdnd_access_head *res, struct head *h, struct sb_err *err)
+{
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(h, 0, sizeof(*h));
+	rc = chain_walk(db, expect, &res->rows, res->hash, err);
+	if (rc == 0)
+		rc = head_read(db, h, err);
+	if (rc == 0)
+		rc = head_check(h, res->rows, res->hash, key, err);
+	res->sealed = h->has_mac;
+	res->seal_checked = rc == 0 && key && h->has_mac;
+	return rc;
+}
+
+int pdnd_access_verify(sqlite3 *db, const unsigned char *key,
+		       const struct pdnd_access_head *expect, struct pdnd_access_head *head_out,
+		       struct sb_err *err)
+{
+	struct pdnd_access_head res;
+	struct head h;
+	bool own_tx;
+	int rc;
+
+	rc = tx_begin(db, false, &own_tx, err);
+	if (rc < 0)
+		return rc;
+	rc = check_all(db, key, expect, &res, &h, err);
+	/*
+	 * With a key, an unsealed head is an error, not a warning: stripping the seal is
+	 * exactly what someone who recomputed the chain without the key would do.
+	 */
+	if (rc == 0 && key && !h.has_mac)
+		rc = sb_err_set(err, SB_EINVAL, 0,
+				"access trail head is not sealed: if 'send-bridge audit seal' was "
+				"never run, run it; otherwise the seal was removed and the chain may "
+				"have been rewritten");
+	rc = tx_end(db, own_tx, rc, err);
+	if (rc == 0 && head_out)
+		*head_out = res;
+	return rc;
+}
+
+int pdnd_access_seal(sqlite3 *db, const unsigned char key[PDND_AUDIT_KEY_SIZE],
+		     struct pdnd_access_head *head_out, struct sb_err *err)
+{
+	struct pdnd_access_head res;
+	struct head h;
+	bool own_tx;
+	int rc;
+
+	rc = tx_begin(db, true, &own_tx, err);
+	if (rc < 0)
+		return rc;
+	rc = check_all(db, key, NULL, &res, &h, err);
+	if (rc == 0 && !h.has_mac) {
+		rc = head_write(db, res.rows, res.hash, key, err);
+		res.sealed = res.seal_checked = true;
+	}
+	rc = tx_end(db, own_tx, rc, err);
+	if (rc == 0 && head_out)
+		*head_out = res;
 	return rc;
 }
 

@@ -12,19 +12,32 @@
  * the installation key), which cannot be reversed by enumerating tax codes
  * without the key but still lets an auditor with the key find one
  * person's queries.
+ *
+ * The chain alone cannot show rows cut from its end, nor a chain recomputed
+ * by someone holding the file (it uses no secret). So the store also keeps
+ * a head (row count and last hash), updated with each append, and once
+ * `audit seal` has run, an HMAC-SHA256 of the head with the audit key
+ * ([pdnd] audit_key_file, which is never in the database). A head is
+ * sealed only by pdnd_access_seal(), a deliberate act: an append never
+ * seals an unsealed head, or someone who stripped the seal and rewrote the
+ * chain would have it blessed by the next query.
  */
 #ifndef PDND_STORE_H
 #define PDND_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "sb_err.h"
 
 struct sqlite3;
+struct sb_cfg;
 
-#define PDND_STORE_VERSION 1
+#define PDND_STORE_VERSION 2
 #define PDND_SUBJECT_HASH_SIZE 65
+#define PDND_AUDIT_KEY_SIZE 32
+#define PDND_HEAD_HASH_SIZE 65
 
 /* Create or upgrade pdnd/'s tables in one transaction. SB_ECONFIG for a newer schema. */
 int pdnd_store_migrate(struct sqlite3 *db, struct sb_err *err);
@@ -46,18 +59,65 @@ struct pdnd_access {
 };
 
 /*
- * Append a row (time now) linked to the previous one by SHA-256. Rows
- * cannot be changed or deleted through SQL (triggers refuse it). Works
- * alone (its own BEGIN IMMEDIATE) or inside the caller's transaction (a
- * savepoint: the row commits with the caller's work).
+ * The audit key from [pdnd] audit_key_file: SHA-256 of the file's content
+ * (white space trimmed, at least 16 bytes; the file must not be readable
+ * by group or others). *have is false, and key untouched, when the key is
+ * not configured. SB_ECONFIG naming the key for a bad file. Wipe the key
+ * with sb_wipe() when done.
  */
-int pdnd_access_append(struct sqlite3 *db, const struct pdnd_access *a, struct sb_err *err);
+int pdnd_audit_key_load(const struct sb_cfg *cfg, unsigned char key[PDND_AUDIT_KEY_SIZE],
+			bool *have, struct sb_err *err);
 
 /*
- * Walk the chain: SB_EINVAL naming the first row that was altered, removed
- * or moved. rows_out (may be NULL) gets the count checked.
+ * Append a row (time now) linked to the previous one by SHA-256, and move
+ * the head to it. key is the audit key, or NULL when none is configured.
+ * Refused (SB_EINVAL) when the head does not match the chain's end or its
+ * seal does not match key, and (SB_ECONFIG) when the head is sealed and no
+ * key is given: the trail is not extended past tampering. Rows cannot be
+ * changed or deleted through SQL (triggers refuse it). Works alone (its
+ * own BEGIN IMMEDIATE) or inside the caller's transaction (a savepoint:
+ * the row commits with the caller's work).
  */
-int pdnd_access_verify(struct sqlite3 *db, int64_t *rows_out, struct sb_err *err);
+int pdnd_access_append(struct sqlite3 *db, const unsigned char *key, const struct pdnd_access *a,
+		       struct sb_err *err);
+
+/*
+ * Whether a row could be appended now with key (may be NULL): the same
+ * refusals as pdnd_access_append, checked before a query leaves the
+ * machine, so a query that could not be traced is not made at all.
+ */
+int pdnd_access_ready(struct sqlite3 *db, const unsigned char *key, struct sb_err *err);
+
+/* The end of the chain as verify found it. */
+struct pdnd_access_head {
+	int64_t rows;
+	char hash[PDND_HEAD_HASH_SIZE];     /* the last row's hash; 64 zeros when empty */
+	bool sealed;                        /* the head carries a seal */
+	bool seal_checked;                  /* ... and it matched the key given to verify */
+};
+
+/*
+ * Walk the chain and check it against the head: SB_EINVAL naming the first
+ * row that was altered, removed or moved, rows cut from the end, a head
+ * changed by hand. With key (may be NULL): the head must be sealed, and
+ * the seal must match, which also shows a chain recomputed without the
+ * key. With expect (may be NULL; only rows and hash are read): row
+ * expect->rows must still exist and carry expect->hash, a head recorded
+ * earlier outside the machine. head_out (may be NULL) is written on
+ * success only.
+ */
+int pdnd_access_verify(struct sqlite3 *db, const unsigned char *key,
+		       const struct pdnd_access_head *expect, struct pdnd_access_head *head_out,
+		       struct sb_err *err);
+
+/*
+ * Seal the head with key after verifying the chain and the head (its own
+ * transaction, or a savepoint in the caller's). A head already sealed
+ * with key is left as it is; one sealed with another key, or a broken
+ * chain, is refused with SB_EINVAL. head_out (may be NULL) as for verify.
+ */
+int pdnd_access_seal(struct sqlite3 *db, const unsigned char key[PDND_AUDIT_KEY_SIZE],
+		     struct pdnd_access_head *head_out, struct sb_err *err);
 
 /*
  * Report for [from, to) (seconds since the epoch): queries counted per

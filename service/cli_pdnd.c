@@ -2,7 +2,8 @@
  * send-bridge pdnd kid KEYFILE
  * send-bridge pdnd token --purpose ID
  * send-bridge resolve TAXID [--act REF] [--office NAME] [--operator ID] [--type PF|PG]
- * send-bridge audit verify
+ * send-bridge audit verify [--expect-rows N --expect-head HASH]
+ * send-bridge audit seal
  * send-bridge audit report --from YYYY-MM-DD --to YYYY-MM-DD
  *
  * The PDND side of the command line (pdnd/). Nothing here prints a voucher
@@ -62,18 +63,25 @@ void svc_help_resolve(FILE *out)
 void svc_help_audit(FILE *out)
 {
 	fprintf(out,
-		"usage: send-bridge audit verify [-c FILE]\n"
+		"usage: send-bridge audit verify [--expect-rows N --expect-head HASH] [-c FILE]\n"
+		"       send-bridge audit seal [-c FILE]\n"
 		"       send-bridge audit report --from YYYY-MM-DD --to YYYY-MM-DD [-c FILE]\n"
 		"\n"
 		"verify  walks the hash chains of the PDND access trail and of the store's\n"
-		"        audit table; exit 1 naming the first altered, removed or moved row\n"
+		"        audit table and checks the trail's head (and its seal, with [pdnd]\n"
+		"        audit_key_file); exit 1 naming the first altered, removed or moved row.\n"
+		"        Prints the head (rows and last hash): record it outside the machine\n"
+		"        (e.g. in the daily register) and check it later with --expect-rows and\n"
+		"        --expect-head (row N must still carry HASH)\n"
+		"seal    seals the trail's head with [pdnd] audit_key_file, once, after checking\n"
+		"        the chain; from then on each query keeps it sealed\n"
 		"report  counts e-service queries per operator, e-service and purpose between\n"
 		"        the two dates (inclusive) and lists the queries not tied to an act\n");
 }
 
 /* Parse "-c FILE" and --name VALUE options; positional arguments go to pos[]. */
 struct opts {
-	const char *purpose, *act, *office, *op, *type, *from, *to;
+	const char *purpose, *act, *office, *op, *type, *from, *to, *expect_rows, *expect_head;
 	const char *pos[3];
 	int npos;
 };
@@ -82,13 +90,14 @@ static int parse(struct svc_cli *cli, int argc, char **argv, struct opts *o,
 		 void (*help)(FILE *), bool *done)
 {
 	static const char *const names[] = { "--purpose", "--act", "--office", "--operator",
-					     "--type", "--from", "--to" };
+					     "--type", "--from", "--to", "--expect-rows",
+					     "--expect-head" };
 
 	memset(o, 0, sizeof(*o));
 	*done = false;
 	for (int i = 1; i < argc; i++) {
 		const char **slot[] = { &o->purpose, &o->act, &o->office, &o->op, &o->type,
-					&o->from, &o->to };
+					&o->from, &o->to, &o->expect_rows, &o->expect_head };
 		int r = svc_opt_config(cli, argc, argv, &i);
 		size_t k;
 
@@ -296,23 +305,78 @@ int svc_cmd_resolve(const struct svc_cli *cli_in, int argc, char **argv)
 	return cmd_resolve(&cli, &o);
 }
 
-static int cmd_audit_verify(const struct svc_cli *cli)
+/* --expect-rows N --expect-head HASH, both or neither. */
+static int parse_expect(const struct opts *o, struct pdnd_access_head *e, bool *have)
+{
+	uint64_t n;
+	size_t i;
+
+	*have = o->expect_rows || o->expect_head;
+	if (!*have)
+		return 0;
+	if (!o->expect_rows || !o->expect_head)
+		return svc_usage("--expect-rows and --expect-head go together");
+	if (sb_parse_u64z(o->expect_rows, INT64_MAX, &n) < 0)
+		return svc_usage("--expect-rows needs a row count");
+	for (i = 0; o->expect_head[i] && i < 64 && strchr("0123456789abcdefABCDEF",
+							   o->expect_head[i]); i++)
+		e->hash[i] = (char)(o->expect_head[i] | 0x20);   /* hex digits to lower case */
+	if (i != 64 || o->expect_head[i])
+		return svc_usage("--expect-head needs the 64 hex digits audit verify printed");
+	e->hash[64] = '\0';
+	e->rows = (int64_t)n;
+	return 0;
+}
+
+/* The store, and the audit key when one is configured. */
+static int open_audit(const struct svc_cli *cli, struct sb_cfg **cfg, struct svc_store **store,
+		      unsigned char key[PDND_AUDIT_KEY_SIZE], bool *have_key)
+{
+	struct sb_err err = SB_ERR_INIT;
+	int rc = svc_load_config(cli, cfg);
+
+	if (rc)
+		return rc;
+	if (pdnd_audit_key_load(*cfg, key, have_key, &err) < 0 || open_store(*cfg, store, &err) < 0)
+		return svc_fail(&err);
+	return 0;
+}
+
+static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
 {
 	struct sb_cfg *cfg = NULL;
 	struct svc_store *store = NULL;
 	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head, expect = { 0 };
+	unsigned char key[PDND_AUDIT_KEY_SIZE];
+	bool have_key = false, have_expect;
 	int64_t rows = 0;
 	int rc;
 
-	rc = svc_load_config(cli, &cfg);
+	rc = parse_expect(o, &expect, &have_expect);
+	if (rc == 0)
+		rc = open_audit(cli, &cfg, &store, key, &have_key);
 	if (rc)
-		return rc;
-	if (open_store(cfg, &store, &err) < 0 ||
-	    pdnd_access_verify(svc_store_db(store), &rows, &err) < 0) {
+		goto cleanup;
+	if (pdnd_access_verify(svc_store_db(store), have_key ? key : NULL,
+			       have_expect ? &expect : NULL, &head, &err) < 0) {
 		rc = svc_fail(&err);
 		goto cleanup;
 	}
-	printf("access trail: %lld rows, chain intact\n", (long long)rows);
+	printf("access trail: %lld rows, chain intact\n", (long long)head.rows);
+	printf("access trail head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
+	if (head.seal_checked)
+		printf("access trail seal: valid (audit key): rows cut from the end or a chain "
+		       "recomputed without the key would show\n");
+	else
+		printf("access trail seal: NOT CHECKED (%s): rows cut from the end together with the "
+		       "head, or a chain and head recomputed by someone holding the file, would NOT "
+		       "show; configure [pdnd] audit_key_file (docs/pdnd.md) or compare the head "
+		       "with one recorded elsewhere (--expect-rows, --expect-head)\n",
+		       head.sealed ? "the head is sealed but no [pdnd] audit_key_file is configured"
+				   : "no [pdnd] audit_key_file configured");
+	if (have_expect)
+		printf("access trail: row %lld matches the recorded head\n", (long long)expect.rows);
 	if (svc_store_audit_verify(store, &rows, &err) < 0) {
 		rc = svc_fail(&err);
 		goto cleanup;
@@ -320,6 +384,37 @@ static int cmd_audit_verify(const struct svc_cli *cli)
 	printf("store audit: %lld rows, chain intact\n", (long long)rows);
 	rc = SVC_EXIT_OK;
 cleanup:
+	sb_wipe(key, sizeof(key));
+	svc_store_close(store);
+	sb_cfg_free(cfg);
+	return rc;
+}
+
+static int cmd_audit_seal(const struct svc_cli *cli)
+{
+	struct sb_cfg *cfg = NULL;
+	struct svc_store *store = NULL;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head;
+	unsigned char key[PDND_AUDIT_KEY_SIZE];
+	bool have_key = false;
+	int rc;
+
+	rc = open_audit(cli, &cfg, &store, key, &have_key);
+	if (rc)
+		goto cleanup;
+	if (!have_key) {
+		rc = svc_usage("audit seal needs [pdnd] audit_key_file in the configuration");
+		goto cleanup;
+	}
+	if (pdnd_access_seal(svc_store_db(store), key, &head, &err) < 0) {
+		rc = svc_fail(&err);
+		goto cleanup;
+	}
+	printf("access trail sealed: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
+	rc = SVC_EXIT_OK;
+cleanup:
+	sb_wipe(key, sizeof(key));
 	svc_store_close(store);
 	sb_cfg_free(cfg);
 	return rc;
@@ -360,8 +455,10 @@ int svc_cmd_audit(const struct svc_cli *cli_in, int argc, char **argv)
 	if (rc || done)
 		return rc;
 	if (o.npos == 1 && !strcmp(o.pos[0], "verify"))
-		return cmd_audit_verify(&cli);
+		return cmd_audit_verify(&cli, &o);
+	if (o.npos == 1 && !strcmp(o.pos[0], "seal"))
+		return cmd_audit_seal(&cli);
 	if (o.npos == 1 && !strcmp(o.pos[0], "report"))
 		return cmd_audit_report(&cli, &o);
-	return svc_usage("audit needs 'verify' or 'report --from D --to D'");
+	return svc_usage("audit needs 'verify', 'seal' or 'report --from D --to D'");
 }

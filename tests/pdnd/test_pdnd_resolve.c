@@ -137,7 +137,7 @@ static void test_pdnd_resolve__person_inad_and_anpr_then_cache(void **state)
 	struct pdnd_who who = { "vigile.rossi", "pm", "verbale 2026/10" };
 	struct pdnd_resolution res = { 0 };
 	struct sb_err err = SB_ERR_INIT;
-	int64_t rows = 0;
+	struct pdnd_access_head head;
 
 	assert_int_equal(pdnd_resolve(f->r, f->h, &who, &rec, &res, &err), 0);
 	assert_string_equal(res.domicile, "mario.rossi@pec.example.it");
@@ -163,8 +163,8 @@ static void test_pdnd_resolve__person_inad_and_anpr_then_cache(void **state)
 	assert_int_equal(pdnd_client_token_requests(f->client), 3);
 	assert_int_equal(count_rows(f, "1"), 3);
 	pdnd_resolution_release(&res);
-	assert_int_equal(pdnd_access_verify(svc_store_db(f->store), &rows, &err), 0);
-	assert_int_equal(rows, 3);
+	assert_int_equal(pdnd_access_verify(svc_store_db(f->store), NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 3);
 }
 
 static void test_pdnd_resolve__address_policy(void **state)
@@ -233,7 +233,7 @@ static void test_pdnd_resolve__unauthorised_refused_and_traced(void **state)
 	struct pdnd_recipient rec = { PDND_PF, "RSSMRA80A01H501U", NULL, NULL };
 	struct pdnd_resolution res = { 0 };
 	char *log_before = th_pdnd_sim_log(&T), *log_after;
-	int64_t rows = 0;
+	struct pdnd_access_head head;
 
 	for (size_t i = 0; i < SB_ARRAY_SIZE(cases); i++) {
 		struct pdnd_who who = { cases[i].op, cases[i].office, "verbale 2026/13" };
@@ -265,8 +265,8 @@ static void test_pdnd_resolve__unauthorised_refused_and_traced(void **state)
 					       "outcome = 'found' AND act_ref IS NULL"), 1);
 		assert_int_equal(count_rows(f, "eservice = 'anpr-c030' AND outcome = 'refused'"), 1);
 	}
-	assert_int_equal(pdnd_access_verify(svc_store_db(f->store), &rows, NULL), 0);
-	assert_int_equal(rows, 6);
+	assert_int_equal(pdnd_access_verify(svc_store_db(f->store), NULL, NULL, &head, NULL), 0);
+	assert_int_equal(head.rows, 6);
 	free(log_before);
 	free(log_after);
 }
@@ -365,12 +365,62 @@ static void test_pdnd_resolve__bulk_prefetch_fills_the_cache(void **state)
 	}
 }
 
+/* Platform calls the simulator has answered so far (GET /_sim/faults, "calls"). */
+static unsigned long long sim_calls(struct fx *f)
+{
+	char *url = sb_xasprintf("%s/_sim/faults", T.sim.url);
+	struct sb_http_resp r = { 0 };
+	unsigned long long n = 0;
+	const char *p;
+
+	assert_int_equal(sb_http_do(f->h, &(struct sb_http_req){ .method = "GET", .url = url },
+				    &r, NULL), 0);
+	p = strstr(sb_buf_cstr(&r.body), "\"calls\":");
+	assert_non_null(p);
+	assert_int_equal(sscanf(p, "\"calls\":%llu", &n), 1);
+	sb_http_resp_release(&r);
+	free(url);
+	return n;
+}
+
+/* A trail that cannot take the trace (rows cut from its end): nothing leaves the machine. */
+static void test_pdnd_resolve__broken_trail_stops_queries_before_sending(void **state)
+{
+	struct fx *f = *state;
+	struct pdnd_recipient rec = { PDND_PF, "BNCLCU75M45F205E", NULL, NULL };
+	struct pdnd_who who = { "vigile.rossi", "pm", "verbale 2026/11" };
+	struct pdnd_resolution res = { 0 };
+	struct sb_err err = SB_ERR_INIT;
+	sqlite3 *db = svc_store_db(f->store);
+	unsigned long long calls;
+	int64_t before;
+
+	assert_int_equal(pdnd_resolve(f->r, f->h, &who, &rec, &res, &err), 0);
+	pdnd_resolution_release(&res);
+	before = pdnd_client_token_requests(f->client);
+	calls = sim_calls(f);
+	assert_true(calls > 0);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER pdnd_access_no_delete;"
+				      "DELETE FROM pdnd_access WHERE id = (SELECT max(id) FROM pdnd_access)",
+				      NULL, NULL, NULL), SQLITE_OK);
+	rec.tax_id = "VRDGPP62T10L219Z";
+	assert_int_equal(pdnd_resolve(f->r, f->h, &who, &rec, &res, &err), SB_EINVAL);
+	assert_int_equal(err.code, SB_EINVAL);
+	assert_non_null(strstr(err.msg, "removed from the end"));
+	assert_int_equal(pdnd_client_token_requests(f->client), before);
+	assert_null(res.domicile);
+	/* The simulator saw no call either. */
+	assert_int_equal(sim_calls(f), calls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__person_inad_and_anpr_then_cache,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__address_policy, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pdnd_resolve__broken_trail_stops_queries_before_sending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__cancelled_and_deceased, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__unauthorised_refused_and_traced,

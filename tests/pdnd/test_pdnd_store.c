@@ -1,8 +1,10 @@
 /*
  * pdnd/pdnd_store.c on a real store file: migrations, the hash-chained
  * access trail (append, verify, tampering by someone editing the file:
- * altered, removed and reordered rows), the report, the subject hash and
- * the results cache.
+ * altered, removed and reordered rows), its head and seal (rows cut from
+ * the end, a chain recomputed without the audit key, a seal stripped, a
+ * head recorded elsewhere, an older store migrated), the report, the
+ * subject hash and the results cache.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +17,16 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_crypto.h"
 #include "sb_time.h"
 #include "svc_store.h"
 #include "pdnd_store.h"
 #include "th.h"
 
 static const unsigned char KEY[32] = "0123456789abcdef0123456789abcde";
+/* The audit key, and another one (a forger's guess, or the wrong file configured). */
+static const unsigned char AKEY[PDND_AUDIT_KEY_SIZE] = "audit key of thirty-two bytes..";
+static const unsigned char OTHER[PDND_AUDIT_KEY_SIZE] = "not the audit key, 32 bytes long";
 
 struct fx {
 	char *dir;
@@ -66,7 +72,7 @@ static void exec_ok(sqlite3 *db, const char *sql)
 		fail_msg("%s: %s", sql, msg);
 }
 
-static void append_rows(sqlite3 *db, int n)
+static void append_rows_key(sqlite3 *db, const unsigned char *key, int n)
 {
 	char subject[PDND_SUBJECT_HASH_SIZE];
 	struct sb_err err = SB_ERR_INIT;
@@ -81,8 +87,32 @@ static void append_rows(sqlite3 *db, int n)
 			.outcome = i == 4 ? "refused" : "found", .correlation = "govway=x",
 		};
 
-		assert_int_equal(pdnd_access_append(db, &a, &err), 0);
+		assert_int_equal(pdnd_access_append(db, key, &a, &err), 0);
 	}
+}
+
+static void append_rows(sqlite3 *db, int n)
+{
+	append_rows_key(db, NULL, n);
+}
+
+static int append_one(sqlite3 *db, const unsigned char *key, struct sb_err *err)
+{
+	char subject[PDND_SUBJECT_HASH_SIZE];
+
+	pdnd_subject_hash(KEY, "BNCLCU75M45F205E", subject);
+	return pdnd_access_append(db, key, &(struct pdnd_access){
+		.operator_id = "vigile.rossi", .office = "polizia-municipale",
+		.eservice = "anpr-c030", .purpose_id = "p", .act_ref = "verbale 2026/2",
+		.subject = subject, .outcome = "found" }, err);
+}
+
+static void expect_fail(int rc, const struct sb_err *err, int code, const char *says)
+{
+	assert_int_equal(rc, code);
+	assert_int_equal(err->code, code);
+	if (!strstr(err->msg, says))
+		fail_msg("'%s' does not say '%s'", err->msg, says);
 }
 
 static void test_pdnd_store__migrate_is_idempotent_and_versioned(void **state)
@@ -93,36 +123,44 @@ static void test_pdnd_store__migrate_is_idempotent_and_versioned(void **state)
 
 	assert_int_equal(pdnd_store_migrate(f->db, &err), 0);
 	assert_int_equal(svc_store_meta_get(f->store, "schema.pdnd", &v, &err), 0);
-	assert_string_equal(v, "1");
+	assert_string_equal(v, "2");
 	free(v);
 	/* A file written by a newer send-bridge is refused, not misread. */
 	exec_ok(f->db, "UPDATE meta SET value = '99' WHERE key = 'schema.pdnd'");
 	assert_int_equal(pdnd_store_migrate(f->db, &err), SB_ECONFIG);
 	assert_int_equal(err.code, SB_ECONFIG);
 	assert_non_null(strstr(err.msg, "newer"));
-	exec_ok(f->db, "UPDATE meta SET value = '1' WHERE key = 'schema.pdnd'");
+	exec_ok(f->db, "UPDATE meta SET value = '2' WHERE key = 'schema.pdnd'");
 }
 
 static void test_pdnd_store__trail_appends_and_verifies(void **state)
 {
 	struct fx *f = *state;
 	struct sb_err err = SB_ERR_INIT;
-	int64_t rows = -1;
+	struct pdnd_access_head head = { .rows = -1 };
 
 	append_rows(f->db, 6);
-	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), 0);
-	assert_int_equal(rows, 6);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 6);
+	assert_int_equal(strlen(head.hash), 64);
+	assert_false(head.sealed);
+	assert_false(head.seal_checked);
 	/* SQL cannot change or delete a row. */
 	assert_int_not_equal(sqlite3_exec(f->db, "UPDATE pdnd_access SET outcome = 'x' WHERE id = 1",
 					  NULL, NULL, NULL), SQLITE_OK);
 	assert_int_not_equal(sqlite3_exec(f->db, "DELETE FROM pdnd_access WHERE id = 1", NULL, NULL,
 					  NULL), SQLITE_OK);
 	/* Incomplete rows are refused. */
-	assert_int_equal(pdnd_access_append(f->db, &(struct pdnd_access){ .operator_id = "x" }, &err),
-			 SB_EINVAL);
+	assert_int_equal(pdnd_access_append(f->db, NULL, &(struct pdnd_access){ .operator_id = "x" },
+					    &err), SB_EINVAL);
 	assert_true(err.msg[0]);
-	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), 0);
-	assert_int_equal(rows, 6);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 6);
+	/* Nor can the head be deleted or moved back. */
+	assert_int_not_equal(sqlite3_exec(f->db, "DELETE FROM pdnd_access_head", NULL, NULL, NULL),
+			     SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(f->db, "UPDATE pdnd_access_head SET rows = 5", NULL, NULL,
+					  NULL), SQLITE_OK);
 }
 
 /* Tampering by someone who edits the file: the triggers are dropped first. */
@@ -130,15 +168,17 @@ static void tamper(void **state, const char *sql, const char *expect)
 {
 	struct fx *f = *state;
 	struct sb_err err = SB_ERR_INIT;
-	int64_t rows = -1;
+	struct pdnd_access_head head = { .rows = -1 };
 
 	append_rows(f->db, 5);
-	assert_int_equal(pdnd_access_verify(f->db, NULL, &err), 0);
-	exec_ok(f->db, "DROP TRIGGER pdnd_access_no_update; DROP TRIGGER pdnd_access_no_delete");
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, NULL, &err), 0);
+	exec_ok(f->db, "DROP TRIGGER pdnd_access_no_update; DROP TRIGGER pdnd_access_no_delete;"
+		       "DROP TRIGGER pdnd_access_head_no_delete;"
+		       "DROP TRIGGER pdnd_access_head_no_rewind");
 	exec_ok(f->db, sql);
-	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), SB_EINVAL);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), SB_EINVAL);
 	assert_int_equal(err.code, SB_EINVAL);
-	assert_int_equal(rows, -1);
+	assert_int_equal(head.rows, -1);
 	if (!strstr(err.msg, expect))
 		fail_msg("'%s' does not say '%s'", err.msg, expect);
 }
@@ -166,12 +206,281 @@ static void test_pdnd_store__reordered_rows_detected(void **state)
 		      "UPDATE pdnd_access SET id = 3 WHERE id = 100", "row 2");
 }
 
+static void test_pdnd_store__deleted_head_detected(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+
+	tamper(state, "DELETE FROM pdnd_access_head", "head is missing");
+	expect_fail(append_one(f->db, NULL, &err), &err, SB_EINVAL, "head is missing");
+	expect_fail(pdnd_access_ready(f->db, NULL, &err), &err, SB_EINVAL, "head is missing");
+}
+
 static void test_pdnd_store__rehashed_row_detected(void **state)
 {
 	/* Even a forger who recomputes one row's hash breaks the link of the next. */
 	tamper(state, "UPDATE pdnd_access SET outcome = 'found',"
 		      " hash = '1111111111111111111111111111111111111111111111111111111111111111'"
 		      " WHERE id = 2", "row 2");
+}
+
+static void drop_triggers(sqlite3 *db)
+{
+	exec_ok(db, "DROP TRIGGER pdnd_access_no_update; DROP TRIGGER pdnd_access_no_delete;"
+		    "DROP TRIGGER pdnd_access_head_no_delete; DROP TRIGGER pdnd_access_head_no_rewind");
+}
+
+/* Move the head to the last row left, as someone editing the file would after cutting. */
+static void move_head_to_last_row(sqlite3 *db)
+{
+	exec_ok(db, "UPDATE pdnd_access_head SET rows = (SELECT count(*) FROM pdnd_access),"
+		    " hash = (SELECT hash FROM pdnd_access ORDER BY id DESC LIMIT 1)");
+}
+
+/*
+ * What a forger holding the file does: change a row, then recompute every hash from
+ * the format in pdnd_store.c (sha256 of prev|id|at|len:field...|-, in hex) and move
+ * the head's hash. Written here from the format, not by calling the code under test.
+ */
+static void forge_chain(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL, *up = NULL;
+	char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+	exec_ok(db, sql);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, at, operator, office, eservice,"
+					    " purpose_id, act_ref, subject, outcome, correlation"
+					    " FROM pdnd_access ORDER BY id", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE pdnd_access SET prev_hash = ?1,"
+					    " hash = ?2 WHERE id = ?3", -1, &up, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct sb_buf b = SB_BUF_INIT(1u << 16), hex = SB_BUF_INIT(65);
+		unsigned char d[SB_SHA256_LEN];
+
+		sb_buf_addf(&b, "%s|%lld|%lld", prev, (long long)sqlite3_column_int64(st, 0),
+			    (long long)sqlite3_column_int64(st, 1));
+		for (int i = 2; i < 11; i++) {
+			const char *v = i < 10 ? (const char *)sqlite3_column_text(st, i) : NULL;
+
+			if (v)
+				sb_buf_addf(&b, "|%zu:%s", strlen(v), v);
+			else
+				sb_buf_adds(&b, "|-");
+		}
+		sb_sha256(b.buf, b.len, d);
+		sb_hex_encode(d, sizeof(d), &hex);
+		sqlite3_bind_text(up, 1, prev, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 2, hex.buf, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 3, sqlite3_column_int64(st, 0));
+		assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+		sqlite3_reset(up);
+		snprintf(prev, sizeof(prev), "%s", hex.buf);
+		sb_buf_release(&b);
+		sb_buf_release(&hex);
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	move_head_to_last_row(db);
+}
+
+static void test_pdnd_store__tail_cut_detected(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head = { .rows = -1 };
+
+	append_rows(f->db, 5);
+	drop_triggers(f->db);
+	exec_ok(f->db, "DELETE FROM pdnd_access WHERE id >= 4");
+	/* Rows 1-3 still form a valid chain: only the head shows the cut. */
+	expect_fail(pdnd_access_verify(f->db, NULL, NULL, &head, &err), &err, SB_EINVAL,
+		    "3 rows but the head records 5 (rows removed from the end)");
+	assert_int_equal(head.rows, -1);
+	/* Nor is the trail extended past the cut, which would bury it under a new head. */
+	expect_fail(append_one(f->db, NULL, &err), &err, SB_EINVAL, "removed from the end");
+	expect_fail(pdnd_access_seal(f->db, AKEY, NULL, &err), &err, SB_EINVAL,
+		    "removed from the end");
+}
+
+static void test_pdnd_store__tail_cut_with_head_moved_needs_the_seal(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head = { .rows = -1 };
+
+	assert_int_equal(pdnd_access_seal(f->db, AKEY, &head, &err), 0);
+	assert_int_equal(head.rows, 0);
+	append_rows_key(f->db, AKEY, 5);
+	drop_triggers(f->db);
+	exec_ok(f->db, "DELETE FROM pdnd_access WHERE id >= 4");
+	move_head_to_last_row(f->db);
+	/* Without the key the cut cannot be seen, and verify says the seal was not checked. */
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 3);
+	assert_true(head.sealed);
+	assert_false(head.seal_checked);
+	head.rows = -1;
+	expect_fail(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), &err, SB_EINVAL,
+		    "seal does not match the audit key");
+	assert_int_equal(head.rows, -1);
+	expect_fail(append_one(f->db, AKEY, &err), &err, SB_EINVAL, "seal does not match");
+	expect_fail(append_one(f->db, NULL, &err), &err, SB_ECONFIG, "audit_key_file");
+	expect_fail(pdnd_access_seal(f->db, AKEY, NULL, &err), &err, SB_EINVAL, "seal");
+}
+
+static void test_pdnd_store__chain_recomputed_without_the_key_detected(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head = { .rows = -1 }, before;
+
+	assert_int_equal(pdnd_access_seal(f->db, AKEY, NULL, &err), 0);
+	append_rows_key(f->db, AKEY, 5);
+	assert_int_equal(pdnd_access_verify(f->db, AKEY, NULL, &before, &err), 0);
+	assert_true(before.seal_checked);
+	drop_triggers(f->db);
+	forge_chain(f->db, "UPDATE pdnd_access SET operator = 'vigile.bianchi' WHERE id = 2");
+	/* The forgery is a valid chain with a matching head: the seal is all that is left. */
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 5);
+	assert_string_not_equal(head.hash, before.hash);
+	expect_fail(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), &err, SB_EINVAL,
+		    "recomputed without the key");
+	/* A forger who also strips the seal is told apart from a trail never sealed. */
+	exec_ok(f->db, "UPDATE pdnd_access_head SET mac = NULL");
+	expect_fail(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), &err, SB_EINVAL,
+		    "not sealed");
+	assert_non_null(strstr(err.msg, "seal was removed"));
+	/* A forger who seals with a key of their own fails too. */
+	assert_int_equal(pdnd_access_seal(f->db, OTHER, NULL, &err), 0);
+	expect_fail(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), &err, SB_EINVAL,
+		    "seal does not match");
+	/* And a head recorded before the forgery shows it without any key. */
+	expect_fail(pdnd_access_verify(f->db, NULL, &before, &head, &err), &err, SB_EINVAL,
+		    "row 5 has another hash");
+}
+
+static void test_pdnd_store__seal(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head = { .rows = -1 };
+
+	/* With a key, an unsealed head is an error, even on an empty trail. */
+	expect_fail(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), &err, SB_EINVAL,
+		    "audit seal");
+	/* Appending with the key does not seal: sealing is a deliberate act. */
+	assert_int_equal(append_one(f->db, AKEY, &err), 0);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_false(head.sealed);
+	assert_int_equal(pdnd_access_seal(f->db, AKEY, &head, &err), 0);
+	assert_int_equal(head.rows, 1);
+	assert_true(head.seal_checked);
+	append_rows_key(f->db, AKEY, 3);
+	assert_int_equal(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 4);
+	assert_true(head.sealed);
+	assert_true(head.seal_checked);
+	/* Sealing again changes nothing; another key is refused, to seal or to verify. */
+	assert_int_equal(pdnd_access_seal(f->db, AKEY, &head, &err), 0);
+	assert_int_equal(head.rows, 4);
+	expect_fail(pdnd_access_seal(f->db, OTHER, NULL, &err), &err, SB_EINVAL,
+		    "not the key that sealed it");
+	expect_fail(pdnd_access_verify(f->db, OTHER, NULL, NULL, &err), &err, SB_EINVAL,
+		    "seal does not match");
+	/* A sealed trail is not extended without its key. */
+	expect_fail(append_one(f->db, NULL, &err), &err, SB_ECONFIG, "needs [pdnd] audit_key_file");
+	assert_int_equal(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 4);
+}
+
+static void test_pdnd_store__recorded_head(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head rec, head, bad;
+
+	append_rows(f->db, 3);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &rec, &err), 0);
+	append_rows(f->db, 2);
+	/* The trail grew since the record: row 3 still carries the recorded hash. */
+	assert_int_equal(pdnd_access_verify(f->db, NULL, &rec, &head, &err), 0);
+	assert_int_equal(head.rows, 5);
+	bad = rec;
+	bad.hash[10] = bad.hash[10] == 'a' ? 'b' : 'a';
+	expect_fail(pdnd_access_verify(f->db, NULL, &bad, &head, &err), &err, SB_EINVAL,
+		    "recorded head: row 3 has another hash");
+	bad = head;
+	bad.rows = 9;
+	expect_fail(pdnd_access_verify(f->db, NULL, &bad, &head, &err), &err, SB_EINVAL,
+		    "5 rows, fewer than the 9 of the recorded head");
+	bad = (struct pdnd_access_head){ .rows = 0 };
+	memset(bad.hash, '0', 64);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, &bad, &head, &err), 0);
+	bad.hash[0] = '1';
+	expect_fail(pdnd_access_verify(f->db, NULL, &bad, &head, &err), &err, SB_EINVAL,
+		    "0 rows");
+	/* A cut with the head moved, unseen without the key, is seen against the record. */
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &rec, &err), 0);
+	drop_triggers(f->db);
+	exec_ok(f->db, "DELETE FROM pdnd_access WHERE id = 5");
+	move_head_to_last_row(f->db);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	expect_fail(pdnd_access_verify(f->db, NULL, &rec, &head, &err), &err, SB_EINVAL,
+		    "4 rows, fewer than the 5");
+}
+
+/* A store written before the head existed: schema 1, rows and no pdnd_access_head. */
+static void make_v1(sqlite3 *db)
+{
+	exec_ok(db, "DROP TRIGGER pdnd_access_head_no_delete;"
+		    "DROP TRIGGER pdnd_access_head_no_rewind; DROP TABLE pdnd_access_head;"
+		    "UPDATE meta SET value = '1' WHERE key = 'schema.pdnd'");
+}
+
+static void test_pdnd_store__old_store_migrates(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head = { .rows = -1 }, v1;
+	char *v = NULL;
+
+	append_rows(f->db, 4);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &v1, &err), 0);
+	make_v1(f->db);
+	assert_int_equal(pdnd_store_migrate(f->db, &err), 0);
+	assert_int_equal(svc_store_meta_get(f->store, "schema.pdnd", &v, &err), 0);
+	assert_string_equal(v, "2");
+	free(v);
+	/* The old rows verify, and the head starts at their end, unsealed. */
+	assert_int_equal(pdnd_access_verify(f->db, NULL, &v1, &head, &err), 0);
+	assert_int_equal(head.rows, 4);
+	assert_string_equal(head.hash, v1.hash);
+	assert_false(head.sealed);
+	append_rows(f->db, 1);
+	assert_int_equal(pdnd_access_seal(f->db, AKEY, &head, &err), 0);
+	assert_int_equal(head.rows, 5);
+	append_rows_key(f->db, AKEY, 1);
+	assert_int_equal(pdnd_access_verify(f->db, AKEY, &v1, &head, &err), 0);
+	assert_int_equal(head.rows, 6);
+	assert_true(head.seal_checked);
+}
+
+static void test_pdnd_store__old_empty_store_migrates(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct pdnd_access_head head = { .rows = -1 };
+
+	make_v1(f->db);
+	assert_int_equal(pdnd_store_migrate(f->db, &err), 0);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 0);
+	assert_int_equal(strspn(head.hash, "0"), 64);
+	append_rows(f->db, 2);
+	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 2);
 }
 
 static void test_pdnd_store__report(void **state)
@@ -209,19 +518,21 @@ static void test_pdnd_store__append_inside_a_transaction(void **state)
 {
 	struct fx *f = *state;
 	struct sb_err err = SB_ERR_INIT;
-	int64_t rows = -1;
+	struct pdnd_access_head head = { .rows = -1 };
 
 	append_rows(f->db, 1);
+	assert_int_equal(pdnd_access_seal(f->db, AKEY, NULL, &err), 0);
 	assert_int_equal(svc_store_begin(f->store, &err), 0);
-	append_rows(f->db, 2);
+	append_rows_key(f->db, AKEY, 2);
 	svc_store_rollback(f->store);
-	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), 0);
-	assert_int_equal(rows, 1);
+	/* The head rolled back with the rows. */
+	assert_int_equal(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 1);
 	assert_int_equal(svc_store_begin(f->store, &err), 0);
-	append_rows(f->db, 2);
+	append_rows_key(f->db, AKEY, 2);
 	assert_int_equal(svc_store_commit(f->store, &err), 0);
-	assert_int_equal(pdnd_access_verify(f->db, &rows, &err), 0);
-	assert_int_equal(rows, 3);
+	assert_int_equal(pdnd_access_verify(f->db, AKEY, NULL, &head, &err), 0);
+	assert_int_equal(head.rows, 3);
 }
 
 static void test_pdnd_store__subject_hash_is_keyed(void **state)
@@ -278,7 +589,19 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__reordered_rows_detected, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__deleted_head_detected, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__rehashed_row_detected, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_with_head_moved_needs_the_seal,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pdnd_store__chain_recomputed_without_the_key_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__recorded_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__old_store_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__old_empty_store_migrates, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__append_inside_a_transaction, setup,
