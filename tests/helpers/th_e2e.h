@@ -1,0 +1,28 @@
+/*
+ * Helpers of the end-to-end tests (tests/e2e/): a protocol seal made with
+ * the openssl tool, the AgID XSD, one-value SQL queries on the store the
+ * daemon wrote, and SEND's ledger in send-sim.
+ */
+#ifndef TH_E2E_H
+#define TH_E2E_H
+
+#include <stdint.h>
+
+struct sqlite3;
+
+/*
+ * dir/seal.key (RSA 2048, 0600) and dir/seal.crt (self-signed), made with
+ * openssl, and the AgID segnatura XSD from ../shared: the [protocol]
+ * section's lines for them, owned.
+ */
+char *th_e2e_protocol_ini(const char *dir);
+
+/* One integer from sql with an optional text parameter ?1 (NULL: none); fails the test on error. */
+int64_t th_e2e_int(struct sqlite3 *db, const char *sql, const char *param);
+/* One text from sql with parameter ?1; owned, or NULL when there is no row or it is NULL. */
+char *th_e2e_text(struct sqlite3 *db, const char *sql, const char *param);
+
+/* GET sim_url/_sim/send/ledger[?paProtocolNumber=P] (protocol may be NULL): its "notifications". */
+int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol);
+
+#endif
