@@ -69,7 +69,7 @@ static const char act_person[] =
 static int setup(void **state)
 {
 	struct fx *f = sb_xcalloc(1, sizeof(*f));
-	char *api, *proto, *ini;
+	char *api, *proto, *pdnd, *ini;
 
 	th_pdnd_start(&f->pd, 600);
 	f->dir = sb_xstrdup(f->pd.dir);
@@ -78,6 +78,7 @@ static int setup(void **state)
 	f->db = sb_xasprintf("%s/e2e.db", f->dir);
 	f->log = sb_xasprintf("%s/send-bridge.log", f->dir);
 	proto = th_e2e_protocol_ini(f->dir);
+	pdnd = th_pdnd_ini(&f->pd);
 	api = sb_xasprintf("%s/send-api.key", f->dir);
 	th_write_str(api, "sim-send-key\n", 0600);
 	ini = sb_xasprintf(
@@ -89,20 +90,11 @@ static int setup(void **state)
 		"[send]\nbase_url = %s\napi_key_file = %s\n"
 		"%s"
 		"[web]\nenabled = off\n"
-		"[pdnd]\ntoken_url = %s\nclient_id = " TH_CLIENT_ID "\nprivate_key_file = %s\n"
-		"audience = " TH_AUD "\nuser_location = e2e-host\n"
-		"[anpr]\nc030_url = %s/anpr/MinInternoPortaANPR-PDND/"
-		"C030-servizioAccertamentoIdUnicoNazionale/v1\n"
-		"c001_url = %s/anpr/MinInternoPortaANPR-PDND/C001-servizioNotifica/v1\n"
-		"c030_audience = " TH_AUD_C030 "\nc001_audience = " TH_AUD_C001 "\n"
-		"c030_purpose_id = " TH_PURPOSE_C030 "\nc001_purpose_id = " TH_PURPOSE_C001 "\n"
-		"[inad]\nbase_url = %s" TH_INAD_PATH "\naudience = " TH_AUD_INAD "\n"
-		"purpose_id = " TH_PURPOSE_INAD "\n"
+		"%s"
 		"[office.polizia-municipale]\noperators = agente.bianchi, agente.verdi\n"
 		"classification = 6.3\n"
 		"[office.tributi]\noperators = funz.neri\n",
-		f->root, f->db, f->pd.sim.url, api, proto, f->pd.token_url, f->pd.key,
-		f->pd.sim.url, f->pd.sim.url, f->pd.sim.url);
+		f->root, f->db, f->pd.sim.url, api, proto, pdnd);
 	th_write_str(f->cfg, ini, 0600);
 	for (const char *const *sub = (const char *const[]){ "tmp", "new", "work", "done",
 							      "rejected", NULL }; *sub; sub++) {
@@ -114,6 +106,7 @@ static int setup(void **state)
 	free(ini);
 	free(api);
 	free(proto);
+	free(pdnd);
 	*state = f;
 	return 0;
 }
