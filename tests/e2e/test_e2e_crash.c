@@ -31,17 +31,6 @@
 
 #define KILLS 10
 
-/* A person with an address and no payment: every act is its own notification. */
-static const char act_fmt[] =
-	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
-	"\"subject\":\"Verbale n. %d/2026 - art. 7 Codice della Strada\","
-	"\"taxonomyCode\":\"010101P\",\"physicalCommunicationType\":\"AR_REGISTERED_LETTER\","
-	"\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
-	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\","
-	"\"denomination\":\"Mario Test\",%s\"physicalAddress\":{\"address\":\"Via Prova %d\","
-	"\"zip\":\"20121\",\"municipality\":\"Milano\",\"province\":\"MI\"}}],"
-	"\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
-
 static const char *const extra_sim[] = {
 	"--send-step-ms", "20", "--send-accept-ms", "50", "--send-legal-fact-retry", "0",
 	"--send-stream-interval-ms", "200", "--fault-5xx", "4", "--fault-429", "3",
@@ -51,13 +40,10 @@ static const char *const extra_sim[] = {
 /* Start the daemon with its own log, dir/run-<i>.log. */
 static pid_t start(const char *cfg, const char *dir, int i)
 {
-	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
 	char *log = sb_xasprintf("%s/run-%02d.log", dir, i);
-	const char *argv[] = { bin, "run", "-c", cfg, NULL };
-	pid_t pid = th_spawn(argv, log);
+	pid_t pid = th_e2e_run(cfg, log);
 
 	free(log);
-	free(bin);
 	return pid;
 }
 
@@ -92,9 +78,7 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : (unsigned)time(NULL);
 	struct th_sim sim;
 	char *dir = th_tmpdir("crash"), *root = sb_xasprintf("%s/outbox", dir);
-	char *cfg = sb_xasprintf("%s/crash.ini", dir), *db_path = sb_xasprintf("%s/crash.db", dir);
-	char *api = sb_xasprintf("%s/api.key", dir);
-	char *proto = th_e2e_protocol_ini(dir), *ini;
+	char *cfg, *db_path = sb_xasprintf("%s/crash.db", dir);
 	sqlite3 *db = NULL;
 	pid_t pid;
 	int kills = 0, waited = 0;
@@ -104,32 +88,13 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	fprintf(stderr, "crash test: n=%d seed=%u (SB_E2E_SEED replays it)\n", n, seed);
 	srand(seed);
 	th_sim_start(&sim, extra_sim);
-	th_write_str(api, "sim-send-key\n", 0600);
-	ini = sb_xasprintf(
-		"[service]\nsender_denomination = Comune di Esempio\nsender_tax_id = 80012345676\n"
-		"workers = 4\n"
-		"[outbox]\ndir = %s\nretry_base = 1\nretry_max = 2\nmax_attempts = 1000\n"
-		"poll_interval = 1\nrescan_interval = 1\n"
-		"[store]\npath = %s\n"
-		"[send]\nbase_url = %s\napi_key_file = %s\n%s"
-		"[web]\nenabled = off\n"
-		"[office.polizia-municipale]\noperators = agente.bianchi\n",
-		root, db_path, sim.url, api, proto);
-	th_write_str(cfg, ini, 0600);
-	{
-		char *new_dir = sb_xasprintf("%s/new", root);
-
-		th_mkdirs(new_dir);
-		free(new_dir);
-	}
+	cfg = th_e2e_config(dir, "crash", sim.url, 4, NULL);
 	for (int i = 0; i < n; i++) {
 		char id[32], *json;
 
 		snprintf(id, sizeof(id), "2026-CR-%04d", i);
 		/* One act in three has a PEC: the digital workflow; the rest go by post. */
-		json = sb_xasprintf(act_fmt, i, i % 3 ? "" :
-				    "\"digitalDomicile\":{\"type\":\"PEC\",\"address\":"
-				    "\"mario.test@pec.example.it\"},", i);
+		json = th_e2e_act_json(i, i % 3 == 0);
 		th_outbox_publish_json(root, id, json);
 		free(json);
 	}
@@ -188,9 +153,6 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	sqlite3_close(db);
 	th_sim_stop(&sim);
 	th_rmrf(dir);
-	free(ini);
-	free(proto);
-	free(api);
 	free(db_path);
 	free(cfg);
 	free(root);

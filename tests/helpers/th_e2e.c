@@ -104,3 +104,56 @@ int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol)
 	sb_buf_release(&url);
 	return n;
 }
+
+char *th_e2e_config(const char *dir, const char *name, const char *sim_url, int workers,
+		    const char *extra)
+{
+	char *api = sb_xasprintf("%s/%s-api.key", dir, name);
+	char *path = sb_xasprintf("%s/%s.ini", dir, name), *newd = sb_xasprintf("%s/outbox/new", dir);
+	char *proto = th_e2e_protocol_ini(dir), *ini;
+
+	th_write_str(api, "sim-send-key\n", 0600);
+	th_mkdirs(newd);
+	ini = sb_xasprintf(
+		"[service]\nsender_denomination = Comune di Esempio\nsender_tax_id = 80012345676\n"
+		"workers = %d\n"
+		"[outbox]\ndir = %s/outbox\nretry_base = 1\nretry_max = 2\nmax_attempts = 1000\n"
+		"poll_interval = 1\nrescan_interval = 1\n"
+		"[store]\npath = %s/%s.db\n"
+		"[send]\nbase_url = %s\napi_key_file = %s\n%s"
+		"[web]\nenabled = off\n"
+		"[office.polizia-municipale]\noperators = agente.bianchi\n%s",
+		workers, dir, dir, name, sim_url, api, proto, extra ? extra : "");
+	th_write_str(path, ini, 0600);
+	free(ini);
+	free(proto);
+	free(newd);
+	free(api);
+	return path;
+}
+
+pid_t th_e2e_run(const char *cfg, const char *log)
+{
+	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
+	const char *argv[] = { bin, "run", "-c", cfg, NULL };
+	pid_t pid = th_spawn(argv, log);
+
+	free(bin);
+	return pid;
+}
+
+char *th_e2e_act_json(int n, bool pec)
+{
+	return sb_xasprintf(
+		"{\"version\":1,\"office\":\"polizia-municipale\","
+		"\"operator\":{\"userId\":\"agente.bianchi\"},"
+		"\"subject\":\"Verbale n. %d/2026 - art. 7 Codice della Strada\","
+		"\"taxonomyCode\":\"010101P\",\"physicalCommunicationType\":\"AR_REGISTERED_LETTER\","
+		"\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+		"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\","
+		"\"denomination\":\"Mario Test\",%s\"physicalAddress\":{\"address\":\"Via Prova %d\","
+		"\"zip\":\"20121\",\"municipality\":\"Milano\",\"province\":\"MI\"}}],"
+		"\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}",
+		n, pec ? "\"digitalDomicile\":{\"type\":\"PEC\",\"address\":"
+		"\"mario.test@pec.example.it\"}," : "", n);
+}

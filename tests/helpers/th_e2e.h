@@ -6,7 +6,9 @@
 #ifndef TH_E2E_H
 #define TH_E2E_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct sqlite3;
 
@@ -24,5 +26,24 @@ char *th_e2e_text(struct sqlite3 *db, const char *sql, const char *param);
 
 /* GET sim_url/_sim/send/ledger[?paProtocolNumber=P] (protocol may be NULL): its "notifications". */
 int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol);
+
+/*
+ * Write dir/<name>.ini for a daemon over dir/outbox (its new/ created) and
+ * dir/<name>.db, SEND at sim_url, the embedded protocol register, office
+ * polizia-municipale with operator agente.bianchi, short retries; extra is
+ * appended ([outbox] keys may not be repeated). Returns the path, owned.
+ */
+char *th_e2e_config(const char *dir, const char *name, const char *sim_url, int workers,
+		    const char *extra);
+
+/* `send-bridge run -c cfg` with its output in log (th_spawn). */
+pid_t th_e2e_run(const char *cfg, const char *log);
+
+/*
+ * The sample act of the end-to-end tests as act.json text (one PF recipient
+ * with an address, atto.pdf, no payment), numbered n, with a PEC when pec.
+ * Owned.
+ */
+char *th_e2e_act_json(int n, bool pec);
 
 #endif
