@@ -30,7 +30,7 @@ char *th_e2e_protocol_ini(const char *dir)
 	assert_int_equal(th_run(gen, NULL, NULL), 0);
 	assert_int_equal(chmod(k, 0600), 0);
 	assert_int_equal(th_run(req, NULL, NULL), 0);
-	ini = sb_xasprintf("[protocol]\nbackend = embedded\nregister = PG\nipa_code = c_x000\n"
+	ini = sb_xasprintf("[protocol]\nregister = PG\nipa_code = c_x000\n"
 			   "aoo_code = AOO1\nseal_key_file = %s\nseal_cert_file = %s\n"
 			   "segnatura_xsd = %s\n", k, c, xsd);
 	free(k);

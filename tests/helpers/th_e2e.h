@@ -14,8 +14,9 @@ struct sqlite3;
 
 /*
  * dir/seal.key (RSA 2048, 0600) and dir/seal.crt (self-signed), made with
- * openssl, and the AgID segnatura XSD from ../shared: the [protocol]
- * section's lines for them, owned.
+ * openssl, and the AgID segnatura XSD from ../shared: a [protocol]
+ * section with them, owned. The back end is left to its default
+ * (embedded); a later [protocol] section may set backend = rest.
  */
 char *th_e2e_protocol_ini(const char *dir);
 
