@@ -46,6 +46,7 @@ now_ms() { date +%s%3N; }
 run_one() {
 	lat=$1
 	R="$WORK/run-$lat"
+	rm -rf "$R"
 	mkdir -p "$R/outbox/tmp" "$R/outbox/new"
 	"$BIN/send-sim" --port 0 --port-file "$R/sim.port" --latency-ms "$lat" \
 		--send-step-ms 20 --send-accept-ms 50 --send-legal-fact-retry 0 \
@@ -135,7 +136,10 @@ JSON
 	kill "$RUN"; wait "$RUN" || true; RUN=
 	kill "$SIM"; wait "$SIM" || true; SIM=
 	rejected=$(ls "$R/outbox/rejected" 2>/dev/null | wc -l)
-	[ "$rejected" -eq 0 ] || echo "bench-pipeline: $rejected acts rejected; see $R/outbox/rejected" >&2
+	if [ "$rejected" -ne 0 ]; then
+		echo "bench-pipeline: $rejected acts rejected, no result; see $R/outbox/rejected" >&2
+		exit 1
+	fi
 	awk -v t0="$t0" '{ print $2 - t0 }' "$R/lat" | sort -n > "$R/lat.sorted"
 	p50=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.50); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	p99=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
@@ -144,4 +148,4 @@ JSON
 }
 
 run_one 0
-run_one "$LAT"
+[ "$LAT" -eq 0 ] || run_one "$LAT"
