@@ -12,6 +12,7 @@
 #include "cli_int.h"
 #include "svc_daemon.h"
 #include "svc_pipeline.h"
+#include "svc_steps.h"
 #include "svc_store.h"
 
 void svc_help_run(FILE *out)
@@ -62,6 +63,7 @@ int svc_cmd_run(const struct svc_cli *cli_in, int argc, char **argv)
 	struct sb_err err = SB_ERR_INIT;
 	struct svc_daemon_opts opts;
 	struct sb_cfg *cfg = NULL;
+	struct svc_clients *clients = NULL;
 	enum sb_log_level lvl;
 	const char *log_file;
 	int rc;
@@ -92,16 +94,17 @@ int svc_cmd_run(const struct svc_cli *cli_in, int argc, char **argv)
 	if (load_pii_key(cfg, &err) < 0)
 		goto fail;
 	svc_daemon_opts_from_cfg(&opts, cfg);
-	if (!svc_steps_builtin()->check)
-		sb_log(SB_LOG_WARN, "daemon", "this build has no platform steps: acts are taken in "
-		       "and checked, then wait in state received");
-	if (svc_daemon_run(&opts, svc_steps_builtin(), &err) < 0)
+	if (svc_clients_new(&clients, cfg, &err) < 0)
 		goto fail;
+	if (svc_daemon_run(&opts, svc_clients_steps(clients), &err) < 0)
+		goto fail;
+	svc_clients_free(clients);
 	sb_cfg_free(cfg);
 	return SVC_EXIT_OK;
 fail:
 	sb_log(SB_LOG_ERROR, "daemon", "%s", err.msg);
 	rc = svc_fail(&err);
+	svc_clients_free(clients);
 	sb_cfg_free(cfg);
 	return rc;
 }

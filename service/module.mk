@@ -18,5 +18,6 @@ SERVICE_SRCS := \
 	service/svc_send_map.c \
 	service/svc_state.c \
 	service/svc_status.c \
+	service/svc_steps.c \
 	service/svc_store.c \
 	service/svc_web.c

@@ -32,6 +32,7 @@
 #include "svc_daemon.h"
 #include "svc_metrics.h"
 #include "svc_outbox.h"
+#include "svc_steps.h"
 #include "svc_store.h"
 #include "svc_web.h"
 
@@ -508,7 +509,7 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	if (rc == 0)
 		rc = svc_store_open(&d.store, o->store_path, o->busy_timeout_ms, err);
 	if (rc == 0)
-		rc = svc_pipeline_store_migrate(svc_store_db(d.store), err);
+		rc = svc_steps_migrate_all(svc_store_db(d.store), err);
 	if (rc == 0)
 		rc = svc_outbox_watch(d.outbox, &inotify_fd, err);
 	if (rc == 0 && o->web_listen)

@@ -95,10 +95,7 @@ static svc_step_fn stage_fn(const struct svc_steps *steps, const struct stage *s
 
 const struct svc_steps *svc_steps_builtin(void)
 {
-	/*
-	 * TODO(#7): the lead fills these with the SEND, PDND, AgID and protocol
-	 * clients when issues 3-6 are merged; until then acts wait in received.
-	 */
+	/* The platform clients are in svc_steps.c (svc_clients_steps). */
 	static const struct svc_steps none;
 
 	return &none;
@@ -209,55 +206,62 @@ static const char *const migrations[] = {
 	"CREATE INDEX outcomes_act_id ON outcomes (act_id);",
 };
 
-int svc_pipeline_store_migrate(struct sqlite3 *db, struct sb_err *err)
+int svc_schema_migrate(struct sqlite3 *db, const char *key, const char *const *list, size_t n,
+		       struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int have = 0, rc;
 
-	rc = prepare(db, "SELECT value FROM meta WHERE key = 'schema.pipeline'", &st, err);
+	rc = prepare(db, "SELECT value FROM meta WHERE key = ?1", &st, err);
 	if (rc < 0)
 		return rc;
+	bind_text(st, 1, key);
 	if (sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t v;
 
 		if (sb_parse_u64z((const char *)sqlite3_column_text(st, 0), 1000, &v) < 0) {
 			sqlite3_finalize(st);
-			return sb_err_set(err, SB_EIO, 0, "store: meta schema.pipeline is damaged");
+			return sb_err_set(err, SB_EIO, 0, "store: meta %s is damaged", key);
 		}
 		have = (int)v;
 	}
 	sqlite3_finalize(st);
-	if (have > (int)SB_ARRAY_SIZE(migrations))
+	if (have > (int)n)
 		return sb_err_set(err, SB_ECONFIG, 0,
-				  "store: pipeline schema %d is newer than this send-bridge (%d)",
-				  have, (int)SB_ARRAY_SIZE(migrations));
-	for (int v = have + 1; v <= (int)SB_ARRAY_SIZE(migrations); v++) {
+				  "store: %s %d is newer than this send-bridge (%d)", key, have, (int)n);
+	for (int v = have + 1; v <= (int)n; v++) {
 		char *msg = NULL;
 
 		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 		if (rc != SQLITE_OK)
-			return sql_error(db, err, rc, "migrating pipeline tables");
-		rc = sqlite3_exec(db, migrations[v - 1], NULL, NULL, &msg);
+			return sql_error(db, err, rc, "migrating");
+		rc = sqlite3_exec(db, list[v - 1], NULL, NULL, &msg);
 		if (rc == SQLITE_OK) {
-			rc = prepare(db, "INSERT INTO meta (key, value) VALUES ('schema.pipeline', ?1)"
+			rc = prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)"
 				     " ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st, err);
 			if (rc == 0) {
-				sqlite3_bind_int(st, 1, v);
-				rc = run(db, st, "recording pipeline schema", err);
+				bind_text(st, 1, key);
+				sqlite3_bind_int(st, 2, v);
+				rc = run(db, st, "recording schema version", err);
 			}
 		} else {
-			rc = sb_err_set(err, SB_EIO, rc, "store: pipeline migration %d: %s", v,
+			rc = sb_err_set(err, SB_EIO, rc, "store: %s migration %d: %s", key, v,
 					msg ? msg : sqlite3_errstr(rc));
 		}
 		sqlite3_free(msg);
 		if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			rc = sql_error(db, err, sqlite3_errcode(db), "committing pipeline migration");
+			rc = sql_error(db, err, sqlite3_errcode(db), "committing migration");
 		if (rc < 0) {
 			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 			return rc;
 		}
 	}
 	return 0;
+}
+
+int svc_pipeline_store_migrate(struct sqlite3 *db, struct sb_err *err)
+{
+	return svc_schema_migrate(db, "schema.pipeline", migrations, SB_ARRAY_SIZE(migrations), err);
 }
 
 /* ---- the act's row --------------------------------------------------------------------- */
@@ -1094,8 +1098,8 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		to = next_state(from, &res);
 		rc = commit_step(s, name, r, to, &res, err);
 		if (rc == 0 && to == from) {
-			rc = set_schedule(db, r->id, r->state, 0, sb_now_ms() + p->opts.poll_ms, NULL,
-					  err);
+			rc = set_schedule(db, r->id, r->state, 0, sb_now_ms() +
+					  (res.wait_ms > 0 ? res.wait_ms : p->opts.poll_ms), NULL, err);
 			*progress = SVC_PROGRESS_WAITING;
 		}
 	} else if (src == SB_ETEMP && r->attempts + 1 < p->opts.max_attempts) {

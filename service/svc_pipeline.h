@@ -105,7 +105,9 @@ struct svc_receipt {
 struct svc_step_result {
 	char value[128];          /* register: protocol number; create: notificationRequestId;
 				     acceptance: IUN */
-	bool pending;             /* acceptance, track: nothing new yet; ask again after poll_ms */
+	bool pending;             /* acceptance, track: nothing new yet; ask again after wait_ms */
+	int64_t wait_ms;          /* with pending: the platform's own delay (SEND's retryAfter);
+				     0: poll_ms */
 	bool delivering;          /* track: SEND is delivering (accepted -> delivering) */
 	bool closed;              /* track: notification final and every receipt registered */
 	int64_t cost_cents;       /* track: notification price when known, else -1 */
@@ -157,7 +159,10 @@ struct svc_steps {
 			   struct sb_err *err);
 };
 
-/* The steps this build has: only the ones needing no platform (none yet). */
+/*
+ * The steps that need no platform (none): what `send-bridge run` had before
+ * the clients were wired in; the real ones are in svc_steps.h.
+ */
 const struct svc_steps *svc_steps_builtin(void);
 
 struct svc_pipeline_opts {
@@ -191,6 +196,15 @@ const struct svc_steps *svc_pipeline_steps(const struct svc_pipeline *p);
  * svc_store_open, before anything else; idempotent.
  */
 int svc_pipeline_store_migrate(struct sqlite3 *db, struct sb_err *err);
+
+/*
+ * Bring a module's tables in db up to date: list[i] is migration i + 1,
+ * append-only; the version reached is kept in meta under key (e.g.
+ * "schema.steps"). Each migration runs in its own transaction. 0, SB_EIO,
+ * or SB_ECONFIG when the store is newer than list.
+ */
+int svc_schema_migrate(struct sqlite3 *db, const char *key, const char *const *list, size_t n,
+		       struct sb_err *err);
 
 /*
  * The act check that needs the configuration: the act's office must have an

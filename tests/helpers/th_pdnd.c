@@ -123,17 +123,9 @@ void th_pdnd_faults(const struct th_pdnd *t, const char *json)
 	free(url);
 }
 
-char *th_pdnd_config(const struct th_pdnd *t, const char *offices)
+char *th_pdnd_ini(const struct th_pdnd *t)
 {
-	char *key = sb_xasprintf("%s/api.key", t->dir), *path = sb_xasprintf("%s/sb.ini", t->dir);
-	char *ini;
-
-	th_write_str(key, "test-api-key", 0600);
-	ini = sb_xasprintf(
-		"[service]\nsender_denomination = Comune di Prova\nsender_tax_id = 01234567897\n"
-		"[outbox]\ndir = %s/outbox\n"
-		"[store]\npath = %s/store.db\n"
-		"[send]\napi_key_file = %s\n"
+	return sb_xasprintf(
 		"[pdnd]\ntoken_url = %s\nclient_id = " TH_CLIENT_ID "\nprivate_key_file = %s\n"
 		"audience = " TH_AUD "\nuser_location = test-host\n"
 		"[anpr]\nc030_url = %s/anpr/MinInternoPortaANPR-PDND/"
@@ -142,11 +134,26 @@ char *th_pdnd_config(const struct th_pdnd *t, const char *offices)
 		"c030_audience = " TH_AUD_C030 "\nc001_audience = " TH_AUD_C001 "\n"
 		"c030_purpose_id = " TH_PURPOSE_C030 "\nc001_purpose_id = " TH_PURPOSE_C001 "\n"
 		"[inad]\nbase_url = %s" TH_INAD_PATH "\naudience = " TH_AUD_INAD "\n"
-		"purpose_id = " TH_PURPOSE_INAD "\nbulk_threshold = 3\n"
+		"purpose_id = " TH_PURPOSE_INAD "\n",
+		t->token_url, t->key, t->sim.url, t->sim.url, t->sim.url);
+}
+
+char *th_pdnd_config(const struct th_pdnd *t, const char *offices)
+{
+	char *key = sb_xasprintf("%s/api.key", t->dir), *path = sb_xasprintf("%s/sb.ini", t->dir);
+	char *pdnd = th_pdnd_ini(t), *ini;
+
+	th_write_str(key, "test-api-key", 0600);
+	ini = sb_xasprintf(
+		"[service]\nsender_denomination = Comune di Prova\nsender_tax_id = 01234567897\n"
+		"[outbox]\ndir = %s/outbox\n"
+		"[store]\npath = %s/store.db\n"
+		"[send]\napi_key_file = %s\n"
+		"%sbulk_threshold = 3\n"
 		"%s",
-		t->dir, t->dir, key, t->token_url, t->key, t->sim.url, t->sim.url, t->sim.url,
-		offices ? offices : "");
+		t->dir, t->dir, key, pdnd, offices ? offices : "");
 	th_write_str(path, ini, 0600);
+	free(pdnd);
 	free(ini);
 	free(key);
 	return path;

@@ -53,6 +53,8 @@ void th_pdnd_faults(const struct th_pdnd *t, const char *json);
  * store in t->dir/store.db, and the offices given as INI text.
  */
 char *th_pdnd_config(const struct th_pdnd *t, const char *offices);
+/* The [pdnd], [anpr] and [inad] sections for the started sim ([inad] last), owned. */
+char *th_pdnd_ini(const struct th_pdnd *t);
 
 /* Run a shell command line; returns its exit status; output appended to out (may be NULL). */
 int th_sh(const char *cmd, struct sb_buf *out);

@@ -3,9 +3,11 @@
  * with a real configuration, NOTIFY_SOCKET, the web endpoint, SIGHUP,
  * SIGKILL and restart, SIGTERM; and `send-bridge status` on what it did.
  *
- * This build has no platform steps wired (issues 3-6), so acts go through
- * intake and the act check and then wait in "received": what is proven
- * here is the process around the pipeline, not the notification flow.
+ * SEND is configured at a loopback port where nothing listens, so acts go
+ * through intake, the AgID check, resolution and protocol registration and
+ * then wait in "registered", retrying the upload: what is proven here is
+ * the process around the pipeline; the notification flow is proven by
+ * tests/e2e/test_e2e_pipeline.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +43,7 @@
 struct fx {
 	char *tmp, *root, *cfg, *db, *log, *out, *sock_path;
 	int sock;
+	struct sb_buf notes;   /* notifications read and not yet matched */
 	unsigned port;
 	pid_t pid;
 };
@@ -61,9 +65,10 @@ static int setup(void **state)
 {
 	struct fx *f = sb_xcalloc(1, sizeof(*f));
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char *key, *text, *new_dir;
+	char *key, *text, *new_dir, *seal, *cert, *xsd = th_shared("specs/agid/segnatura_protocollo.xsd");
 
 	f->tmp = th_tmpdir("run");
+	f->notes = (struct sb_buf)SB_BUF_INIT(1u << 20);
 	f->root = sb_xasprintf("%s/outbox", f->tmp);
 	f->cfg = sb_xasprintf("%s/send-bridge.ini", f->tmp);
 	f->db = sb_xasprintf("%s/store.db", f->tmp);
@@ -72,6 +77,19 @@ static int setup(void **state)
 	f->sock_path = sb_xasprintf("%s/notify.sock", f->tmp);
 	key = sb_xasprintf("%s/api-key", f->tmp);
 	th_write_str(key, "test-api-key\n", 0600);
+	seal = sb_xasprintf("%s/seal.key", f->tmp);
+	cert = sb_xasprintf("%s/seal.crt", f->tmp);
+	assert_non_null(xsd);
+	{
+		const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+				      "rsa_keygen_bits:2048", "-out", seal, NULL };
+		const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", seal,
+				      "-out", cert, "-days", "30", "-subj", "/CN=sigillo", NULL };
+
+		assert_int_equal(th_run(gen, NULL, NULL), 0);
+		assert_int_equal(chmod(seal, 0600), 0);
+		assert_int_equal(th_run(req, NULL, NULL), 0);
+	}
 	f->port = free_port();
 	text = sb_xasprintf(
 		"[service]\n"
@@ -85,7 +103,15 @@ static int setup(void **state)
 		"[store]\n"
 		"path = %s\n"
 		"[send]\n"
+		/* Nothing listens there: uploads fail as temporary errors and are retried. */
+		"base_url = http://127.0.0.1:1\n"
 		"api_key_file = %s\n"
+		"[protocol]\n"
+		"ipa_code = c_x000\n"
+		"aoo_code = AOO1\n"
+		"seal_key_file = %s\n"
+		"seal_cert_file = %s\n"
+		"segnatura_xsd = %s\n"
 		"[web]\n"
 		"listen = 127.0.0.1:%u\n"
 		/* An office section needs a key to exist for sb_cfg (inih reports keys only). */
@@ -93,10 +119,13 @@ static int setup(void **state)
 		"classification = 7.1\n"
 		"[office.tributi]\n"
 		"operators = funz.rossi\n",
-		f->log, f->root, f->db, key, f->port);
+		f->log, f->root, f->db, key, seal, cert, xsd, f->port);
 	th_write_str(f->cfg, text, 0600);
 	free(text);
 	free(key);
+	free(seal);
+	free(cert);
+	free(xsd);
 	new_dir = sb_xasprintf("%s/new", f->root);
 	th_mkdirs(new_dir);
 	free(new_dir);
@@ -119,6 +148,7 @@ static int teardown(void **state)
 		waitpid(f->pid, NULL, 0);
 	}
 	close(f->sock);
+	sb_buf_release(&f->notes);
 	th_rmrf(f->tmp);
 	free(f->tmp);
 	free(f->root);
@@ -158,27 +188,67 @@ static void start(struct fx *f)
 	free(b);
 }
 
+/*
+ * Read what is waiting on the notify socket. The kernel queues only a few
+ * datagrams (net.unix.max_dgram_qlen, often 10) and sd_notify blocks when
+ * the queue is full, as it would with a systemd that stopped reading: the
+ * test drains it whenever it waits, as systemd does.
+ */
+static void drain_notify(struct fx *f)
+{
+	char msg[1024];
+	ssize_t n;
+
+	while ((n = recv(f->sock, msg, sizeof(msg) - 1, MSG_DONTWAIT)) > 0) {
+		msg[n] = '\0';
+		if (f->notes.len > (1u << 19))
+			sb_buf_reset(&f->notes);
+		sb_buf_adds(&f->notes, msg);
+		sb_buf_addch(&f->notes, '\n');
+	}
+}
+
 /* Read notifications until one contains want; fails after 30 s. */
 static void wait_notify(struct fx *f, const char *want)
 {
 	int64_t deadline = sb_mono_ms() + 30000;
-	char msg[1024];
 
 	for (;;) {
 		struct pollfd p = { f->sock, POLLIN, 0 };
-		ssize_t n;
 
+		drain_notify(f);
+		if (strstr(sb_buf_cstr(&f->notes), want)) {
+			sb_buf_reset(&f->notes);
+			return;
+		}
 		if (sb_mono_ms() > deadline)
 			fail_msg("no '%s' from sd_notify", want);
-		if (poll(&p, 1, 200) <= 0)
-			continue;
-		n = recv(f->sock, msg, sizeof(msg) - 1, 0);
-		if (n <= 0)
-			continue;
-		msg[n] = '\0';
-		if (strstr(msg, want))
-			return;
+		poll(&p, 1, 200);
 	}
+}
+
+/* SIGTERM, reading notifications while the daemon stops; its exit status. */
+static int stop_term(struct fx *f)
+{
+	int64_t deadline = sb_mono_ms() + 60000;
+	int status = 0;
+
+	assert_int_equal(kill(f->pid, SIGTERM), 0);
+	while (waitpid(f->pid, &status, WNOHANG) == 0) {
+		if (sb_mono_ms() > deadline)
+			fail_msg("send-bridge did not stop after SIGTERM");
+		drain_notify(f);
+		th_sleep_ms(20);
+	}
+	f->pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char *out = th_read(f->out, NULL), *log = th_read(f->log, NULL);
+
+		fprintf(stderr, "send-bridge stderr:\n%s\nlog:\n%s\n", out ? out : "", log ? log : "");
+		free(out);
+		free(log);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 static void wait_entries(struct fx *f, const char *sub, size_t want)
@@ -188,6 +258,7 @@ static void wait_entries(struct fx *f, const char *sub, size_t want)
 	while (th_outbox_entries(f->root, sub) != want) {
 		if (sb_mono_ms() > deadline)
 			fail_msg("%s/ has %zu entries, expected %zu", sub, th_outbox_entries(f->root, sub), want);
+		drain_notify(f);
 		th_sleep_ms(20);
 	}
 }
@@ -207,13 +278,15 @@ static int64_t acts_in_store(struct fx *f, const char *sql)
 	return n;
 }
 
-static void wait_received(struct fx *f, int64_t want)
+/* Acts checked, resolved and registered, waiting for SEND. */
+static void wait_registered(struct fx *f, int64_t want)
 {
-	int64_t deadline = sb_mono_ms() + 30000;
+	int64_t deadline = sb_mono_ms() + 60000;
 
-	while (acts_in_store(f, "SELECT count(*) FROM acts WHERE state = 'received'") != want) {
+	while (acts_in_store(f, "SELECT count(*) FROM acts WHERE state = 'registered'") != want) {
 		if (sb_mono_ms() > deadline)
-			fail_msg("store does not hold %lld received acts", (long long)want);
+			fail_msg("store does not hold %lld registered acts", (long long)want);
+		drain_notify(f);
 		th_sleep_ms(20);
 	}
 }
@@ -280,7 +353,7 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	wait_notify(f, "READY=1\nSTATUS=queue ");
 	wait_notify(f, "WATCHDOG=1");
 	wait_entries(f, "rejected", 2);
-	wait_received(f, 3);
+	wait_registered(f, 3);
 	assert_int_equal(th_outbox_entries(f->root, "work"), 3);
 	assert_int_equal(th_outbox_entries(f->root, "new"), 0);
 
@@ -291,7 +364,7 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_int_equal(sb_http_do(http, &(struct sb_http_req){ .method = "GET", .url = url },
 				    &resp, &err), 0);
 	assert_int_equal(resp.status, 200);
-	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_acts{state=\"received\"} 3\n"));
+	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_acts{state=\"registered\"} 3\n"));
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_intake_total 5\n"));
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_intake_rejected_total 2\n"));
 	sb_http_resp_release(&resp);
@@ -301,14 +374,17 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	rotated = sb_xasprintf("%s.1", f->log);
 	assert_int_equal(rename(f->log, rotated), 0);
 	assert_int_equal(kill(f->pid, SIGHUP), 0);
-	for (int i = 0; i < 500 && access(f->log, F_OK) != 0; i++)
+	for (int i = 0; i < 500 && access(f->log, F_OK) != 0; i++) {
+		drain_notify(f);
 		th_sleep_ms(10);
+	}
 	for (int i = 0; i < 500; i++) {
 		log = th_read(f->log, NULL);
 		if (log && strstr(log, "log reopened"))
 			break;
 		free(log);
 		log = NULL;
+		drain_notify(f);
 		th_sleep_ms(10);
 	}
 	assert_non_null(log);
@@ -332,7 +408,7 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_int_equal(th_child_stop(&f->pid, SIGKILL), 128 + SIGKILL);
 	start(f);
 	wait_notify(f, "READY=1");
-	wait_received(f, 15);
+	wait_registered(f, 15);
 	assert_int_equal(acts_in_store(f, "SELECT count(DISTINCT act_id) FROM acts"), 15);
 	assert_int_equal(acts_in_store(f, "SELECT count(*) FROM recipients"), 15);
 	wait_entries(f, "work", 15);
@@ -340,7 +416,7 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_int_equal(th_outbox_entries(f->root, "new"), 0);
 
 	/* SIGTERM: a clean stop, announced to systemd. */
-	assert_int_equal(th_child_stop(&f->pid, SIGTERM), 0);
+	assert_int_equal(stop_term(f), 0);
 	wait_notify(f, "STOPPING=1");
 
 	/* status: one line per act, personal data masked unless asked for. */
@@ -353,7 +429,7 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_non_null(strstr(sb_buf_cstr(&out), "TSTMRA80A01H501C"));
 	assert_int_equal(status(f, false, &out, "company-1", NULL, NULL), 0);
 	assert_int_equal(lines(sb_buf_cstr(&out)), 2);
-	assert_non_null(strstr(sb_buf_cstr(&out), "waiting: step 'check'"));
+	assert_non_null(strstr(sb_buf_cstr(&out), "upload: "));
 	/* The rejected ones say what was wrong and where reason.json is. */
 	assert_int_equal(status(f, false, &out, "--state", "rejected", NULL), 0);
 	assert_int_equal(lines(sb_buf_cstr(&out)), 3);
@@ -364,7 +440,7 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_int_equal(sb_json_parse(out.buf, out.len, 1 << 20, "status", &arr, &err), 0);
 	assert_int_equal(json_array_size(arr), 15);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "state")),
-			    "received");
+			    "registered");
 	assert_non_null(strstr(sb_buf_cstr(&out), "\"recipientName\":\"M. T.\""));
 	json_decref(arr);
 	assert_int_equal(status(f, false, &out, "no-such-act", NULL, NULL), 1);

@@ -1,0 +1,151 @@
+#!/bin/sh
+# The whole pipeline against send-sim (issue 7's benchmark; results in docs/bench.md):
+# N acts (BENCH_N, default 2000), each with a ~100 KB PDF/A and a pagoPA notice, dropped
+# into the outbox at once and driven by `send-bridge run` (release build) through check,
+# protocol registration, upload, create, acceptance and tracking with receipts, to closed.
+# One run with no latency and one with BENCH_LATENCY_MS (default 50) per platform call.
+#
+# Measured: acts per second (first drop to last act closed), per-act latency (drop to the
+# act's folder appearing in done/, seen by polling every 50 ms) p50/p99, the daemon's CPU
+# seconds per act (utime + stime from /proc) and its peak RSS (VmHWM).
+# Each run ends with one line:
+#   bench: n=... latency_ms=... acts_per_s=... p50_ms=... p99_ms=... cpu_s_per_act=... peak_rss_mb=...
+set -eu
+cd "$(dirname "$0")/.."
+BIN=${SB_BIN:-bin}
+N=${BENCH_N:-2000}
+LAT=${BENCH_LATENCY_MS:-50}
+WORKERS=${BENCH_WORKERS:-16}
+WORK=build/bench-pipeline
+XSD=${SB_SEGNATURA_XSD:-../shared/specs/agid/segnatura_protocollo.xsd}
+[ -f "$XSD" ] || { echo "bench-pipeline: set SB_SEGNATURA_XSD (AgID's segnatura XSD)" >&2; exit 1; }
+XSD=$(cd "$(dirname "$XSD")" && pwd)/$(basename "$XSD")
+rm -rf "$WORK"
+mkdir -p "$WORK/secrets"
+chmod 700 "$WORK/secrets"
+WORK=$(cd "$WORK" && pwd)
+SIM=
+RUN=
+cleanup() {
+	[ -n "$RUN" ] && kill "$RUN" 2>/dev/null && wait "$RUN" 2>/dev/null || true
+	[ -n "$SIM" ] && kill "$SIM" 2>/dev/null && wait "$SIM" 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+sh fixtures/make-fixtures.sh --pdf "$WORK/atto.pdf" "Verbale di prova" 130 >/dev/null
+umask 077
+printf 'sim-send-key\n' > "$WORK/secrets/api-key"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/secrets/seal.key" 2>/dev/null
+umask 022
+openssl req -new -x509 -key "$WORK/secrets/seal.key" -out "$WORK/seal.crt" -days 30 \
+	-subj "/CN=sigillo bench" 2>/dev/null
+echo "bench-pipeline: act document $(wc -c < "$WORK/atto.pdf") bytes, $N acts, $WORKERS workers"
+
+now_ms() { date +%s%3N; }
+
+run_one() {
+	lat=$1
+	R="$WORK/run-$lat"
+	rm -rf "$R"
+	mkdir -p "$R/outbox/tmp" "$R/outbox/new"
+	"$BIN/send-sim" --port 0 --port-file "$R/sim.port" --latency-ms "$lat" \
+		--send-step-ms 20 --send-accept-ms 50 --send-legal-fact-retry 0 \
+		--send-stream-interval-ms 200 >"$R/send-sim.log" 2>&1 &
+	SIM=$!
+	i=0
+	while [ ! -s "$R/sim.port" ]; do
+		i=$((i + 1)); [ $i -lt 500 ] || { echo "send-sim did not start" >&2; exit 1; }
+		sleep 0.02
+	done
+	cat > "$R/bench.ini" <<INI
+[service]
+sender_denomination = Comune di Esempio
+sender_tax_id = 80012345676
+workers = $WORKERS
+log_level = warn
+[outbox]
+dir = $R/outbox
+retry_base = 1
+retry_max = 5
+max_attempts = 1000
+poll_interval = 1
+rescan_interval = 5
+[store]
+path = $R/store.db
+[send]
+base_url = http://127.0.0.1:$(cat "$R/sim.port")
+api_key_file = $WORK/secrets/api-key
+[protocol]
+ipa_code = c_x000
+aoo_code = AOO1
+seal_key_file = $WORK/secrets/seal.key
+seal_cert_file = $WORK/seal.crt
+segnatura_xsd = $XSD
+[web]
+enabled = off
+[office.polizia-municipale]
+operators = agente.bianchi
+INI
+	# The acts are written in tmp/ first; the drop is the renames into new/.
+	k=0
+	while [ $k -lt "$N" ]; do
+		id=$(printf 'B-%06d' "$k")
+		d="$R/outbox/tmp/$id"
+		mkdir "$d"
+		ln "$WORK/atto.pdf" "$d/atto.pdf" 2>/dev/null || cp "$WORK/atto.pdf" "$d/atto.pdf"
+		cat > "$d/act.json" <<JSON
+{"version":1,"office":"polizia-municipale","operator":{"userId":"agente.bianchi"},
+ "subject":"Verbale n. $k/2026","taxonomyCode":"010101P",
+ "physicalCommunicationType":"AR_REGISTERED_LETTER","feePolicy":{"type":"FLAT_RATE"},
+ "recipients":[{"type":"PF","taxId":"TSTMRA80A01H501C","denomination":"Mario Test",
+  "physicalAddress":{"address":"Via Prova 1","zip":"20121","municipality":"Milano","province":"MI"},
+  "payments":[{"pagoPa":{"noticeCode":"$(printf '30201%013d' "$k")","creditorTaxId":"80012345676","applyCost":false}}]}],
+ "documents":[{"file":"atto.pdf","title":"Verbale"}]}
+JSON
+		k=$((k + 1))
+	done
+	"$BIN/send-bridge" run -c "$R/bench.ini" >"$R/send-bridge.log" 2>&1 &
+	RUN=$!
+	sleep 0.5
+	t0=$(now_ms)
+	for d in "$R"/outbox/tmp/*; do mv "$d" "$R/outbox/new/"; done
+	: > "$R/seen"
+	: > "$R/seen.sorted"
+	: > "$R/lat"
+	while :; do
+		ls "$R/outbox/done" > "$R/cur" 2>/dev/null || true
+		t=$(now_ms)
+		n_now=$(wc -l < "$R/cur")
+		if [ "$n_now" -gt "$(wc -l < "$R/seen")" ]; then
+			sort "$R/cur" | comm -13 "$R/seen.sorted" - | sed "s/\$/ $t/" >> "$R/lat"
+			sort "$R/cur" > "$R/seen.sorted"
+			cp "$R/cur" "$R/seen"
+		fi
+		[ "$n_now" -ge "$N" ] && break
+		if ! kill -0 "$RUN" 2>/dev/null; then echo "send-bridge stopped; see $R/send-bridge.log" >&2; exit 1; fi
+		if [ $(( (t - t0) / 1000 )) -gt "${BENCH_TIMEOUT:-1800}" ]; then
+			echo "bench-pipeline: timeout ($n_now of $N done)" >&2; exit 1
+		fi
+		sleep 0.05
+	done
+	t1=$(now_ms)
+	set -- $(cat /proc/$RUN/stat | sed 's/.*) //')
+	ticks=$(getconf CLK_TCK)
+	cpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
+	rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$RUN/status)
+	kill "$RUN"; wait "$RUN" || true; RUN=
+	kill "$SIM"; wait "$SIM" || true; SIM=
+	rejected=$(ls "$R/outbox/rejected" 2>/dev/null | wc -l)
+	if [ "$rejected" -ne 0 ]; then
+		echo "bench-pipeline: $rejected acts rejected, no result; see $R/outbox/rejected" >&2
+		exit 1
+	fi
+	awk -v t0="$t0" '{ print $2 - t0 }' "$R/lat" | sort -n > "$R/lat.sorted"
+	p50=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.50); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
+	p99=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
+	aps=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", n * 1000 / ms }')
+	echo "bench: n=$N latency_ms=$lat acts_per_s=$aps p50_ms=$p50 p99_ms=$p99 cpu_s_per_act=$cpu peak_rss_mb=$rss"
+}
+
+run_one 0
+[ "$LAT" -eq 0 ] || run_one "$LAT"

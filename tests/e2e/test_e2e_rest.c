@@ -1,0 +1,106 @@
+/*
+ * The pipeline with [protocol] backend = rest: the vendor protocol system
+ * stand-in of send-sim (/protocol/v1/, docs/protocol-adapters.md) assigns
+ * the numbers of the outgoing acts and of their receipts; send-bridge keeps
+ * its mirror. Two acts through the real `send-bridge run`: closed, one
+ * notification each, every registration made by the vendor system.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "../helpers/th.h"
+#include "../helpers/th_e2e.h"
+#include "../helpers/th_platform.h"
+
+#define NACTS 2
+
+static const char *const extra_sim[] = {
+	"--send-step-ms", "20", "--send-accept-ms", "50", "--send-legal-fact-retry", "0",
+	"--send-stream-interval-ms", "200", NULL,
+};
+
+static void test_e2e_rest__the_vendor_system_numbers_acts_and_receipts(void **state)
+{
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-rest"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir), *auth = sb_xasprintf("%s/auth", dir);
+	char *db_path = sb_xasprintf("%s/rest.db", dir), *extra, *cfg;
+	sqlite3 *db = NULL;
+	pid_t pid;
+	int waited = 0;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	th_write_str(auth, "Bearer send-sim-protocol\n", 0600);
+	extra = sb_xasprintf("[protocol]\nbackend = rest\nrest_url = %s/protocol/v1\n"
+			     "rest_auth_file = %s\n", sim.url, auth);
+	cfg = th_e2e_config(dir, "rest", sim.url, 2, extra);
+	for (int i = 0; i < NACTS; i++) {
+		char id[32], *json = th_e2e_act_json(i, i == 0);
+
+		snprintf(id, sizeof(id), "2026-REST-%d", i);
+		th_outbox_publish_json(root, id, json);
+		free(json);
+	}
+	pid = th_e2e_run(cfg, log);
+	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < NACTS) {
+		if (waited++ > 600) {
+			char *text = th_read(log, NULL);
+
+			fail_msg("acts not finished after 60 s; log:\n%s", text ? text : "");
+		}
+		th_sleep_ms(100);
+	}
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(root, "done"), NACTS);
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE state = 'closed'", NULL),
+			 NACTS);
+	/* Every registration, outgoing and receipts, came from the vendor system. */
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
+				    " WHERE backend <> 'rest'", NULL), 0);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
+				    " WHERE direction = 'out'", NULL), NACTS);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE direction = 'in'",
+				    NULL), th_e2e_int(db, "SELECT count(*) FROM receipts", NULL));
+	assert_true(th_e2e_int(db, "SELECT count(*) FROM receipts", NULL) >= 2 * NACTS);
+	for (int i = 0; i < NACTS; i++) {
+		char id[32], *number;
+
+		snprintf(id, sizeof(id), "2026-REST-%d", i);
+		number = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
+				     " ON a.id = n.act WHERE a.act_id = ?1", id);
+		assert_non_null(number);
+		assert_int_equal(th_e2e_ledger_notifications(sim.url, number), 1);
+		free(number);
+	}
+	sqlite3_close(db);
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	free(cfg);
+	free(extra);
+	free(db_path);
+	free(auth);
+	free(log);
+	free(root);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_e2e_rest__the_vendor_system_numbers_acts_and_receipts),
+	};
+
+	return cmocka_run_group_tests_name("e2e_rest", tests, NULL, NULL);
+}

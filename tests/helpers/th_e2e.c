@@ -1,0 +1,159 @@
+/* Helpers of the end-to-end tests: see th_e2e.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sb_common.h"
+#include "sb_http.h"
+#include "sb_json.h"
+#include "th.h"
+#include "th_e2e.h"
+
+char *th_e2e_protocol_ini(const char *dir)
+{
+	char *k = sb_xasprintf("%s/seal.key", dir), *c = sb_xasprintf("%s/seal.crt", dir);
+	char *xsd = th_shared("specs/agid/segnatura_protocollo.xsd"), *ini;
+	const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+			      "rsa_keygen_bits:2048", "-out", k, NULL };
+	const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", k, "-out", c,
+			      "-days", "30", "-subj", "/C=IT/O=Comune di Esempio/CN=sigillo", NULL };
+
+	assert_non_null(xsd);
+	assert_int_equal(th_run(gen, NULL, NULL), 0);
+	assert_int_equal(chmod(k, 0600), 0);
+	assert_int_equal(th_run(req, NULL, NULL), 0);
+	ini = sb_xasprintf("[protocol]\nregister = PG\nipa_code = c_x000\n"
+			   "aoo_code = AOO1\nseal_key_file = %s\nseal_cert_file = %s\n"
+			   "segnatura_xsd = %s\n", k, c, xsd);
+	free(k);
+	free(c);
+	free(xsd);
+	return ini;
+}
+
+static sqlite3_stmt *query(sqlite3 *db, const char *sql, const char *param)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("prepare %s: %s", sql, sqlite3_errmsg(db));
+	if (param)
+		sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT);
+	return st;
+}
+
+int64_t th_e2e_int(sqlite3 *db, const char *sql, const char *param)
+{
+	sqlite3_stmt *st = query(db, sql, param);
+	int64_t v;
+
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+char *th_e2e_text(sqlite3 *db, const char *sql, const char *param)
+{
+	sqlite3_stmt *st = query(db, sql, param);
+	char *v = NULL;
+
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		v = sb_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return v;
+}
+
+int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol)
+{
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_http *h = NULL;
+	struct sb_http_resp resp = { 0 };
+	struct sb_buf url = SB_BUF_INIT(1024);
+	json_t *j = NULL;
+	int64_t n;
+
+	sb_buf_addf(&url, "%s/_sim/send/ledger", sim_url);
+	if (protocol) {
+		sb_buf_adds(&url, "?paProtocolNumber=");
+		for (const char *p = protocol; *p; p++)
+			if (*p == '/')
+				sb_buf_adds(&url, "%2F");
+			else
+				sb_buf_addch(&url, *p);
+	}
+	resp.body = (struct sb_buf)SB_BUF_INIT(1 << 20);
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do(h, &(struct sb_http_req){ .method = "GET",
+					.url = sb_buf_cstr(&url) }, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 1 << 20, "ledger", &j, &err), 0);
+	assert_true(json_is_integer(json_object_get(j, "notifications")));
+	n = json_integer_value(json_object_get(j, "notifications"));
+	json_decref(j);
+	sb_http_resp_release(&resp);
+	sb_http_free(h);
+	sb_buf_release(&url);
+	return n;
+}
+
+char *th_e2e_config(const char *dir, const char *name, const char *sim_url, int workers,
+		    const char *extra)
+{
+	char *api = sb_xasprintf("%s/%s-api.key", dir, name);
+	char *path = sb_xasprintf("%s/%s.ini", dir, name), *newd = sb_xasprintf("%s/outbox/new", dir);
+	char *proto = th_e2e_protocol_ini(dir), *ini;
+
+	th_write_str(api, "sim-send-key\n", 0600);
+	th_mkdirs(newd);
+	ini = sb_xasprintf(
+		"[service]\nsender_denomination = Comune di Esempio\nsender_tax_id = 80012345676\n"
+		"workers = %d\n"
+		"[outbox]\ndir = %s/outbox\nretry_base = 1\nretry_max = 2\nmax_attempts = 1000\n"
+		"poll_interval = 1\nrescan_interval = 1\n"
+		"[store]\npath = %s/%s.db\n"
+		"[send]\nbase_url = %s\napi_key_file = %s\n%s"
+		"[web]\nenabled = off\n"
+		"[office.polizia-municipale]\noperators = agente.bianchi\n%s",
+		workers, dir, dir, name, sim_url, api, proto, extra ? extra : "");
+	th_write_str(path, ini, 0600);
+	free(ini);
+	free(proto);
+	free(newd);
+	free(api);
+	return path;
+}
+
+pid_t th_e2e_run(const char *cfg, const char *log)
+{
+	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
+	const char *argv[] = { bin, "run", "-c", cfg, NULL };
+	pid_t pid = th_spawn(argv, log);
+
+	free(bin);
+	return pid;
+}
+
+char *th_e2e_act_json(int n, bool pec)
+{
+	return sb_xasprintf(
+		"{\"version\":1,\"office\":\"polizia-municipale\","
+		"\"operator\":{\"userId\":\"agente.bianchi\"},"
+		"\"subject\":\"Verbale n. %d/2026 - art. 7 Codice della Strada\","
+		"\"taxonomyCode\":\"010101P\",\"physicalCommunicationType\":\"AR_REGISTERED_LETTER\","
+		"\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+		"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\","
+		"\"denomination\":\"Mario Test\",%s\"physicalAddress\":{\"address\":\"Via Prova %d\","
+		"\"zip\":\"20121\",\"municipality\":\"Milano\",\"province\":\"MI\"}}],"
+		"\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}",
+		n, pec ? "\"digitalDomicile\":{\"type\":\"PEC\",\"address\":"
+		"\"mario.test@pec.example.it\"}," : "", n);
+}

@@ -1,0 +1,50 @@
+/*
+ * Helpers of the end-to-end tests (tests/e2e/): a protocol seal made with
+ * the openssl tool, the AgID XSD, one-value SQL queries on the store the
+ * daemon wrote, and SEND's ledger in send-sim.
+ */
+#ifndef TH_E2E_H
+#define TH_E2E_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sqlite3;
+
+/*
+ * dir/seal.key (RSA 2048, 0600) and dir/seal.crt (self-signed), made with
+ * openssl, and the AgID segnatura XSD from ../shared: a [protocol]
+ * section with them, owned. The back end is left to its default
+ * (embedded); a later [protocol] section may set backend = rest.
+ */
+char *th_e2e_protocol_ini(const char *dir);
+
+/* One integer from sql with an optional text parameter ?1 (NULL: none); fails the test on error. */
+int64_t th_e2e_int(struct sqlite3 *db, const char *sql, const char *param);
+/* One text from sql with parameter ?1; owned, or NULL when there is no row or it is NULL. */
+char *th_e2e_text(struct sqlite3 *db, const char *sql, const char *param);
+
+/* GET sim_url/_sim/send/ledger[?paProtocolNumber=P] (protocol may be NULL): its "notifications". */
+int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol);
+
+/*
+ * Write dir/<name>.ini for a daemon over dir/outbox (its new/ created) and
+ * dir/<name>.db, SEND at sim_url, the embedded protocol register, office
+ * polizia-municipale with operator agente.bianchi, short retries; extra is
+ * appended ([outbox] keys may not be repeated). Returns the path, owned.
+ */
+char *th_e2e_config(const char *dir, const char *name, const char *sim_url, int workers,
+		    const char *extra);
+
+/* `send-bridge run -c cfg` with its output in log (th_spawn). */
+pid_t th_e2e_run(const char *cfg, const char *log);
+
+/*
+ * The sample act of the end-to-end tests as act.json text (one PF recipient
+ * with an address, atto.pdf, no payment), numbered n, with a PEC when pec.
+ * Owned.
+ */
+char *th_e2e_act_json(int n, bool pec);
+
+#endif
