@@ -12,4 +12,5 @@ COMMON_SRCS := \
 	common/sb_mem.c \
 	common/sb_parse.c \
 	common/sb_problems.c \
+	common/sb_sql.c \
 	common/sb_time.c

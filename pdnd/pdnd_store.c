@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_cfg.h"
 #include "sb_crypto.h"
 #include "sb_time.h"
@@ -104,78 +105,9 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_er
 	return rc == SQLITE_OK ? 0 : db_error(db, err, rc, "preparing a statement");
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, (int)strlen(s), SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static const char *col(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
-}
-
-static int schema_version(sqlite3 *db, int *out, struct sb_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	uint64_t v = 0;
-	int rc;
-
-	rc = prepare(db, "SELECT value FROM meta WHERE key = 'schema.pdnd'", &st, err);
-	if (rc < 0)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (!col(st, 0) || sb_parse_u64z(col(st, 0), 1000, &v) < 0) {
-			sqlite3_finalize(st);
-			return sb_err_set(err, SB_EIO, 0, "store: meta schema.pdnd is damaged");
-		}
-	} else if (rc != SQLITE_DONE) {
-		sqlite3_finalize(st);
-		return db_error(db, err, rc, "reading schema.pdnd");
-	}
-	sqlite3_finalize(st);
-	*out = (int)v;
-	return 0;
-}
-
 int pdnd_store_migrate(sqlite3 *db, struct sb_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int have = 0, rc;
-
-	rc = schema_version(db, &have, err);
-	if (rc < 0)
-		return rc;
-	if (have > (int)SB_ARRAY_SIZE(migrations))
-		return sb_err_set(err, SB_ECONFIG, 0,
-				  "store: pdnd schema version %d is newer than this send-bridge (%d)",
-				  have, (int)SB_ARRAY_SIZE(migrations));
-	for (int v = have + 1; v <= (int)SB_ARRAY_SIZE(migrations); v++) {
-		rc = exec(db, "BEGIN IMMEDIATE", "starting pdnd migration", err);
-		if (rc < 0)
-			return rc;
-		rc = exec(db, migrations[v - 1], "pdnd migration", err);
-		if (rc == 0)
-			rc = prepare(db, "INSERT INTO meta (key, value) VALUES ('schema.pdnd', ?1) "
-				     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st, err);
-		if (rc == 0) {
-			sqlite3_bind_int(st, 1, v);
-			rc = sqlite3_step(st) == SQLITE_DONE ? 0
-				: db_error(db, err, sqlite3_errcode(db), "writing schema.pdnd");
-			sqlite3_finalize(st);
-			st = NULL;
-		}
-		if (rc == 0)
-			rc = exec(db, "COMMIT", "committing pdnd migration", err);
-		if (rc < 0) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return sb_err_prefix(err, "pdnd migration to version %d", v);
-		}
-	}
-	return 0;
+	return sb_sql_migrate(db, "schema.pdnd", migrations, SB_ARRAY_SIZE(migrations), err);
 }
 
 void pdnd_subject_hash(const unsigned char key[32], const char *tax_id,
@@ -282,9 +214,9 @@ static int head_read(sqlite3 *db, struct head *h, struct sb_err *err)
 	if (rc == SQLITE_ROW) {
 		h->present = true;
 		h->rows = sqlite3_column_int64(st, 0);
-		snprintf(h->hash, sizeof(h->hash), "%s", col(st, 1) ? col(st, 1) : "");
-		h->has_mac = col(st, 2) != NULL;
-		snprintf(h->mac, sizeof(h->mac), "%s", col(st, 2) ? col(st, 2) : "");
+		snprintf(h->hash, sizeof(h->hash), "%s", sb_sql_col(st, 1) ? sb_sql_col(st, 1) : "");
+		h->has_mac = sb_sql_col(st, 2) != NULL;
+		snprintf(h->mac, sizeof(h->mac), "%s", sb_sql_col(st, 2) ? sb_sql_col(st, 2) : "");
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = 0;
@@ -353,10 +285,10 @@ static int head_write(sqlite3 *db, int64_t rows, const char *hash, const unsigne
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, rows);
-	bind_text(st, 2, hash);
+	sb_sql_bind_text(st, 2, hash);
 	if (key)
 		head_mac(key, rows, hash, mac);
-	bind_text(st, 3, key ? mac : NULL);
+	sb_sql_bind_text(st, 3, key ? mac : NULL);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0
 		: db_error(db, err, sqlite3_errcode(db), "moving the access trail head");
 	if (rc == 0 && sqlite3_changes(db) != 1)
@@ -383,7 +315,7 @@ static int tail_check(sqlite3 *db, const unsigned char *key, int64_t *last_id, c
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*last_id = sqlite3_column_int64(st, 0);
-		snprintf(last, 65, "%s", col(st, 1) ? col(st, 1) : "");
+		snprintf(last, 65, "%s", sb_sql_col(st, 1) ? sb_sql_col(st, 1) : "");
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		*last_id = 0;
@@ -451,9 +383,9 @@ int pdnd_access_append(sqlite3 *db, const unsigned char *key, const struct pdnd_
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, at);
 	for (int i = 0; i < 8; i++)
-		bind_text(st, 3 + i, f[i]);
-	bind_text(st, 11, prev);
-	bind_text(st, 12, hash);
+		sb_sql_bind_text(st, 3 + i, f[i]);
+	sb_sql_bind_text(st, 11, prev);
+	sb_sql_bind_text(st, 12, hash);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0
 		: db_error(db, err, sqlite3_errcode(db), "appending to the access trail");
 	/* An unsealed head stays unsealed: only pdnd_access_seal() seals (see the header). */
@@ -483,22 +415,22 @@ static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
-		const char *f[NFIELDS] = { col(st, 2), col(st, 3), col(st, 4), col(st, 5),
-					   col(st, 6), col(st, 7), col(st, 8), col(st, 9), NULL };
+		const char *f[NFIELDS] = { sb_sql_col(st, 2), sb_sql_col(st, 3), sb_sql_col(st, 4), sb_sql_col(st, 5),
+					   sb_sql_col(st, 6), sb_sql_col(st, 7), sb_sql_col(st, 8), sb_sql_col(st, 9), NULL };
 
 		if (id != expect_id) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "access trail broken: row %lld missing",
 					(long long)expect_id);
 			goto cleanup;
 		}
-		if (!col(st, 10) || strcmp(col(st, 10), prev)) {
+		if (!sb_sql_col(st, 10) || strcmp(sb_sql_col(st, 10), prev)) {
 			rc = sb_err_set(err, SB_EINVAL, 0,
 					"access trail broken at row %lld: not linked to row %lld "
 					"(removed or reordered rows)", (long long)id, (long long)id - 1);
 			goto cleanup;
 		}
 		row_hash(prev, id, sqlite3_column_int64(st, 1), f, hash);
-		if (!col(st, 11) || strcmp(col(st, 11), hash)) {
+		if (!sb_sql_col(st, 11) || strcmp(sb_sql_col(st, 11), hash)) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "access trail broken at row %lld: altered",
 					(long long)id);
 			goto cleanup;
@@ -617,7 +549,7 @@ int pdnd_access_report(sqlite3 *db, int64_t from, int64_t to, FILE *out, struct 
 	fprintf(out, "%-20s %-10s %-36s %8s %8s\n", "operator", "e-service", "purpose", "queries",
 		"refused");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		fprintf(out, "%-20s %-10s %-36s %8lld %8lld\n", col(st, 0), col(st, 1), col(st, 2),
+		fprintf(out, "%-20s %-10s %-36s %8lld %8lld\n", sb_sql_col(st, 0), sb_sql_col(st, 1), sb_sql_col(st, 2),
 			(long long)sqlite3_column_int64(st, 3),
 			(long long)sqlite3_column_int64(st, 4));
 	if (rc != SQLITE_DONE) {
@@ -637,8 +569,8 @@ int pdnd_access_report(sqlite3 *db, int64_t from, int64_t to, FILE *out, struct 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		sb_time_iso8601(sqlite3_column_int64(st, 1), when, sizeof(when));
 		fprintf(out, "row %lld %s operator=%s office=%s eservice=%s outcome=%s\n",
-			(long long)sqlite3_column_int64(st, 0), when, col(st, 2), col(st, 3),
-			col(st, 4), col(st, 5));
+			(long long)sqlite3_column_int64(st, 0), when, sb_sql_col(st, 2), sb_sql_col(st, 3),
+			sb_sql_col(st, 4), sb_sql_col(st, 5));
 		n++;
 	}
 	if (rc != SQLITE_DONE) {
@@ -663,12 +595,12 @@ int pdnd_cache_get(sqlite3 *db, const char *kind, const char *subject, int64_t m
 		     " AND fetched_at > ?3", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, kind);
-	bind_text(st, 2, subject);
+	sb_sql_bind_text(st, 1, kind);
+	sb_sql_bind_text(st, 2, subject);
 	sqlite3_bind_int64(st, 3, sb_now() - max_age);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*json_out = sb_xstrdup(col(st, 0) ? col(st, 0) : "");
+		*json_out = sb_xstrdup(sb_sql_col(st, 0) ? sb_sql_col(st, 0) : "");
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = SB_ENOTFOUND;
@@ -690,9 +622,9 @@ int pdnd_cache_put(sqlite3 *db, const char *kind, const char *subject, const cha
 		     " value = excluded.value, fetched_at = excluded.fetched_at", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, kind);
-	bind_text(st, 2, subject);
-	bind_text(st, 3, json);
+	sb_sql_bind_text(st, 1, kind);
+	sb_sql_bind_text(st, 2, subject);
+	sb_sql_bind_text(st, 3, json);
 	sqlite3_bind_int64(st, 4, sb_now());
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0
 		: db_error(db, err, sqlite3_errcode(db), "writing the pdnd cache");

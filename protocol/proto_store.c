@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_json.h"
 #include "proto_int.h"
 
@@ -163,18 +164,10 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_er
 	return rc == SQLITE_OK ? 0 : db_err(db, err, rc, "prepare");
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 /* Bind register, year, number as parameters 1..3. */
 static void bind_id(sqlite3_stmt *st, const struct proto_id *id)
 {
-	bind_text(st, 1, id->reg);
+	sb_sql_bind_text(st, 1, id->reg);
 	sqlite3_bind_int(st, 2, id->year);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)id->number);
 }
@@ -186,73 +179,9 @@ static char *col_dup(sqlite3_stmt *st, int i)
 	return t ? sb_xstrdup((const char *)t) : NULL;
 }
 
-static int schema_version(sqlite3 *db, int *out, struct sb_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = prepare(db, "SELECT value FROM meta WHERE key = ?", &st, err);
-	if (rc < 0)
-		return rc;
-	bind_text(st, 1, META_KEY);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		uint64_t v;
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-
-		if (!t || sb_parse_u64z(t, 1000, &v) < 0)
-			rc = sb_err_set(err, SB_EIO, 0, "protocol store: bad '%s' in meta", META_KEY);
-		else
-			*out = (int)v, rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		*out = 0;
-		rc = 0;
-	} else {
-		rc = db_err(db, err, rc, "reading schema version");
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 int proto_store_migrate(struct sqlite3 *db, struct sb_err *err)
 {
-	int have = 0, rc;
-
-	rc = schema_version(db, &have, err);
-	if (rc < 0)
-		return rc;
-	if (have > (int)SB_ARRAY_SIZE(migrations))
-		return sb_err_set(err, SB_ECONFIG, 0,
-				  "protocol tables are at version %d, newer than this send-bridge (%d)",
-				  have, (int)SB_ARRAY_SIZE(migrations));
-	for (int v = have + 1; v <= (int)SB_ARRAY_SIZE(migrations); v++) {
-		sqlite3_stmt *st = NULL;
-		char num[16];
-
-		rc = exec(db, "BEGIN IMMEDIATE", "begin", err);
-		if (rc < 0)
-			return rc;
-		rc = exec(db, migrations[v - 1], "migration", err);
-		if (rc == 0)
-			rc = prepare(db, "INSERT INTO meta (key, value) VALUES (?, ?)"
-				     " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-				     &st, err);
-		if (rc == 0) {
-			snprintf(num, sizeof(num), "%d", v);
-			bind_text(st, 1, META_KEY);
-			bind_text(st, 2, num);
-			rc = sqlite3_step(st);
-			rc = rc == SQLITE_DONE ? 0 : db_err(db, err, rc, "recording schema version");
-		}
-		sqlite3_finalize(st);
-		if (rc == 0)
-			rc = exec(db, "COMMIT", "commit", err);
-		if (rc < 0) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return sb_err_prefix(err, "protocol migration to version %d", v);
-		}
-	}
-	return 0;
+	return sb_sql_migrate(db, META_KEY, migrations, SB_ARRAY_SIZE(migrations), err);
 }
 
 int proto_db_begin(struct proto *p, struct sb_err *err)
@@ -283,7 +212,7 @@ int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *o
 		     " RETURNING last", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, reg);
+	sb_sql_bind_text(st, 1, reg);
 	sqlite3_bind_int(st, 2, year);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -361,29 +290,29 @@ int proto_db_insert(struct proto *p, const struct proto_row *row, const char *se
 			     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, err);
 	if (rc < 0)
 		goto cleanup;
-	bind_text(st, 1, row->id.reg);
+	sb_sql_bind_text(st, 1, row->id.reg);
 	sqlite3_bind_int(st, 2, row->id.year);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)row->id.number);
-	bind_text(st, 4, row->dir == PROTO_OUT ? "out" : "in");
+	sb_sql_bind_text(st, 4, row->dir == PROTO_OUT ? "out" : "in");
 	sqlite3_bind_int64(st, 5, row->registered_at);
-	bind_text(st, 6, row->date);
-	bind_text(st, 7, row->time);
-	bind_text(st, 8, row->subject);
-	bind_text(st, 9, sb_buf_cstr(&parties));
-	bind_text(st, 10, sb_buf_cstr(&docs));
-	bind_text(st, 11, row->author);
-	bind_text(st, 12, row->act_id);
-	bind_text(st, 13, row->iun);
-	bind_text(st, 14, row->legal_fact_id);
-	bind_text(st, 15, row->category);
+	sb_sql_bind_text(st, 6, row->date);
+	sb_sql_bind_text(st, 7, row->time);
+	sb_sql_bind_text(st, 8, row->subject);
+	sb_sql_bind_text(st, 9, sb_buf_cstr(&parties));
+	sb_sql_bind_text(st, 10, sb_buf_cstr(&docs));
+	sb_sql_bind_text(st, 11, row->author);
+	sb_sql_bind_text(st, 12, row->act_id);
+	sb_sql_bind_text(st, 13, row->iun);
+	sb_sql_bind_text(st, 14, row->legal_fact_id);
+	sb_sql_bind_text(st, 15, row->category);
 	if (row->link)
 		sqlite3_bind_int64(st, 16, row->link->row_id);
 	else
 		sqlite3_bind_null(st, 16);
-	bind_text(st, 17, segnatura);
-	bind_text(st, 18, row->backend);
-	bind_text(st, 19, row->classification);
-	bind_text(st, 20, row->assignment);
+	sb_sql_bind_text(st, 17, segnatura);
+	sb_sql_bind_text(st, 18, row->backend);
+	sb_sql_bind_text(st, 19, row->classification);
+	sb_sql_bind_text(st, 20, row->assignment);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		*row_id = sqlite3_last_insert_rowid(p->db);
@@ -581,7 +510,7 @@ int proto_db_find(struct proto *p, const char *key, const char *value, struct pr
 		     "SELECT " REG_COLUMNS " WHERE r.legal_fact_id = ?", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, value);
+	sb_sql_bind_text(st, 1, value);
 	rc = find_one(p, st, out, act ? "this act" : "this legal fact", err);
 	sqlite3_finalize(st);
 	return rc;
@@ -745,9 +674,9 @@ int proto_annul(struct proto *p, const struct proto_id *id, const char *reason,
 	if (rc < 0)
 		goto cleanup;
 	sqlite3_bind_int64(st, 1, proto_now(p));
-	bind_text(st, 2, reason);
-	bind_text(st, 3, author);
-	bind_text(st, 4, authorising_act);
+	sb_sql_bind_text(st, 2, reason);
+	sb_sql_bind_text(st, 3, author);
+	sb_sql_bind_text(st, 4, authorising_act);
 	sqlite3_bind_int64(st, 5, r->row_id);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)
@@ -799,7 +728,7 @@ int proto_correct(struct proto *p, const struct proto_id *id, const char *field,
 		if (rc < 0)
 			goto cleanup;
 		sqlite3_bind_int64(st, 1, r->row_id);
-		bind_text(st, 2, proto_reg_subject(r));
+		sb_sql_bind_text(st, 2, proto_reg_subject(r));
 	} else {
 		rc = prepare(p->db, !strcmp(field, "classification") ?
 			     "UPDATE proto_registrations SET classification = ?2, changed_by = ?3,"
@@ -810,9 +739,9 @@ int proto_correct(struct proto *p, const struct proto_id *id, const char *field,
 			goto cleanup;
 		sqlite3_bind_int64(st, 1, r->row_id);
 	}
-	bind_text(st, 2 + !strcmp(field, "subject"), value);
-	bind_text(st, 3 + !strcmp(field, "subject"), author);
-	bind_text(st, 4 + !strcmp(field, "subject"), reason);
+	sb_sql_bind_text(st, 2 + !strcmp(field, "subject"), value);
+	sb_sql_bind_text(st, 3 + !strcmp(field, "subject"), author);
+	sb_sql_bind_text(st, 4 + !strcmp(field, "subject"), reason);
 	sqlite3_bind_int64(st, 5 + !strcmp(field, "subject"), proto_now(p));
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : db_err(p->db, err, rc, "correction");

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_cfg.h"
 #include "sb_crypto.h"
 #include "sb_json.h"
@@ -166,14 +167,6 @@ static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_er
 	return rc == SQLITE_OK ? 0 : sql_error(db, err, rc, "prepare");
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 /* Step a statement that returns no rows, then finalize it. */
 static int run(sqlite3 *db, sqlite3_stmt *st, const char *what, struct sb_err *err)
 {
@@ -206,62 +199,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX outcomes_act_id ON outcomes (act_id);",
 };
 
-int svc_schema_migrate(struct sqlite3 *db, const char *key, const char *const *list, size_t n,
-		       struct sb_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int have = 0, rc;
-
-	rc = prepare(db, "SELECT value FROM meta WHERE key = ?1", &st, err);
-	if (rc < 0)
-		return rc;
-	bind_text(st, 1, key);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		uint64_t v;
-
-		if (sb_parse_u64z((const char *)sqlite3_column_text(st, 0), 1000, &v) < 0) {
-			sqlite3_finalize(st);
-			return sb_err_set(err, SB_EIO, 0, "store: meta %s is damaged", key);
-		}
-		have = (int)v;
-	}
-	sqlite3_finalize(st);
-	if (have > (int)n)
-		return sb_err_set(err, SB_ECONFIG, 0,
-				  "store: %s %d is newer than this send-bridge (%d)", key, have, (int)n);
-	for (int v = have + 1; v <= (int)n; v++) {
-		char *msg = NULL;
-
-		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-		if (rc != SQLITE_OK)
-			return sql_error(db, err, rc, "migrating");
-		rc = sqlite3_exec(db, list[v - 1], NULL, NULL, &msg);
-		if (rc == SQLITE_OK) {
-			rc = prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)"
-				     " ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st, err);
-			if (rc == 0) {
-				bind_text(st, 1, key);
-				sqlite3_bind_int(st, 2, v);
-				rc = run(db, st, "recording schema version", err);
-			}
-		} else {
-			rc = sb_err_set(err, SB_EIO, rc, "store: %s migration %d: %s", key, v,
-					msg ? msg : sqlite3_errstr(rc));
-		}
-		sqlite3_free(msg);
-		if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			rc = sql_error(db, err, sqlite3_errcode(db), "committing migration");
-		if (rc < 0) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			return rc;
-		}
-	}
-	return 0;
-}
-
 int svc_pipeline_store_migrate(struct sqlite3 *db, struct sb_err *err)
 {
-	return svc_schema_migrate(db, "schema.pipeline", migrations, SB_ARRAY_SIZE(migrations), err);
+	return sb_sql_migrate(db, "schema.pipeline", migrations, SB_ARRAY_SIZE(migrations), err);
 }
 
 /* ---- the act's row --------------------------------------------------------------------- */
@@ -326,7 +266,7 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 		     &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, name);
+	sb_sql_bind_text(st, 1, name);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		sqlite3_finalize(st);
@@ -392,15 +332,15 @@ static int outcome_insert(sqlite3 *db, const char *name, int64_t act, enum svc_s
 
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, name);
+	sb_sql_bind_text(st, 1, name);
 	if (act > 0)
 		sqlite3_bind_int64(st, 2, act);
 	else
 		sqlite3_bind_null(st, 2);
-	bind_text(st, 3, svc_state_name(state));
-	bind_text(st, 4, step);
-	bind_text(st, 5, reason);
-	bind_text(st, 6, folder);
+	sb_sql_bind_text(st, 3, svc_state_name(state));
+	sb_sql_bind_text(st, 4, step);
+	sb_sql_bind_text(st, 5, reason);
+	sb_sql_bind_text(st, 6, folder);
 	sqlite3_bind_int64(st, 7, sb_now());
 	return run(db, st, "recording outcome", err);
 }
@@ -427,7 +367,7 @@ static int reject_unrecorded_unlocked(const struct svc_pipeline *p, struct svc_s
 		     " AND folder IS NULL ORDER BY id DESC LIMIT 1", &st, err);
 	if (rc < 0)
 		goto cleanup;
-	bind_text(st, 1, name);
+	sb_sql_bind_text(st, 1, name);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		outcome = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
@@ -443,8 +383,8 @@ static int reject_unrecorded_unlocked(const struct svc_pipeline *p, struct svc_s
 	rc = prepare(db, "UPDATE outcomes SET folder = ?1, reason = ?2 WHERE id = ?3", &st, err);
 	if (rc < 0)
 		goto cleanup;
-	bind_text(st, 1, final);
-	bind_text(st, 2, reason);
+	sb_sql_bind_text(st, 1, final);
+	sb_sql_bind_text(st, 2, reason);
 	sqlite3_bind_int64(st, 3, outcome);
 	rc = run(db, st, "recording folder", err);
 	if (rc == 0)
@@ -504,7 +444,7 @@ static int finish_move_unlocked(const struct svc_pipeline *p, struct svc_store *
 	} else if (rc == 0 && outcome) {
 		rc = prepare(db, "UPDATE outcomes SET folder = ?1 WHERE id = ?2", &st, err);
 		if (rc == 0) {
-			bind_text(st, 1, final);
+			sb_sql_bind_text(st, 1, final);
 			sqlite3_bind_int64(st, 2, outcome);
 			rc = run(db, st, "recording folder", err);
 		}
@@ -680,7 +620,7 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, iun);
+	sb_sql_bind_text(st, 1, iun);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		svc_event_batch_add(&b, (const char *)sqlite3_column_text(st, 0),
 				    (const char *)sqlite3_column_text(st, 1),
@@ -711,11 +651,11 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 		     " ON CONFLICT (event_id) DO NOTHING", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, e->event_id);
-	bind_text(st, 2, e->iun);
-	bind_text(st, 3, e->category);
-	bind_text(st, 4, e->timestamp);
-	bind_text(st, 5, e->element ? e->element : "{}");
+	sb_sql_bind_text(st, 1, e->event_id);
+	sb_sql_bind_text(st, 2, e->iun);
+	sb_sql_bind_text(st, 3, e->category);
+	sb_sql_bind_text(st, 4, e->timestamp);
+	sb_sql_bind_text(st, 5, e->element ? e->element : "{}");
 	sqlite3_bind_int64(st, 6, sb_now());
 	rc = run(db, st, "recording event", err);
 	if (rc < 0 || sqlite3_changes(db) != 1 || !e->iun)
@@ -726,7 +666,7 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 		     " AND id IN (SELECT act FROM notifications WHERE iun = ?1)", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, e->iun);
+	sb_sql_bind_text(st, 1, e->iun);
 	return run(db, st, "waking acts", err);
 }
 
@@ -796,10 +736,10 @@ static int set_schedule_unlocked(sqlite3 *db, int64_t id, enum svc_state state, 
 		return rc;
 	sqlite3_bind_int(st, 1, attempts);
 	sqlite3_bind_int64(st, 2, next_at);
-	bind_text(st, 3, last_error);
+	sb_sql_bind_text(st, 3, last_error);
 	sqlite3_bind_int64(st, 4, sb_now());
 	sqlite3_bind_int64(st, 5, id);
-	bind_text(st, 6, svc_state_name(state));
+	sb_sql_bind_text(st, 6, svc_state_name(state));
 	return run(db, st, "scheduling act", err);
 }
 
@@ -831,10 +771,10 @@ static int add_receipts(sqlite3 *db, const struct row *r, const struct svc_step_
 		if (rc < 0)
 			return rc;
 		sqlite3_bind_int64(st, 1, r->id);
-		bind_text(st, 2, r->iun ? r->iun : "");
-		bind_text(st, 3, rc_->key);
-		bind_text(st, 4, rc_->category[0] ? rc_->category : "UNKNOWN");
-		bind_text(st, 5, rc_->protocol_number[0] ? rc_->protocol_number : NULL);
+		sb_sql_bind_text(st, 2, r->iun ? r->iun : "");
+		sb_sql_bind_text(st, 3, rc_->key);
+		sb_sql_bind_text(st, 4, rc_->category[0] ? rc_->category : "UNKNOWN");
+		sb_sql_bind_text(st, 5, rc_->protocol_number[0] ? rc_->protocol_number : NULL);
 		sqlite3_bind_int64(st, 6, sb_now());
 		rc = run(db, st, "recording receipt", err);
 		if (rc < 0)
@@ -864,8 +804,8 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 			     " updated_at = excluded.updated_at", &st, err);
 		if (rc == 0) {
 			sqlite3_bind_int64(st, 1, r->id);
-			bind_text(st, 2, res->value);
-			bind_text(st, 3, sb_buf_cstr(&token));
+			sb_sql_bind_text(st, 2, res->value);
+			sb_sql_bind_text(st, 3, sb_buf_cstr(&token));
 			sqlite3_bind_int64(st, 4, sb_now());
 			rc = run(db, st, "recording protocol number", err);
 		}
@@ -897,7 +837,7 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 	if (rc < 0)
 		return rc;
 	if (to == SVC_SUBMITTED || to == SVC_ACCEPTED)
-		bind_text(st, 1, res->value);
+		sb_sql_bind_text(st, 1, res->value);
 	sqlite3_bind_int64(st, 2, sb_now());
 	sqlite3_bind_int64(st, 3, r->id);
 	return run(db, st, "recording notification", err);
@@ -984,7 +924,7 @@ static int commit_final_unlocked(struct svc_store *s, const char *name, struct r
 		rc = prepare(db, "UPDATE notifications SET refusal = ?1, status = 'REFUSED',"
 			     " updated_at = ?2 WHERE act = ?3", &st, err);
 		if (rc == 0) {
-			bind_text(st, 1, reason);
+			sb_sql_bind_text(st, 1, reason);
 			sqlite3_bind_int64(st, 2, sb_now());
 			sqlite3_bind_int64(st, 3, r->id);
 			rc = run(db, st, "recording refusal", err);
@@ -1286,7 +1226,7 @@ static int due_query(const struct svc_pipeline *p, sqlite3 *db, const char *head
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < n; i++)
-		bind_text(*st, (int)i + 1, svc_state_name(states[i]));
+		sb_sql_bind_text(*st, (int)i + 1, svc_state_name(states[i]));
 	*nbound = (int)n;
 	return 0;
 }

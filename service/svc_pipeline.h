@@ -197,14 +197,6 @@ const struct svc_steps *svc_pipeline_steps(const struct svc_pipeline *p);
  */
 int svc_pipeline_store_migrate(struct sqlite3 *db, struct sb_err *err);
 
-/*
- * Bring a module's tables in db up to date: list[i] is migration i + 1,
- * append-only; the version reached is kept in meta under key (e.g.
- * "schema.steps"). Each migration runs in its own transaction. 0, SB_EIO,
- * or SB_ECONFIG when the store is newer than list.
- */
-int svc_schema_migrate(struct sqlite3 *db, const char *key, const char *const *list, size_t n,
-		       struct sb_err *err);
 
 /*
  * The act check that needs the configuration: the act's office must have an

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_cfg.h"
 #include "sb_json.h"
 #include "sb_log.h"
@@ -137,7 +138,7 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct sb_
 
 int svc_steps_store_migrate(struct sqlite3 *db, struct sb_err *err)
 {
-	return svc_schema_migrate(db, "schema.steps", migrations, SB_ARRAY_SIZE(migrations), err);
+	return sb_sql_migrate(db, "schema.steps", migrations, SB_ARRAY_SIZE(migrations), err);
 }
 
 int svc_steps_migrate_all(struct sqlite3 *db, struct sb_err *err)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_crypto.h"
 #include "sb_time.h"
 #include "svc_store.h"
@@ -298,14 +299,6 @@ static int prepare(struct svc_store *s, const char *sql, sqlite3_stmt **st, stru
 	return rc == SQLITE_OK ? 0 : db_error(s, err, rc, "prepare");
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
 /* Run a statement that returns no rows; finalizes it. */
 static int run(struct svc_store *s, sqlite3_stmt *st, const char *what, struct sb_err *err)
 {
@@ -328,7 +321,7 @@ int svc_store_meta_get(struct svc_store *s, const char *key, char **value_out,
 	rc = prepare(s, "SELECT value FROM meta WHERE key = ?1", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, key);
+	sb_sql_bind_text(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*value_out = sb_xstrdup((const char *)sqlite3_column_text(st, 0));
@@ -352,8 +345,8 @@ int svc_store_meta_set(struct svc_store *s, const char *key, const char *value,
 		     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, key);
-	bind_text(st, 2, value);
+	sb_sql_bind_text(st, 1, key);
+	sb_sql_bind_text(st, 2, value);
 	return run(s, st, "writing meta", err);
 }
 
@@ -377,7 +370,7 @@ int svc_store_pii_key(struct svc_store *s, unsigned char key[32], struct sb_err 
 			rc = prepare(s, "INSERT OR IGNORE INTO meta (key, value) VALUES ('pii_key', ?1)",
 				     &st, err);
 			if (rc == 0) {
-				bind_text(st, 1, sb_buf_cstr(&hex));
+				sb_sql_bind_text(st, 1, sb_buf_cstr(&hex));
 				rc = run(s, st, "writing pii key", err);
 			}
 		}
@@ -412,17 +405,17 @@ static int insert_document(struct svc_store *s, int64_t act, const char *kind, i
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, act);
-	bind_text(st, 2, kind);
+	sb_sql_bind_text(st, 2, kind);
 	if (rec_idx >= 0)
 		sqlite3_bind_int(st, 3, rec_idx);
 	else
 		sqlite3_bind_null(st, 3);
 	sqlite3_bind_int64(st, 4, (int64_t)idx);
-	bind_text(st, 5, f->name);
-	bind_text(st, 6, title);
+	sb_sql_bind_text(st, 5, f->name);
+	sb_sql_bind_text(st, 6, title);
 	sqlite3_bind_int64(st, 7, (int64_t)f->size);
-	bind_text(st, 8, f->sha256);
-	bind_text(st, 9, content_type);
+	sb_sql_bind_text(st, 8, f->sha256);
+	sb_sql_bind_text(st, 9, content_type);
 	return run(s, st, "recording document", err);
 }
 
@@ -438,12 +431,12 @@ static int insert_act_rows(struct svc_store *s, const struct svc_act *a, const c
 		     " ?7, ?7)", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, a->id);
-	bind_text(st, 2, a->office);
-	bind_text(st, 3, a->operator_id);
-	bind_text(st, 4, a->subject);
-	bind_text(st, 5, a->taxonomy_code);
-	bind_text(st, 6, manifest);
+	sb_sql_bind_text(st, 1, a->id);
+	sb_sql_bind_text(st, 2, a->office);
+	sb_sql_bind_text(st, 3, a->operator_id);
+	sb_sql_bind_text(st, 4, a->subject);
+	sb_sql_bind_text(st, 5, a->taxonomy_code);
+	sb_sql_bind_text(st, 6, manifest);
 	sqlite3_bind_int64(st, 7, now);
 	rc = run(s, st, "recording act", err);
 	if (rc < 0)
@@ -458,9 +451,9 @@ static int insert_act_rows(struct svc_store *s, const struct svc_act *a, const c
 			return rc;
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, (int64_t)i);
-		bind_text(st, 3, r->type == SVC_PG ? "PG" : "PF");
-		bind_text(st, 4, r->tax_id);
-		bind_text(st, 5, r->denomination);
+		sb_sql_bind_text(st, 3, r->type == SVC_PG ? "PG" : "PF");
+		sb_sql_bind_text(st, 4, r->tax_id);
+		sb_sql_bind_text(st, 5, r->denomination);
 		rc = run(s, st, "recording recipient", err);
 		if (rc < 0)
 			return rc;
@@ -519,7 +512,7 @@ int svc_store_act_find(struct svc_store *s, const char *act_id, int64_t *id_out,
 	rc = prepare(s, "SELECT id, state FROM acts WHERE act_id = ?1", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, act_id);
+	sb_sql_bind_text(st, 1, act_id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		if (svc_state_parse((const char *)sqlite3_column_text(st, 1), &state) < 0) {
@@ -554,11 +547,11 @@ int svc_store_act_transition(struct svc_store *s, int64_t id, enum svc_state fro
 		     " WHERE id = ?4 AND state = ?5", &st, err);
 	if (rc < 0)
 		goto done;
-	bind_text(st, 1, svc_state_name(to));
-	bind_text(st, 2, last_error);
+	sb_sql_bind_text(st, 1, svc_state_name(to));
+	sb_sql_bind_text(st, 2, last_error);
 	sqlite3_bind_int64(st, 3, sb_now());
 	sqlite3_bind_int64(st, 4, id);
-	bind_text(st, 5, svc_state_name(from));
+	sb_sql_bind_text(st, 5, svc_state_name(from));
 	rc = run(s, st, "changing act state", err);
 	if (rc == 0 && sqlite3_changes(s->db) != 1)
 		rc = sb_err_set(err, SB_EINVAL, 0, "act id=%lld is not in state %s",
@@ -587,7 +580,7 @@ int svc_store_act_count(struct svc_store *s, enum svc_state state, int64_t *out,
 	rc = prepare(s, "SELECT count(*) FROM acts WHERE state = ?1", &st, err);
 	if (rc < 0)
 		return rc;
-	bind_text(st, 1, svc_state_name(state));
+	sb_sql_bind_text(st, 1, svc_state_name(state));
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*out = sqlite3_column_int64(st, 0);
@@ -653,19 +646,14 @@ int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
 		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, at);
-	bind_text(st, 3, actor);
-	bind_text(st, 4, office);
-	bind_text(st, 5, action);
-	bind_text(st, 6, subject);
-	bind_text(st, 7, detail);
-	bind_text(st, 8, prev);
-	bind_text(st, 9, hash);
+	sb_sql_bind_text(st, 3, actor);
+	sb_sql_bind_text(st, 4, office);
+	sb_sql_bind_text(st, 5, action);
+	sb_sql_bind_text(st, 6, subject);
+	sb_sql_bind_text(st, 7, detail);
+	sb_sql_bind_text(st, 8, prev);
+	sb_sql_bind_text(st, 9, hash);
 	return run(s, st, "appending audit row", err);
-}
-
-static const char *col(sqlite3_stmt *st, int i)
-{
-	return (const char *)sqlite3_column_text(st, i);
 }
 
 int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err *err)
@@ -688,14 +676,14 @@ int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err
 					(long long)expect_id);
 			goto done;
 		}
-		if (!col(st, 7) || strcmp(col(st, 7), prev)) {
+		if (!sb_sql_col(st, 7) || strcmp(sb_sql_col(st, 7), prev)) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: wrong link",
 					(long long)id);
 			goto done;
 		}
-		audit_hash(prev, id, sqlite3_column_int64(st, 1), col(st, 2), col(st, 3), col(st, 4),
-			   col(st, 5), col(st, 6), hash);
-		if (!col(st, 8) || strcmp(col(st, 8), hash)) {
+		audit_hash(prev, id, sqlite3_column_int64(st, 1), sb_sql_col(st, 2), sb_sql_col(st, 3), sb_sql_col(st, 4),
+			   sb_sql_col(st, 5), sb_sql_col(st, 6), hash);
+		if (!sb_sql_col(st, 8) || strcmp(sb_sql_col(st, 8), hash)) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: altered",
 					(long long)id);
 			goto done;
