@@ -137,6 +137,21 @@ int svc_opt_config(struct svc_cli *cli, int argc, char **argv, int *i)
 	return 0;
 }
 
+int svc_opt_common(struct svc_cli *cli, int argc, char **argv, int *i, void (*help)(FILE *out))
+{
+	int r = svc_opt_config(cli, argc, argv, i);
+
+	if (r < 0)
+		return svc_usage("-c needs a file name");
+	if (r)
+		return SVC_OPT_TAKEN;
+	if (svc_is_help(argv[*i])) {
+		help(stdout);
+		return SVC_EXIT_OK;
+	}
+	return SVC_OPT_OTHER;
+}
+
 void svc_print_problems(FILE *out, const struct sb_problems *p)
 {
 	for (size_t i = 0; i < p->n; i++)

@@ -193,16 +193,12 @@ int svc_cmd_act(const struct svc_cli *cli_in, int argc, char **argv)
 	bool json = false;
 
 	for (int i = 1; i < argc; i++) {
-		int r = svc_opt_config(&cli, argc, argv, &i);
+		int r = svc_opt_common(&cli, argc, argv, &i, svc_help_act);
 
-		if (r < 0)
-			return svc_usage("-c needs a file name");
-		if (r)
+		if (r == SVC_OPT_TAKEN)
 			continue;
-		if (svc_is_help(argv[i])) {
-			svc_help_act(stdout);
-			return SVC_EXIT_OK;
-		}
+		if (r != SVC_OPT_OTHER)
+			return r;
 		if (!strcmp(argv[i], "--json"))
 			json = true;
 		else if (!strcmp(argv[i], "--protocol") && i + 1 < argc)

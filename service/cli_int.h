@@ -73,6 +73,16 @@ bool svc_is_help(const char *arg);
  */
 int svc_opt_config(struct svc_cli *cli, int argc, char **argv, int *i);
 
+/*
+ * The options every subcommand shares, at argv[*i]: -c FILE (see
+ * svc_opt_config) and -h/--help (prints help to stdout). Returns
+ * SVC_OPT_TAKEN when consumed, SVC_OPT_OTHER when argv[*i] is the caller's,
+ * or an exit code the caller returns at once (0 after help, 2 on a usage error).
+ */
+#define SVC_OPT_TAKEN (-1)
+#define SVC_OPT_OTHER (-2)
+int svc_opt_common(struct svc_cli *cli, int argc, char **argv, int *i, void (*help)(FILE *out));
+
 struct sb_cfg;
 struct sb_problems;
 /* Load cli->config_path; on failure print every problem and return the exit code (else 0). */

@@ -69,16 +69,12 @@ int svc_cmd_run(const struct svc_cli *cli_in, int argc, char **argv)
 	int rc;
 
 	for (int i = 1; i < argc; i++) {
-		int r = svc_opt_config(&cli, argc, argv, &i);
+		int r = svc_opt_common(&cli, argc, argv, &i, svc_help_run);
 
-		if (r < 0)
-			return svc_usage("-c needs a file name");
-		if (r)
+		if (r == SVC_OPT_TAKEN)
 			continue;
-		if (svc_is_help(argv[i])) {
-			svc_help_run(stdout);
-			return SVC_EXIT_OK;
-		}
+		if (r != SVC_OPT_OTHER)
+			return r;
 		return svc_usage("unexpected argument '%s'", argv[i]);
 	}
 	rc = svc_load_config(&cli, &cfg);

@@ -94,16 +94,13 @@ int svc_cmd_status(const struct svc_cli *cli_in, int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		int r = svc_opt_config(&cli, argc, argv, &i);
+		int r = svc_opt_common(&cli, argc, argv, &i, svc_help_status);
 
-		if (r < 0)
-			return svc_usage("-c needs a file name");
-		if (r)
+		if (r == SVC_OPT_TAKEN)
 			continue;
-		if (svc_is_help(a)) {
-			svc_help_status(stdout);
-			return SVC_EXIT_OK;
-		} else if (!strcmp(a, "--json")) {
+		if (r != SVC_OPT_OTHER)
+			return r;
+		if (!strcmp(a, "--json")) {
 			json = true;
 		} else if (!strcmp(a, "--office") || !strcmp(a, "--state") || !strcmp(a, "--limit")) {
 			if (!v)

@@ -681,8 +681,9 @@ int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err
 					(long long)id);
 			goto done;
 		}
-		audit_hash(prev, id, sqlite3_column_int64(st, 1), sb_sql_col(st, 2), sb_sql_col(st, 3), sb_sql_col(st, 4),
-			   sb_sql_col(st, 5), sb_sql_col(st, 6), hash);
+		audit_hash(prev, id, sqlite3_column_int64(st, 1), sb_sql_col(st, 2),
+			   sb_sql_col(st, 3), sb_sql_col(st, 4), sb_sql_col(st, 5),
+			   sb_sql_col(st, 6), hash);
 		if (!sb_sql_col(st, 8) || strcmp(sb_sql_col(st, 8), hash)) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: altered",
 					(long long)id);
