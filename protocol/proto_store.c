@@ -131,6 +131,9 @@ static const char *const migrations[] = {
 	"  ON proto_registrations"
 	"  BEGIN UPDATE proto_registrations SET changed_by = NULL, changed_at = NULL,"
 	"    change_reason = NULL WHERE id = NEW.id; END;",
+
+	/* 2: reading a registration's history without scanning every change */
+	"CREATE INDEX proto_changes_reg ON proto_changes (registration, id);"
 };
 
 static int db_err(sqlite3 *db, struct sb_err *err, int rc, const char *what)

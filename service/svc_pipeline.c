@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,20 +42,6 @@ struct svc_pipeline {
 	const struct svc_steps *steps;
 	struct svc_pipeline_opts opts;
 };
-
-/*
- * Every write to the store from this process goes through one lock. SQLite
- * allows one writer at a time anyway; without the lock, workers that meet
- * at BEGIN wait in SQLite's busy handler, which sleeps in steps of up to
- * 100 ms, and the pipeline spends its time asleep. The lock is never held
- * across a step (an external call), only around commits and folder moves.
- * Recursive, because a commit helper may call another. Other processes
- * (`send-bridge status`, a second instance) still meet busy_timeout.
- */
-static pthread_mutex_t write_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
-
-#define WRITE_BEGIN() pthread_mutex_lock(&write_lock)
-#define WRITE_END() pthread_mutex_unlock(&write_lock)
 
 /* Which step moves an act out of which state, and which platform it talks to. */
 struct stage {
@@ -352,7 +337,7 @@ static int outcome_insert(sqlite3 *db, const char *name, int64_t act, enum svc_s
  * leaves at most a record without a folder, and a replay reuses that
  * record instead of adding a second one.
  */
-static int reject_unrecorded_unlocked(const struct svc_pipeline *p, struct svc_store *s,
+static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s,
 				      const char *from, const char *name, const char *step,
 				      const struct sb_problems *probs, const char *msg,
 				      struct sb_err *err)
@@ -396,18 +381,6 @@ cleanup:
 	return rc;
 }
 
-static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s, const char *from,
-			     const char *name, const char *step, const struct sb_problems *probs,
-			     const char *msg, struct sb_err *err)
-{
-	int rc;
-
-	WRITE_BEGIN();
-	rc = reject_unrecorded_unlocked(p, s, from, name, step, probs, msg, err);
-	WRITE_END();
-	return rc;
-}
-
 int svc_pipeline_reject_new(const struct svc_pipeline *p, struct svc_store *s, const char *name,
 			    const char *why, struct sb_err *err)
 {
@@ -416,7 +389,7 @@ int svc_pipeline_reject_new(const struct svc_pipeline *p, struct svc_store *s, c
 }
 
 /* Move a final act's folder out of work/, with the stored reason, and note where it went. */
-static int finish_move_unlocked(const struct svc_pipeline *p, struct svc_store *s, const char *name,
+static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const char *name,
 				const struct row *r, struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(s);
@@ -454,17 +427,6 @@ static int finish_move_unlocked(const struct svc_pipeline *p, struct svc_store *
 		       svc_state_name(r->state), r->state == SVC_CLOSED ? "done" : "rejected", final);
 	free(reason);
 	free(final);
-	return rc;
-}
-
-static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const char *name,
-		       const struct row *r, struct sb_err *err)
-{
-	int rc;
-
-	WRITE_BEGIN();
-	rc = finish_move_unlocked(p, s, name, r, err);
-	WRITE_END();
 	return rc;
 }
 
@@ -542,9 +504,7 @@ static int intake(const struct svc_pipeline *p, struct svc_store *s, const char 
 		rc = reject_unrecorded(p, s, "work", name, "intake", &probs, NULL, err);
 		goto cleanup;
 	}
-	WRITE_BEGIN();
 	rc = svc_store_act_insert(s, act, manifest, &id, err);
-	WRITE_END();
 	if (rc == SB_EINVAL) {
 		/* A constraint of the store that the parser does not know about. */
 		char msg[sizeof(err->msg)];
@@ -692,7 +652,6 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
 			p->opts.retry_max_ms;
 		goto cleanup;
 	}
-	WRITE_BEGIN();
 	rc = svc_store_begin(s, err);
 	for (size_t i = 0; i < b.n && rc == 0; i++) {
 		bool is_new = false;
@@ -706,7 +665,6 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
 		rc = svc_store_commit(s, err);
 	if (rc < 0)
 		svc_store_rollback(s);
-	WRITE_END();
 	if (rc < 0)
 		goto cleanup;
 	if (b.n == 0)
@@ -725,7 +683,7 @@ cleanup:
 
 /* ---- driving one act ------------------------------------------------------------------- */
 
-static int set_schedule_unlocked(sqlite3 *db, int64_t id, enum svc_state state, int attempts,
+static int set_schedule(sqlite3 *db, int64_t id, enum svc_state state, int attempts,
 				 int64_t next_at, const char *last_error, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -741,17 +699,6 @@ static int set_schedule_unlocked(sqlite3 *db, int64_t id, enum svc_state state, 
 	sqlite3_bind_int64(st, 5, id);
 	sb_sql_bind_text(st, 6, svc_state_name(state));
 	return run(db, st, "scheduling act", err);
-}
-
-static int set_schedule(sqlite3 *db, int64_t id, enum svc_state state, int attempts,
-			int64_t next_at, const char *last_error, struct sb_err *err)
-{
-	int rc;
-
-	WRITE_BEGIN();
-	rc = set_schedule_unlocked(db, id, state, attempts, next_at, last_error, err);
-	WRITE_END();
-	return rc;
 }
 
 static int add_receipts(sqlite3 *db, const struct row *r, const struct svc_step_result *res,
@@ -844,7 +791,7 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 }
 
 /* Commit from -> to (with the step's data), in one transaction. */
-static int commit_step_unlocked(struct svc_store *s, const char *name, struct row *r,
+static int commit_step(struct svc_store *s, const char *name, struct row *r,
 				enum svc_state to, const struct svc_step_result *res,
 				struct sb_err *err)
 {
@@ -888,19 +835,8 @@ static int commit_step_unlocked(struct svc_store *s, const char *name, struct ro
 	return res->nreceipts ? load_receipts(db, r, err) : 0;
 }
 
-static int commit_step(struct svc_store *s, const char *name, struct row *r, enum svc_state to,
-		       const struct svc_step_result *res, struct sb_err *err)
-{
-	int rc;
-
-	WRITE_BEGIN();
-	rc = commit_step_unlocked(s, name, r, to, res, err);
-	WRITE_END();
-	return rc;
-}
-
 /* Commit a final state with its reason (rejected, refused, failed). */
-static int commit_final_unlocked(struct svc_store *s, const char *name, struct row *r,
+static int commit_final(struct svc_store *s, const char *name, struct row *r,
 				 enum svc_state to, const char *step,
 				 const struct sb_problems *probs, const char *msg,
 				 struct sb_err *err)
@@ -938,18 +874,6 @@ static int commit_final_unlocked(struct svc_store *s, const char *name, struct r
 		r->state = to;
 cleanup:
 	free(reason);
-	return rc;
-}
-
-static int commit_final(struct svc_store *s, const char *name, struct row *r, enum svc_state to,
-			const char *step, const struct sb_problems *probs, const char *msg,
-			struct sb_err *err)
-{
-	int rc;
-
-	WRITE_BEGIN();
-	rc = commit_final_unlocked(s, name, r, to, step, probs, msg, err);
-	WRITE_END();
 	return rc;
 }
 

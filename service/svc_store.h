@@ -27,7 +27,7 @@ struct svc_store;
 struct sqlite3;
 
 /* The schema version this build writes. */
-#define SVC_STORE_VERSION 2
+#define SVC_STORE_VERSION 3
 
 /*
  * Open (creating if needed) and migrate to SVC_STORE_VERSION. A file newer
