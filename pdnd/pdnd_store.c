@@ -91,16 +91,17 @@ static int db_error(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 			  "store: %s: %s", what, sqlite3_errmsg(db));
 }
 
+/* One statement without rows (transaction control). */
 static int exec(sqlite3 *db, const char *sql, const char *what, struct sb_err *err)
 {
-	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	int rc = sb_sql_run(db, sql);
 
 	return rc == SQLITE_OK ? 0 : db_error(db, err, rc, what);
 }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
-	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+	int rc = sb_sql_prepare(db, sql, st);
 
 	return rc == SQLITE_OK ? 0 : db_error(db, err, rc, "preparing a statement");
 }
@@ -223,7 +224,7 @@ static int head_read(sqlite3 *db, struct head *h, struct sb_err *err)
 	} else {
 		rc = db_error(db, err, rc, "reading the access trail head");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -294,7 +295,7 @@ static int head_write(sqlite3 *db, int64_t rows, const char *hash, const unsigne
 	if (rc == 0 && sqlite3_changes(db) != 1)
 		rc = sb_err_set(err, SB_EINVAL, 0,
 				"access trail head is missing: deleted outside send-bridge");
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -324,7 +325,7 @@ static int tail_check(sqlite3 *db, const unsigned char *key, int64_t *last_id, c
 	} else {
 		rc = db_error(db, err, rc, "reading the access trail");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (rc == 0)
 		rc = head_read(db, h, err);
 	if (rc == 0)
@@ -392,7 +393,7 @@ int pdnd_access_append(sqlite3 *db, const unsigned char *key, const struct pdnd_
 	if (rc == 0)
 		rc = head_write(db, id, hash, h.has_mac ? key : NULL, err);
 cleanup:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return tx_end(db, own_tx, rc, err);
 }
 
@@ -460,7 +461,7 @@ static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_
 	*rows_out = rows;
 	memcpy(last, prev, 65);
 cleanup:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -556,7 +557,7 @@ int pdnd_access_report(sqlite3 *db, int64_t from, int64_t to, FILE *out, struct 
 		rc = db_error(db, err, rc, "reading the access trail");
 		goto cleanup;
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	st = NULL;
 	rc = prepare(db, "SELECT id, at, operator, office, eservice, outcome FROM pdnd_access"
 		     " WHERE at >= ?1 AND at < ?2 AND (act_ref IS NULL OR act_ref = '') ORDER BY id",
@@ -581,7 +582,7 @@ int pdnd_access_report(sqlite3 *db, int64_t from, int64_t to, FILE *out, struct 
 		fprintf(out, "none\n");
 	rc = 0;
 cleanup:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -607,7 +608,7 @@ int pdnd_cache_get(sqlite3 *db, const char *kind, const char *subject, int64_t m
 	} else {
 		rc = db_error(db, err, rc, "reading the pdnd cache");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -628,6 +629,6 @@ int pdnd_cache_put(sqlite3 *db, const char *kind, const char *subject, const cha
 	sqlite3_bind_int64(st, 4, sb_now());
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0
 		: db_error(db, err, sqlite3_errcode(db), "writing the pdnd cache");
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }

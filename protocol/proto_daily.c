@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_crypto.h"
 #include "sb_time.h"
 #include "proto_int.h"
@@ -200,7 +201,7 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 	end = rome_midnight(t0 + 86400);
 	regs = xmlNewChild(root, ns, XC("Registrazioni"), NULL);
 	add_line(l, "REGISTRAZIONI DEL GIORNO");
-	rc = sqlite3_prepare_v2(p->db, "SELECT r.register, r.year, r.number, r.direction,"
+	rc = sb_sql_prepare(p->db, "SELECT r.register, r.year, r.number, r.direction,"
 				" r.reg_date, r.reg_time, r.subject, r.correspondents, r.documents,"
 				" r.classification, r.author,"
 				" CASE WHEN l.id IS NULL THEN NULL ELSE"
@@ -208,8 +209,7 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 				" r.annulled_at"
 				" FROM proto_registrations r LEFT JOIN proto_registrations l"
 				"  ON l.id = r.link"
-				" WHERE r.register = ? AND r.reg_date = ? ORDER BY r.year, r.number",
-				-1, &st, NULL);
+				" WHERE r.register = ? AND r.reg_date = ? ORDER BY r.year, r.number", &st);
 	if (rc != SQLITE_OK)
 		goto db_fail;
 	sqlite3_bind_text(st, 1, p->reg, -1, SQLITE_TRANSIENT);
@@ -220,20 +220,19 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 	}
 	if (rc != SQLITE_DONE)
 		goto db_fail;
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	st = NULL;
 	if (nregs == 0)
 		add_line(l, "    nessuna registrazione");
 	add_line(l, "");
 	add_line(l, "ANNULLAMENTI E MODIFICHE DEL GIORNO");
 	chg = xmlNewChild(root, ns, XC("AnnullamentiEModifiche"), NULL);
-	rc = sqlite3_prepare_v2(p->db, "SELECT r.register || '/' || r.year || '/' ||"
+	rc = sb_sql_prepare(p->db, "SELECT r.register || '/' || r.year || '/' ||"
 				" printf('%07d', r.number), c.field, c.old_value, c.new_value,"
 				" c.author, c.reason, c.at"
 				" FROM proto_changes c JOIN proto_registrations r"
 				"  ON r.id = c.registration"
-				" WHERE r.register = ? AND c.at >= ? AND c.at < ? ORDER BY c.id",
-				-1, &st, NULL);
+				" WHERE r.register = ? AND c.at >= ? AND c.at < ? ORDER BY c.id", &st);
 	if (rc != SQLITE_OK)
 		goto db_fail;
 	sqlite3_bind_text(st, 1, p->reg, -1, SQLITE_TRANSIENT);
@@ -245,7 +244,7 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 	}
 	if (rc != SQLITE_DONE)
 		goto db_fail;
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (nchg == 0)
 		add_line(l, "    nessun annullamento o modifica");
 	tot = xmlNewChild(root, ns, XC("Totali"), NULL);
@@ -258,7 +257,7 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 	return 0;
 db_fail:
 	sb_err_set(err, SB_EIO, rc, "daily register: %s", sqlite3_errmsg(p->db));
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return SB_EIO;
 }
 

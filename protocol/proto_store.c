@@ -147,22 +147,21 @@ static int db_err(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 	return sb_err_set(err, code, rc, "protocol store: %s: %s", what, sqlite3_errmsg(db));
 }
 
+/* One statement without rows (BEGIN, COMMIT). */
 static int exec(sqlite3 *db, const char *sql, const char *what, struct sb_err *err)
 {
-	char *msg = NULL;
-	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	int rc = sb_sql_run(db, sql);
 
 	if (rc == SQLITE_OK)
 		return 0;
 	sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "protocol store: %s: %s", what,
-		   msg ? msg : sqlite3_errstr(rc));
-	sqlite3_free(msg);
+		   sqlite3_errmsg(db));
 	return rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO;
 }
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
-	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+	int rc = sb_sql_prepare(db, sql, st);
 
 	return rc == SQLITE_OK ? 0 : db_err(db, err, rc, "prepare");
 }
@@ -200,7 +199,7 @@ int proto_db_commit(struct proto *p, struct sb_err *err)
 void proto_db_rollback(struct proto *p)
 {
 	if (!sqlite3_get_autocommit(p->db))
-		sqlite3_exec(p->db, "ROLLBACK", NULL, NULL, NULL);
+		sb_sql_run(p->db, "ROLLBACK");
 }
 
 int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,
@@ -224,7 +223,7 @@ int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *o
 	} else {
 		rc = db_err(p->db, err, rc, "numbering");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -324,7 +323,7 @@ int proto_db_insert(struct proto *p, const struct proto_row *row, const char *se
 		rc = db_err(p->db, err, rc, "registration");
 	}
 cleanup:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	sb_buf_release(&parties);
 	sb_buf_release(&docs);
 	return rc;
@@ -422,7 +421,7 @@ static int load_changes(struct proto *p, struct proto_reg *r, struct sb_err *err
 		c->at = sqlite3_column_int64(st, 5);
 	}
 	rc = rc == SQLITE_DONE ? 0 : db_err(p->db, err, rc, "reading history");
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -515,7 +514,7 @@ int proto_db_find(struct proto *p, const char *key, const char *value, struct pr
 		return rc;
 	sb_sql_bind_text(st, 1, value);
 	rc = find_one(p, st, out, act ? "this act" : "this legal fact", err);
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -532,7 +531,7 @@ int proto_db_get(struct proto *p, const struct proto_id *id, struct proto_reg **
 		return rc;
 	bind_id(st, id);
 	rc = find_one(p, st, out, proto_id_format(id, text, sizeof(text)), err);
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -558,7 +557,7 @@ int proto_db_segnatura(struct proto *p, const struct proto_id *id, char **out,
 	} else {
 		rc = db_err(p->db, err, rc, "reading segnatura");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -575,7 +574,7 @@ int proto_db_set_flag(struct proto *p, int64_t row_id, const char *flag, struct 
 	sqlite3_bind_int64(st, 1, row_id);
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : db_err(p->db, err, rc, "marking segnatura sent");
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -597,7 +596,7 @@ int proto_db_flag(struct proto *p, int64_t row_id, const char *flag, bool *out,
 	} else {
 		rc = db_err(p->db, err, rc == SQLITE_DONE ? SQLITE_NOTFOUND : rc, "reading flag");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -628,12 +627,12 @@ int proto_receipts_list(struct proto *p, const struct proto_id *id, struct proto
 		rc = db_err(p->db, err, rc, "listing receipts");
 		goto fail;
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	*out = list;
 	*n = count;
 	return 0;
 fail:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	proto_reg_list_free(list, count);
 	return rc;
 }
@@ -689,7 +688,7 @@ int proto_annul(struct proto *p, const struct proto_id *id, const char *reason,
 	else
 		rc = 0;
 cleanup:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	proto_reg_free(r);
 	return rc;
 }
@@ -749,7 +748,7 @@ int proto_correct(struct proto *p, const struct proto_id *id, const char *field,
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : db_err(p->db, err, rc, "correction");
 cleanup:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	proto_reg_free(r);
 	return rc;
 }

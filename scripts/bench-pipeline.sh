@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole pipeline against send-sim (issue 7's benchmark; results in docs/bench.md):
-# N acts (BENCH_N, default 2000), each with a ~100 KB PDF/A and a pagoPA notice, dropped
-# into the outbox at once and driven by `send-bridge run` (release build) through check,
+# N acts (BENCH_N, default 2000), each with a ~100 KB PDF/A act (3 pages of text and the
+# camera photo of a traffic fine; BENCH_PAGES and BENCH_PHOTO change the mix) and a pagoPA
+# payment with its 1-page notice PDF, dropped into the outbox at once and driven by `send-bridge run` (release build) through check,
 # protocol registration, upload, create, acceptance and tracking with receipts, to closed.
 # One run with no latency and one with BENCH_LATENCY_MS (default 50) per platform call.
 #
@@ -16,6 +17,8 @@ BIN=${SB_BIN:-bin}
 N=${BENCH_N:-2000}
 LAT=${BENCH_LATENCY_MS:-50}
 WORKERS=${BENCH_WORKERS:-16}
+PAGES=${BENCH_PAGES:-3}
+PHOTO=${BENCH_PHOTO:-170}
 WORK=build/bench-pipeline
 XSD=${SB_SEGNATURA_XSD:-../shared/specs/agid/segnatura_protocollo.xsd}
 [ -f "$XSD" ] || { echo "bench-pipeline: set SB_SEGNATURA_XSD (AgID's segnatura XSD)" >&2; exit 1; }
@@ -32,14 +35,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-sh fixtures/make-fixtures.sh --pdf "$WORK/atto.pdf" "Verbale di prova" 130 >/dev/null
+sh fixtures/make-fixtures.sh --pdf "$WORK/atto.pdf" "Verbale di prova" "$PAGES" "$PHOTO" >/dev/null
+sh fixtures/make-fixtures.sh --pdf "$WORK/avviso.pdf" "Avviso di pagamento pagoPA" 1 >/dev/null
 umask 077
 printf 'sim-send-key\n' > "$WORK/secrets/api-key"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/secrets/seal.key" 2>/dev/null
 umask 022
 openssl req -new -x509 -key "$WORK/secrets/seal.key" -out "$WORK/seal.crt" -days 30 \
 	-subj "/CN=sigillo bench" 2>/dev/null
-echo "bench-pipeline: act document $(wc -c < "$WORK/atto.pdf") bytes, $N acts, $WORKERS workers"
+echo "bench-pipeline: act document $(wc -c < "$WORK/atto.pdf") bytes ($PAGES pages, photo ${PHOTO}px)," \
+	"notice $(wc -c < "$WORK/avviso.pdf") bytes, $N acts, $WORKERS workers"
 
 now_ms() { date +%s%3N; }
 
@@ -92,14 +97,16 @@ INI
 		id=$(printf 'B-%06d' "$k")
 		d="$R/outbox/tmp/$id"
 		mkdir "$d"
-		ln "$WORK/atto.pdf" "$d/atto.pdf" 2>/dev/null || cp "$WORK/atto.pdf" "$d/atto.pdf"
+		for f in atto avviso; do
+			ln "$WORK/$f.pdf" "$d/$f.pdf" 2>/dev/null || cp "$WORK/$f.pdf" "$d/$f.pdf"
+		done
 		cat > "$d/act.json" <<JSON
 {"version":1,"office":"polizia-municipale","operator":{"userId":"agente.bianchi"},
  "subject":"Verbale n. $k/2026","taxonomyCode":"010101P",
  "physicalCommunicationType":"AR_REGISTERED_LETTER","feePolicy":{"type":"FLAT_RATE"},
  "recipients":[{"type":"PF","taxId":"TSTMRA80A01H501C","denomination":"Mario Test",
   "physicalAddress":{"address":"Via Prova 1","zip":"20121","municipality":"Milano","province":"MI"},
-  "payments":[{"pagoPa":{"noticeCode":"$(printf '30201%013d' "$k")","creditorTaxId":"80012345676","applyCost":false}}]}],
+  "payments":[{"pagoPa":{"noticeCode":"$(printf '30201%013d' "$k")","creditorTaxId":"80012345676","applyCost":false,"file":"avviso.pdf"}}]}],
  "documents":[{"file":"atto.pdf","title":"Verbale"}]}
 JSON
 		k=$((k + 1))

@@ -147,7 +147,7 @@ static int sql_error(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
-	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+	int rc = sb_sql_prepare(db, sql, st);
 
 	return rc == SQLITE_OK ? 0 : sql_error(db, err, rc, "prepare");
 }
@@ -157,7 +157,7 @@ static int run(sqlite3 *db, sqlite3_stmt *st, const char *what, struct sb_err *e
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc == SQLITE_DONE ? 0 : sql_error(db, err, rc, what);
 }
 
@@ -233,7 +233,7 @@ static int load_receipts(sqlite3 *db, struct row *r, struct sb_err *err)
 		r->receipts = sb_xrealloc(r->receipts, (r->nreceipts + 1) * sizeof(*r->receipts));
 		r->receipts[r->nreceipts++] = col_dup(st, 0);
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc == SQLITE_DONE ? 0 : sql_error(db, err, rc, "reading receipts");
 }
 
@@ -254,16 +254,16 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	sb_sql_bind_text(st, 1, name);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
-		sqlite3_finalize(st);
+		sb_sql_finish(st);
 		return SB_ENOTFOUND;
 	}
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		sb_sql_finish(st);
 		return sql_error(db, err, rc, "reading act");
 	}
 	r->id = sqlite3_column_int64(st, 0);
 	if (svc_state_parse((const char *)sqlite3_column_text(st, 1), &r->state) < 0) {
-		sqlite3_finalize(st);
+		sb_sql_finish(st);
 		return sb_err_set(err, SB_EIO, 0, "store: act id=%lld has an unknown state",
 				  (long long)r->id);
 	}
@@ -275,7 +275,7 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	r->request_id = col_dup(st, 7);
 	r->iun = col_dup(st, 8);
 	r->moved = sqlite3_column_int(st, 9) != 0;
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	rc = load_receipts(db, r, err);
 	if (rc < 0)
 		row_release(r);
@@ -355,7 +355,7 @@ static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s,
 	sb_sql_bind_text(st, 1, name);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		outcome = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (!outcome) {
 		rc = outcome_insert(db, name, 0, SVC_REJECTED, step, reason, NULL, err);
 		if (rc < 0)
@@ -407,7 +407,7 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 		outcome = sqlite3_column_int64(st, 0);
 		reason = col_dup(st, 1);
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	rc = svc_outbox_finish(p->outbox, "work", name, r->state == SVC_CLOSED,
 			       r->state == SVC_CLOSED ? NULL : reason, &final, err);
 	if (rc == SB_ENOTFOUND) {
@@ -587,7 +587,7 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 				    (const char *)sqlite3_column_text(st, 2),
 				    (const char *)sqlite3_column_text(st, 3),
 				    (const char *)sqlite3_column_text(st, 4));
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (rc != SQLITE_DONE) {
 		svc_event_batch_release(&b);
 		return sql_error(db, err, rc, "reading events");
@@ -1180,7 +1180,7 @@ int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t 
 		names = sb_xrealloc(names, (n + 1) * sizeof(*names));
 		names[n++] = col_dup(st, 0);
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (rc != SQLITE_DONE) {
 		svc_outbox_names_free(names, n);
 		return sql_error(db, err, rc, "listing due acts");
@@ -1207,6 +1207,6 @@ int svc_pipeline_next_due(const struct svc_pipeline *p, struct svc_store *s, int
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 		*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc == SQLITE_ROW ? 0 : sql_error(db, err, rc, "finding the next due act");
 }

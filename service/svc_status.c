@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_sql.h"
 #include "sb_log.h"
 #include "sb_time.h"
 #include "svc_status.h"
@@ -64,7 +65,7 @@ int svc_status_list(struct svc_store *s, const struct svc_status_filter *f,
 	size_t n = 0;
 	int rc;
 
-	rc = sqlite3_prepare_v2(db, query_sql, -1, &st, NULL);
+	rc = sb_sql_prepare(db, query_sql, &st);
 	if (rc != SQLITE_OK)
 		return sb_err_set(err, SB_EIO, rc, "store: listing acts: %s", sqlite3_errmsg(db));
 	bind_opt(st, 1, f->query);
@@ -91,7 +92,7 @@ int svc_status_list(struct svc_store *s, const struct svc_status_filter *f,
 		r->updated_at = sqlite3_column_int64(st, 12);
 		r->folder = dup_col(st, 13);
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (rc != SQLITE_DONE) {
 		svc_status_rows_free(rows, n);
 		return sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc,

@@ -115,7 +115,7 @@ static int sql_err(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 
 static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
-	int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+	int rc = sb_sql_prepare(db, sql, st);
 
 	return rc == SQLITE_OK ? 0 : sql_err(db, err, rc, "prepare");
 }
@@ -132,7 +132,7 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what, struct sb_
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, what);
 }
 
@@ -456,7 +456,7 @@ static int apply_resolutions(sqlite3 *db, const char *act_id, struct svc_send_ma
 			r->address.foreign_state = keep_col(k, st, 9);
 		}
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, "reading resolutions");
 }
 
@@ -531,7 +531,7 @@ static int uploads_load(sqlite3 *db, const char *act_id, struct svc_send_map *m,
 		bind_str(st, 2, m->uploads[i].preload_idx);
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_ROW) {
-			sqlite3_finalize(st);
+			sb_sql_finish(st);
 			return rc == SQLITE_DONE ?
 				sb_err_set(err, SB_EINTERNAL, 0, "upload '%s' of act '%s' is not recorded",
 					   m->uploads[i].preload_idx, act_id) :
@@ -542,7 +542,7 @@ static int uploads_load(sqlite3 *db, const char *act_id, struct svc_send_map *m,
 			 sqlite3_column_text(st, 1));
 		snprintf(ref->sha256, sizeof(ref->sha256), "%s", sqlite3_column_text(st, 2));
 		ref->content_type = m->uploads[i].content_type;
-		sqlite3_finalize(st);
+		sb_sql_finish(st);
 	}
 	svc_send_map_apply_uploads(m);
 	return 0;

@@ -273,13 +273,13 @@ static int use_wal(struct svc_store *s, const char *path, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	const char *mode;
-	int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	int rc = sb_sql_prepare(s->db, "PRAGMA journal_mode = WAL", &st);
 
 	if (rc != SQLITE_OK)
 		return db_error(s, err, rc, "setting the journal mode");
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		sb_sql_finish(st);
 		return db_error(s, err, rc, "setting the journal mode");
 	}
 	mode = (const char *)sqlite3_column_text(st, 0);
@@ -287,21 +287,21 @@ static int use_wal(struct svc_store *s, const char *path, struct sb_err *err)
 		sb_err_set(err, SB_ECONFIG, 0, "store '%s': SQLite cannot use write-ahead logging "
 			   "there (journal mode stays '%s'); put [store] path on a local file system",
 			   path, mode ? mode : "?");
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
 static int user_version(struct svc_store *s, int *out, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	int rc = sb_sql_prepare(s->db, "PRAGMA user_version", &st);
 
 	if (rc != SQLITE_OK)
 		return db_error(s, err, rc, "reading schema version");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc == SQLITE_ROW ? 0 : db_error(s, err, rc, "reading schema version");
 }
 
@@ -352,6 +352,7 @@ int svc_store_open_version(struct svc_store **out, const char *path, int busy_ti
 				s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
+	sb_sql_cache_enable(s->db);
 	s->busy_timeout_ms = busy_timeout_ms;
 	sqlite3_busy_handler(s->db, on_busy, s);
 	sqlite3_extended_result_codes(s->db, 0);
@@ -385,6 +386,7 @@ void svc_store_close(struct svc_store *s)
 		return;
 	if (s->in_tx)
 		svc_store_rollback(s);
+	sb_sql_cache_forget(s->db);
 	sqlite3_close_v2(s->db);
 	free(s);
 }
@@ -404,7 +406,8 @@ int svc_store_begin(struct svc_store *s, struct sb_err *err)
 	int rc;
 
 	SB_ASSERT(!s->in_tx);
-	rc = exec(s, "BEGIN IMMEDIATE", err);
+	rc = sb_sql_run(s->db, "BEGIN IMMEDIATE");
+	rc = rc == SQLITE_OK ? 0 : db_error(s, err, rc, "begin");
 	if (rc == 0)
 		s->in_tx = true;
 	return rc;
@@ -415,7 +418,8 @@ int svc_store_commit(struct svc_store *s, struct sb_err *err)
 	int rc;
 
 	SB_ASSERT(s->in_tx);
-	rc = exec(s, "COMMIT", err);
+	rc = sb_sql_run(s->db, "COMMIT");
+	rc = rc == SQLITE_OK ? 0 : db_error(s, err, rc, "commit");
 	if (rc == 0)
 		s->in_tx = false;
 	return rc;
@@ -425,13 +429,13 @@ void svc_store_rollback(struct svc_store *s)
 {
 	if (!s->in_tx)
 		return;
-	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	sb_sql_run(s->db, "ROLLBACK");
 	s->in_tx = false;
 }
 
 static int prepare(struct svc_store *s, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	int rc = sb_sql_prepare(s->db, sql, st);
 
 	return rc == SQLITE_OK ? 0 : db_error(s, err, rc, "prepare");
 }
@@ -441,7 +445,7 @@ static int run(struct svc_store *s, sqlite3_stmt *st, const char *what, struct s
 {
 	int rc = sqlite3_step(st);
 
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc == SQLITE_CONSTRAINT)
@@ -468,7 +472,7 @@ int svc_store_meta_get(struct svc_store *s, const char *key, char **value_out,
 	} else {
 		rc = db_error(s, err, rc, "reading meta");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -666,7 +670,7 @@ int svc_store_act_find(struct svc_store *s, const char *act_id, int64_t *id_out,
 	} else {
 		rc = db_error(s, err, rc, "finding act");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -725,7 +729,7 @@ int svc_store_act_count(struct svc_store *s, enum svc_state state, int64_t *out,
 	} else {
 		rc = db_error(s, err, rc, "counting acts");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }
 
@@ -772,10 +776,10 @@ int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
 	} else if (rc == SQLITE_DONE) {
 		memcpy(prev, genesis, sizeof(prev));
 	} else {
-		sqlite3_finalize(st);
+		sb_sql_finish(st);
 		return db_error(s, err, rc, "reading audit chain");
 	}
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	audit_hash(prev, id, at, actor, office, action, subject, detail, hash);
 	rc = prepare(s, "INSERT INTO audit (id, at, actor, office, action, subject, detail,"
 		     " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, err);
@@ -838,6 +842,6 @@ int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err
 	if (rows_out)
 		*rows_out = rows;
 done:
-	sqlite3_finalize(st);
+	sb_sql_finish(st);
 	return rc;
 }

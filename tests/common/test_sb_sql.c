@@ -1,0 +1,148 @@
+/*
+ * The statement cache (common/sb_sql.c) on a real SQLite file: a statement
+ * comes back reset and unbound, is never handed to two callers at once, is
+ * reused once given back, and every cached statement is finalized by
+ * sb_sql_cache_forget (AddressSanitizer reports any leak). Connections that
+ * did not opt in get plain prepare and finalize.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "sb_sql.h"
+#include "th.h"
+
+struct fx {
+	char *dir;
+	sqlite3 *db;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = sb_xcalloc(1, sizeof(*f));
+	char *path;
+
+	f->dir = th_tmpdir("sql");
+	path = sb_xasprintf("%s/t.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &f->db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(f->db, "CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER);"
+				      "INSERT INTO t VALUES ('a', 1), ('b', 2)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	free(path);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	sb_sql_cache_forget(f->db);
+	assert_int_equal(sqlite3_close(f->db), SQLITE_OK);   /* BUSY if a statement leaked */
+	th_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static const char *const q = "SELECT v FROM t WHERE k = ?1";
+
+static int64_t value_of(sqlite3_stmt *st, const char *k)
+{
+	int64_t v = -1;
+
+	sb_sql_bind_text(st, 1, k);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	return v;
+}
+
+static void test_sb_sql__cached_statement_is_reused_reset_and_unbound(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_stmt *a = NULL, *b = NULL, *c = NULL;
+
+	sb_sql_cache_enable(f->db);
+	assert_int_equal(sb_sql_prepare(f->db, q, &a), SQLITE_OK);
+	assert_int_equal(value_of(a, "a"), 1);
+	/* Still held: the same text gives another statement. */
+	assert_int_equal(sb_sql_prepare(f->db, q, &b), SQLITE_OK);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(value_of(b, "b"), 2);
+	sb_sql_finish(a);
+	assert_int_equal(sb_sql_prepare(f->db, q, &c), SQLITE_OK);
+	assert_ptr_equal(c, a);
+	/* Given back reset and unbound: no row left over, ?1 is NULL again. */
+	assert_int_equal(sqlite3_bind_parameter_count(c), 1);
+	assert_int_equal(sqlite3_step(c), SQLITE_DONE);
+	sb_sql_finish(c);
+	assert_int_equal(sb_sql_prepare(f->db, q, &c), SQLITE_OK);
+	assert_int_equal(value_of(c, "b"), 2);
+	sb_sql_finish(c);
+	sb_sql_finish(b);
+	/* A different text is a different statement. */
+	assert_int_equal(sb_sql_prepare(f->db, "SELECT count(*) FROM t", &a), SQLITE_OK);
+	assert_ptr_not_equal(a, b);
+	assert_int_equal(sqlite3_step(a), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(a, 0), 2);
+	sb_sql_finish(a);
+	assert_int_equal(sb_sql_run(f->db, "UPDATE t SET v = v + 10"), SQLITE_OK);
+	assert_int_equal(sb_sql_run(f->db, "UPDATE nope SET v = 1"), SQLITE_ERROR);
+	assert_int_equal(sb_sql_prepare(f->db, q, &a), SQLITE_OK);
+	assert_int_equal(value_of(a, "a"), 11);
+	sb_sql_finish(a);
+}
+
+/* Without sb_sql_cache_enable every statement is finalized when given back. */
+static void test_sb_sql__connection_without_cache_finalizes(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_stmt *a = NULL;
+
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(sb_sql_prepare(f->db, q, &a), SQLITE_OK);
+		assert_int_equal(value_of(a, "a"), 1);
+		sb_sql_finish(a);
+		assert_null(sqlite3_next_stmt(f->db, NULL));
+	}
+	assert_int_not_equal(sb_sql_prepare(f->db, "SELEKT 1", &a), SQLITE_OK);
+	assert_null(a);
+	sb_sql_finish(NULL);
+}
+
+/* More distinct texts than the cache holds: the extra ones are plain statements. */
+static void test_sb_sql__full_cache_still_works(void **state)
+{
+	struct fx *f = *state;
+	sqlite3_stmt *st[200];
+
+	sb_sql_cache_enable(f->db);
+	for (int i = 0; i < 200; i++) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "SELECT %d + v FROM t WHERE k = 'a'", i);
+		assert_int_equal(sb_sql_prepare(f->db, sql, &st[i]), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st[i]), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st[i], 0), i + 1);
+	}
+	for (int i = 0; i < 200; i++)
+		sb_sql_finish(st[i]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+			test_sb_sql__cached_statement_is_reused_reset_and_unbound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sb_sql__connection_without_cache_finalizes,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sb_sql__full_cache_still_works, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("sb_sql", tests, NULL, NULL);
+}
