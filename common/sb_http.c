@@ -178,6 +178,21 @@ static size_t on_read(char *p, size_t size, size_t n, void *data)
 	return got;
 }
 
+/*
+ * libcurl rewinds the body when it must send it again: a reused connection
+ * that the server had closed, a redirect, an authentication round. Without
+ * this the upload fails ("rewinding of the data stream failed") and waits for
+ * the caller's retry.
+ */
+static int on_seek(void *data, curl_off_t offset, int origin)
+{
+	struct xfer *x = data;
+
+	if (origin != SEEK_SET || offset < 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	return fseeko(x->in, (off_t)offset, SEEK_SET) == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
+}
+
 struct xfer_ctx {
 	struct xfer x;
 	CURL *curl;
@@ -281,6 +296,8 @@ int sb_http_do(struct sb_http *h, const struct sb_http_req *req, struct sb_http_
 		c.x.in = in;
 		curl_easy_setopt(cu, CURLOPT_READFUNCTION, on_read);
 		curl_easy_setopt(cu, CURLOPT_READDATA, &c.x);
+		curl_easy_setopt(cu, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(cu, CURLOPT_SEEKDATA, &c.x);
 		if (!strcmp(req->method, "PUT")) {
 			curl_easy_setopt(cu, CURLOPT_UPLOAD, 1L);
 			curl_easy_setopt(cu, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);

@@ -2,16 +2,23 @@
  * The HTTP layer (common/sb_http.c) over real loopback HTTP against
  * send-sim's admin channel and its fault injection: status as data,
  * headers, Retry-After in both forms, the response ceiling, streaming a
- * request body from a file and a reply body to a file, connection errors.
+ * request body from a file and a reply body to a file, connection errors,
+ * and a streamed upload resent whole after the server dropped a reused
+ * connection (a raw loopback server of the test's own).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "sb_common.h"
 #include "sb_http.h"
@@ -179,6 +186,135 @@ static void test_sb_http__body_from_file_and_reply_to_file(void **state)
 	free(dir); free(in); free(out); free(u);
 }
 
+/*
+ * A server that answers the first request on a connection, then reads the
+ * whole next request and closes without a word (as a server does when it
+ * times out an idle connection just as the client reuses it); on the next
+ * connection it reads a whole request and reports how many body bytes it got.
+ */
+struct dropper {
+	int fd;
+	uint16_t port;
+	size_t body_seen;
+};
+
+/* Read until the end of the head; returns the body bytes read past it, or -1. */
+static ssize_t read_head(int c, char *buf, size_t cap, size_t *content_length)
+{
+	size_t n = 0;
+
+	*content_length = 0;
+	while (n < cap - 1) {
+		ssize_t k = read(c, buf + n, cap - 1 - n);
+		char *end, *cl;
+
+		if (k <= 0)
+			return -1;
+		n += (size_t)k;
+		buf[n] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(buf, "Content-Length:");
+		if (cl && cl < end)
+			*content_length = strtoul(cl + 15, NULL, 10);
+		return (ssize_t)(n - (size_t)(end + 4 - buf));
+	}
+	return -1;
+}
+
+static void *dropper_main(void *arg)
+{
+	struct dropper *d = arg;
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	char buf[8192];
+	size_t cl = 0;
+	ssize_t extra;
+	int c = accept(d->fd, NULL, NULL);
+
+	if (c < 0 || read_head(c, buf, sizeof(buf), &cl) < 0 ||
+	    write(c, ok, sizeof(ok) - 1) != (ssize_t)sizeof(ok) - 1)
+		goto out;
+	extra = read_head(c, buf, sizeof(buf), &cl);
+	for (size_t got = extra < 0 ? cl : (size_t)extra; got < cl;) {
+		ssize_t k = read(c, buf, sizeof(buf));
+
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	close(c);
+	c = accept(d->fd, NULL, NULL);
+	extra = c < 0 ? -1 : read_head(c, buf, sizeof(buf), &cl);
+	if (extra < 0)
+		goto out;
+	d->body_seen = (size_t)extra;
+	while (d->body_seen < cl) {
+		ssize_t k = read(c, buf, sizeof(buf));
+
+		if (k <= 0)
+			break;
+		d->body_seen += (size_t)k;
+	}
+	if (write(c, ok, sizeof(ok) - 1) < 0)
+		d->body_seen = 0;
+out:
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+static void test_sb_http__upload_resent_after_dropped_connection(void **state)
+{
+	char *dir = th_tmpdir("http"), *in = sb_xasprintf("%s/big.bin", dir), *u;
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct dropper d = { -1, 0, 0 };
+	pthread_t t;
+	char *big = sb_xmalloc(300000);
+	FILE *f;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	memset(big, 'x', 300000);
+	f = fopen(in, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(big, 1, 300000, f), 300000);
+	fclose(f);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	d.fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(d.fd >= 0);
+	assert_int_equal(bind(d.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(d.fd, 4), 0);
+	assert_int_equal(getsockname(d.fd, (struct sockaddr *)&sa, &sl), 0);
+	d.port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&t, NULL, dropper_main, &d), 0);
+	u = sb_xasprintf("http://127.0.0.1:%u/up", (unsigned)d.port);
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	{
+		struct sb_http_req first = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
+		struct sb_http_req up = { "PUT", u, NULL, NULL, 0, in, NULL, 0, 0 };
+
+		assert_int_equal(sb_http_do(h, &first, &r, &err), 0);
+		assert_int_equal(r.status, 200);
+		sb_http_resp_release(&r);
+		memset(&r, 0, sizeof(r));
+		if (sb_http_do(h, &up, &r, &err) != 0)
+			fail_msg("upload on a dropped reused connection: %s", err.msg);
+		assert_int_equal(r.status, 200);
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(d.body_seen, 300000);   /* the whole file, from its first byte */
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	close(d.fd);
+	th_rmrf(dir);
+	free(dir); free(in); free(u); free(big);
+}
+
 static void test_sb_http__connection_refused_is_temporary(void **state)
 {
 	struct sb_http *h = NULL;
@@ -235,6 +371,7 @@ int main(void)
 		cmocka_unit_test(test_sb_http__reply_ceiling),
 		cmocka_unit_test(test_sb_http__body_from_file_and_reply_to_file),
 		cmocka_unit_test(test_sb_http__connection_refused_is_temporary),
+		cmocka_unit_test(test_sb_http__upload_resent_after_dropped_connection),
 		cmocka_unit_test(test_sb_http__retry_after_forms),
 	};
 	return cmocka_run_group_tests_name("sb_http", tests, group_setup, group_teardown);
