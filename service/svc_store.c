@@ -363,6 +363,13 @@ int svc_store_open_version(struct svc_store **out, const char *path, int busy_ti
 		sqlite3_wal_hook(s->db, on_wal_commit, NULL);
 	if (rc == 0)
 		rc = exec(s, "PRAGMA foreign_keys = ON", err);
+	/*
+	 * Each worker has a connection, each with its own page cache: 1 MiB
+	 * each keeps the daemon's memory a matter of [service] workers, not of
+	 * how many acts the store holds; the OS page cache serves the rest.
+	 */
+	if (rc == 0)
+		rc = exec(s, "PRAGMA cache_size = -1024", err);
 	if (rc == 0)
 		rc = migrate(s, version, err);
 	if (rc < 0)
