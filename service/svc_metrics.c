@@ -89,6 +89,7 @@ static int family(struct sb_buf *out, const char *name, const char *type, const 
 int svc_metrics_render(struct svc_store *s, struct sb_buf *out, struct sb_err *err)
 {
 	struct svc_metrics m;
+	uint64_t commits = 0, syncs = 0;
 	int rc = 0;
 
 	svc_metrics_get(&m);
@@ -125,6 +126,13 @@ int svc_metrics_render(struct svc_store *s, struct sb_buf *out, struct sb_err *e
 	rc |= sb_buf_addf(out, "sendbridge_queue_depth %lld\n", (long long)m.queue_depth);
 	rc |= family(out, "sendbridge_in_flight", "gauge", "Acts a worker is driving now.");
 	rc |= sb_buf_addf(out, "sendbridge_in_flight %lld\n", (long long)m.in_flight);
+	svc_store_sync_stats(&commits, &syncs);
+	rc |= family(out, "sendbridge_store_commits_total", "counter",
+		     "Transactions committed to the store by this process.");
+	rc |= sb_buf_addf(out, "sendbridge_store_commits_total %llu\n", (unsigned long long)commits);
+	rc |= family(out, "sendbridge_store_syncs_total", "counter",
+		     "WAL syncs that made them durable (one sync serves the commits made together).");
+	rc |= sb_buf_addf(out, "sendbridge_store_syncs_total %llu\n", (unsigned long long)syncs);
 	rc |= family(out, "sendbridge_stream_lag_seconds", "gauge",
 		     "Age of the newest event read from SEND's stream (-1: none read yet).");
 	rc |= sb_buf_addf(out, "sendbridge_stream_lag_seconds %lld\n", (long long)m.stream_lag_s);

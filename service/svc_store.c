@@ -47,6 +47,7 @@ static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
 static uint64_t commits_written;   /* commits whose WAL frames have been written */
 static uint64_t commits_durable;   /* of those, known to be on disk */
+static uint64_t syncs_done;
 static bool syncing;
 
 static int sync_wal(sqlite3 *db, const char *name)
@@ -88,6 +89,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 		syncing = false;
 		if (rc == SQLITE_OK && target > commits_durable)
 			commits_durable = target;
+		syncs_done++;
 		pthread_cond_broadcast(&sync_cond);
 		if (rc != SQLITE_OK)
 			break;
@@ -97,6 +99,14 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 	if (rc == SQLITE_OK && frames >= WAL_CHECKPOINT_FRAMES)
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return rc;
+}
+
+void svc_store_sync_stats(uint64_t *commits, uint64_t *syncs)
+{
+	pthread_mutex_lock(&sync_lock);
+	*commits = commits_written;
+	*syncs = syncs_done;
+	pthread_mutex_unlock(&sync_lock);
 }
 
 /*

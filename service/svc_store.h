@@ -94,4 +94,10 @@ int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
 /* Walk the chain; SB_EINVAL with the first bad row id in err when broken. */
 int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err *err);
 
+/*
+ * Commits made by this process's connections and the WAL syncs that made
+ * them durable (group commit: several commits share one sync).
+ */
+void svc_store_sync_stats(uint64_t *commits, uint64_t *syncs);
+
 #endif

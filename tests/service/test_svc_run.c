@@ -367,6 +367,19 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_acts{state=\"registered\"} 3\n"));
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_intake_total 5\n"));
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_intake_rejected_total 2\n"));
+	{
+		/* Every commit made durable, by at most one sync each. */
+		const char *c = strstr(sb_buf_cstr(&resp.body), "\nsendbridge_store_commits_total ");
+		const char *y = strstr(sb_buf_cstr(&resp.body), "\nsendbridge_store_syncs_total ");
+
+		assert_non_null(c);
+		assert_non_null(y);
+		c = strchr(c + 1, ' ');
+		y = strchr(y + 1, ' ');
+		assert_true(strtoull(c, NULL, 10) >= 5);   /* at least the five intakes */
+		assert_true(strtoull(y, NULL, 10) >= 1);
+		assert_true(strtoull(y, NULL, 10) <= strtoull(c, NULL, 10));
+	}
 	sb_http_resp_release(&resp);
 	sb_http_free(http);
 
