@@ -145,6 +145,10 @@ void sim_send_usage(FILE *out)
 		"  --send-step-ms N          time between timeline steps (default 200)\n"
 		"  --send-stream-interval-ms N  retry-after of an empty stream page (default 1000)\n"
 		"  --send-legal-fact-retry N retryAfter answers before a legal fact's url (default 1)\n"
+		"  --send-cancel-ms N        cancellation request to NOTIFICATION_CANCELLED\n"
+		"                            (default: --send-step-ms)\n"
+		"  --send-corrupt-notice CODE  fault: the pagoPA notice PDF of notice CODE is\n"
+		"                            downloaded with its last byte changed\n"
 		"  admin: GET /_sim/send/ledger[?paProtocolNumber=P],\n"
 		"         POST /_sim/send/view?iun=IUN&recIndex=N (the recipient reads it)\n");
 }
@@ -174,6 +178,7 @@ static void sim_send_atexit(void)
 	free(ss->api_key);
 	free(ss->pdnd_key);
 	free(ss->pa_tax_id);
+	free(ss->corrupt_notice);
 	free(ss);
 }
 
@@ -216,6 +221,10 @@ int sim_send_init(struct sim *s, int *argc, char **argv)
 			num = &ss->stream_interval_ms;
 		else if (!strcmp(a, "--send-legal-fact-retry"))
 			num = &ss->legal_fact_retry;
+		else if (!strcmp(a, "--send-cancel-ms"))
+			num = &ss->cancel_ms;
+		else if (!strcmp(a, "--send-corrupt-notice"))
+			str = &ss->corrupt_notice;
 		if (!str && !num) {
 			fprintf(stderr, "send-sim: unknown option '%s' (try --help)\n", a);
 			return -1;
@@ -558,6 +567,9 @@ static void s3_request(struct sim_send *ss, const struct sim_request *rq, struct
 		rs->content_type = f->content_type;
 		sb_buf_reset(&rs->body);
 		sb_buf_add(&rs->body, f->data, f->len);
+		/* --send-corrupt-notice: SEND's copy is not what was uploaded. */
+		if (sim_query(rq, "corrupt") && rs->body.len)
+			rs->body.buf[rs->body.len - 1] ^= 0x01;
 		return;
 	}
 	s3_put(ss, key, rq, rs);
@@ -1066,7 +1078,7 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 static void ledger(struct sim_send *ss, const struct sim_request *rq, struct sim_response *rs)
 {
 	const char *proto = sim_query(rq, "paProtocolNumber");
-	size_t requests = 0, accepted = 0, refused = 0, waiting = 0;
+	size_t requests = 0, accepted = 0, refused = 0, waiting = 0, cancelled = 0;
 	json_t *out = json_object();
 
 	for (size_t i = 0; i < ss->nnotifs; i++) {
@@ -1078,6 +1090,7 @@ static void ledger(struct sim_send *ss, const struct sim_request *rq, struct sim
 		accepted += n->state == SS_ACCEPTED;
 		refused += n->state == SS_REFUSED;
 		waiting += n->state == SS_WAITING;
+		cancelled += n->cancelled;
 	}
 	if (proto)
 		json_object_set_new(out, "paProtocolNumber", json_string(proto));
@@ -1086,6 +1099,7 @@ static void ledger(struct sim_send *ss, const struct sim_request *rq, struct sim
 	json_object_set_new(out, "notifications", json_integer((json_int_t)(accepted + waiting)));
 	json_object_set_new(out, "accepted", json_integer((json_int_t)accepted));
 	json_object_set_new(out, "refused", json_integer((json_int_t)refused));
+	json_object_set_new(out, "cancelled", json_integer((json_int_t)cancelled));
 	json_object_set_new(out, "files", json_integer((json_int_t)ss->nfiles));
 	json_object_set_new(out, "authHeadersOnPresignedUrls",
 			    json_integer((json_int_t)ss->bad_auth_uploads));

@@ -568,7 +568,7 @@ static void legal_fact_meta(struct sim *s, struct sim_send *ss, const char *iun,
 }
 
 static void attachment_meta(struct sim *s, struct sim_send *ss, struct ss_notif *n,
-			    const json_t *att, struct sim_response *rs)
+			    const json_t *att, bool corrupt, struct sim_response *rs)
 {
 	const struct ss_file *f = att ? ss_file_find(ss, jstr(json_object_get(att, "ref"), "key"))
 				      : NULL;
@@ -581,7 +581,7 @@ static void attachment_meta(struct sim *s, struct sim_send *ss, struct ss_notif 
 			   "attachment not found");
 		return;
 	}
-	snprintf(url, sizeof(url), "%s/sim-s3/%s", s->base_url, f->key);
+	snprintf(url, sizeof(url), "%s/sim-s3/%s%s", s->base_url, f->key, corrupt ? "?corrupt=1" : "");
 	o = json_object();
 	json_object_set_new(o, "filename", json_string(f->key));
 	json_object_set_new(o, "contentType", json_string(f->content_type));
@@ -648,8 +648,8 @@ static void cancel(struct sim_send *ss, const char *iun, struct sim_response *rs
 	it = json_pack("{s:s}", "category", "NOTIFICATION_CANCELLATION_REQUEST");
 	apply(ss, n, it, now);
 	json_decref(it);
-	plan(n->pending, now + ss->step_ms, "NOTIFICATION_CANCELLED", -1, "NOTIFICATION_CANCELLED",
-	     NULL, NULL);
+	plan(n->pending, now + (ss->cancel_ms ? ss->cancel_ms : ss->step_ms), "NOTIFICATION_CANCELLED",
+	     -1, "NOTIFICATION_CANCELLED", NULL, NULL);
 	ss_reply(rs, 202, json_pack("{s:s,s:[]}", "status", "OK", "details"));
 }
 
@@ -843,7 +843,7 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 			return true;
 		if (k == 4 && !strcmp(g[2], "documents") && sb_parse_u64z(g[3], 999, &idx) == 0) {
 			attachment_meta(s, ss, n, json_array_get(json_object_get(n->request,
-						"documents"), idx), rs);
+						"documents"), idx), false, rs);
 		} else if (k == 5 && !strcmp(g[2], "payment") && sb_parse_u64z(g[3], 999, &idx) == 0 &&
 			   (!strcmp(g[4], "PAGOPA") || !strcmp(g[4], "F24"))) {
 			const json_t *pays = json_object_get(json_array_get(json_object_get(n->request,
@@ -859,7 +859,9 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 			}
 			p = json_object_get(json_array_get(pays, att), pagopa ? "pagoPa" : "f24");
 			attachment_meta(s, ss, n, json_object_get(p, pagopa ? "attachment" :
-								  "metadataAttachment"), rs);
+								  "metadataAttachment"),
+					pagopa && ss->corrupt_notice && jstr(p, "noticeCode") &&
+					!strcmp(jstr(p, "noticeCode"), ss->corrupt_notice), rs);
 		} else {
 			ss_problem(rs, 404, "PN_GENERIC_NOT_FOUND", NULL, "not found");
 		}
