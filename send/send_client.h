@@ -388,6 +388,18 @@ int send_notification_cancel(struct send_client *c, const char *iun, struct sb_e
  * group, or []) and return its streamId (a uuid). Call once and keep the id.
  */
 int send_stream_create(struct send_client *c, char stream_id_out[37], struct sb_err *err);
+/* The same with an explicit title (1..256 characters). */
+int send_stream_create_titled(struct send_client *c, const char *title, char stream_id_out[37],
+			      struct sb_err *err);
+/* [send] stream_title, or its default. */
+const char *send_stream_title(const struct send_client *c);
+/*
+ * GET /delivery-progresses/{v}/streams: the id of the first stream titled
+ * title, so that a stream created just before a crash is found again.
+ * SB_ENOTFOUND when there is none.
+ */
+int send_stream_find(struct send_client *c, const char *title, char stream_id_out[37],
+		     struct sb_err *err);
 
 struct send_event {
 	char *event_id;

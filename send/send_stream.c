@@ -16,14 +16,29 @@
 
 int send_stream_create(struct send_client *c, char stream_id_out[37], struct sb_err *err)
 {
+	return send_stream_create_titled(c, send_stream_title(c), stream_id_out, err);
+}
+
+const char *send_stream_title(const struct send_client *c)
+{
+	return c->stream_title ? c->stream_title : "send-bridge";
+}
+
+int send_stream_create_titled(struct send_client *c, const char *title, char stream_id_out[37],
+			      struct sb_err *err)
+{
 	struct sb_buf body = SB_BUF_INIT(8192);
-	json_t *o = json_object(), *groups = json_array(), *reply = NULL;
-	char *path = sb_xasprintf("/delivery-progresses/%s/streams", c->v_streams);
+	json_t *o, *groups, *reply = NULL;
+	char *path;
 	char id[37];
 	int rc;
 
-	json_object_set_new(o, "title", json_string(c->stream_title ? c->stream_title
-								     : "send-bridge"));
+	if (!title || !*title || strlen(title) > 256)
+		return sb_err_set(err, SB_EINVAL, 0, "stream title: 1 to 256 characters");
+	o = json_object();
+	groups = json_array();
+	path = sb_xasprintf("/delivery-progresses/%s/streams", c->v_streams);
+	json_object_set_new(o, "title", json_string(title));
 	json_object_set_new(o, "eventType", json_string("TIMELINE"));
 	if (c->group)
 		json_array_append_new(groups, json_string(c->group));
@@ -47,6 +62,38 @@ cleanup:
 	json_decref(o);
 	json_decref(reply);
 	sb_buf_release(&body);
+	free(path);
+	return rc;
+}
+
+int send_stream_find(struct send_client *c, const char *title, char stream_id_out[37],
+		     struct sb_err *err)
+{
+	char *path = sb_xasprintf("/delivery-progresses/%s/streams", c->v_streams);
+	json_t *reply = NULL, *it;
+	size_t i;
+	int rc;
+
+	rc = send_call(c, "GET", path, NULL, &reply, NULL, NULL, err);
+	if (rc < 0)
+		goto cleanup;
+	if (!json_is_array(reply)) {
+		rc = sb_err_set(err, SB_EREJECT, 0, "list streams: reply is not an array");
+		goto cleanup;
+	}
+	rc = SB_ENOTFOUND;
+	json_array_foreach(reply, i, it) {
+		const char *t = json_string_value(json_object_get(it, "title"));
+		const char *id = json_string_value(json_object_get(it, "streamId"));
+
+		if (!t || !id || strcmp(t, title) || strlen(id) != 36)
+			continue;
+		memcpy(stream_id_out, id, 37);
+		rc = 0;
+		break;
+	}
+cleanup:
+	json_decref(reply);
 	free(path);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * Event streams through the client against send-sim: one TIMELINE stream,
  * pages of at most 50 events, the cursor advanced only after the page is
- * stored, retry-after in milliseconds and 429 when read too early.
+ * stored, retry-after in milliseconds and 429 when read too early; a
+ * stream found again by its title.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,11 +163,31 @@ static void test_send_stream__pages_of_at_most_50(void **state)
 	free(s);
 }
 
+/* A stream is found again by its title in SEND's list (the daemon's recovery after a crash). */
+static void test_send_stream__found_again_by_title(void **state)
+{
+	struct sf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	char made[37], found[37] = "";
+
+	assert_int_equal(send_stream_find(f->c, "send-bridge test 0badcafe", found, &err),
+			 SB_ENOTFOUND);
+	sb_err_clear(&err);
+	assert_int_equal(send_stream_create_titled(f->c, "send-bridge test 0badcafe", made, &err),
+			 0);
+	assert_int_equal(send_stream_find(f->c, "send-bridge test 0badcafe", found, &err), 0);
+	assert_string_equal(found, made);
+	assert_int_equal(send_stream_find(f->c, "send-bridge test", found, &err), SB_ENOTFOUND);
+	sb_err_clear(&err);
+	assert_int_equal(send_stream_create_titled(f->c, "", made, &err), SB_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_send_stream__events_stored_then_acknowledged),
 		cmocka_unit_test(test_send_stream__pages_of_at_most_50),
+		cmocka_unit_test(test_send_stream__found_again_by_title),
 	};
 
 	sb_http_global_init();
