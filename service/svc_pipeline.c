@@ -204,6 +204,7 @@ struct row {
 	char **receipts;
 	size_t nreceipts;
 	bool moved;           /* an outcome of this act already names a folder */
+	bool cancelled;       /* closed because SEND cancelled the notification */
 };
 
 static void row_release(struct row *r)
@@ -246,7 +247,8 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	memset(r, 0, sizeof(*r));
 	rc = prepare(db, "SELECT a.id, a.state, a.attempts, a.next_attempt_at, a.manifest,"
 		     " a.last_error, n.protocol_number, n.request_id, n.iun,"
-		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.folder IS NOT NULL)"
+		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.folder IS NOT NULL),"
+		     " coalesce(n.status = 'CANCELLED', 0)"
 		     " FROM acts a LEFT JOIN notifications n ON n.act = a.id WHERE a.act_id = ?1",
 		     &st, err);
 	if (rc < 0)
@@ -275,6 +277,7 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	r->request_id = col_dup(st, 7);
 	r->iun = col_dup(st, 8);
 	r->moved = sqlite3_column_int(st, 9) != 0;
+	r->cancelled = sqlite3_column_int(st, 10) != 0;
 	sb_sql_finish(st);
 	rc = load_receipts(db, r, err);
 	if (rc < 0)
@@ -408,8 +411,9 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 		reason = col_dup(st, 1);
 	}
 	sb_sql_finish(st);
+	/* A cancelled act goes to done/ too, with reason.json saying that SEND cancelled it. */
 	rc = svc_outbox_finish(p->outbox, "work", name, r->state == SVC_CLOSED,
-			       r->state == SVC_CLOSED ? NULL : reason, &final, err);
+			       r->state == SVC_CLOSED && !r->cancelled ? NULL : reason, &final, err);
 	if (rc == SB_ENOTFOUND) {
 		/* Moved before a crash that lost only the folder name: nothing left to do. */
 		sb_err_clear(err);
@@ -772,11 +776,13 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 			     " WHERE act = ?3", &st, err);
 		break;
 	case SVC_CLOSED:
-		rc = prepare(db, "UPDATE notifications SET status = 'CLOSED', updated_at = ?2,"
+		rc = prepare(db, "UPDATE notifications SET status = ?4, updated_at = ?2,"
 			     " cost_cents = CASE WHEN ?1 >= 0 THEN ?1 ELSE cost_cents END"
 			     " WHERE act = ?3", &st, err);
-		if (rc == 0)
+		if (rc == 0) {
 			sqlite3_bind_int64(st, 1, res->cost_cents);
+			sb_sql_bind_text(st, 4, res->cancelled ? "CANCELLED" : "CLOSED");
+		}
 		break;
 	default:
 		return 0;
@@ -806,7 +812,9 @@ static int commit_step(struct svc_store *s, const char *name, struct row *r,
 	if (rc == 0 && to != r->state)
 		rc = record_value(db, name, r, to, res, err);
 	if (rc == 0 && to == SVC_CLOSED) {
-		char *reason = reason_json(name, SVC_CLOSED, "track", NULL, NULL);
+		char *reason = reason_json(name, SVC_CLOSED, "track", NULL, res->cancelled ?
+					   "the notification was cancelled at SEND "
+					   "(NOTIFICATION_CANCELLED)" : NULL);
 
 		rc = outcome_insert(db, name, r->id, SVC_CLOSED, "track", reason, NULL, err);
 		free(reason);
@@ -822,6 +830,7 @@ static int commit_step(struct svc_store *s, const char *name, struct row *r,
 	r->state = to;
 	r->attempts = 0;
 	r->next_at = 0;
+	r->cancelled = to == SVC_CLOSED && res->cancelled;
 	if (to == SVC_REGISTERED) {
 		free(r->protocol_number);
 		r->protocol_number = sb_xstrdup(res->value);

@@ -110,6 +110,7 @@ struct svc_step_result {
 				     0: poll_ms */
 	bool delivering;          /* track: SEND is delivering (accepted -> delivering) */
 	bool closed;              /* track: notification final and every receipt registered */
+	bool cancelled;           /* track, with closed: SEND cancelled the notification */
 	int64_t cost_cents;       /* track: notification price when known, else -1 */
 	struct svc_receipt receipts[SVC_STEP_MAX_RECEIPTS];   /* track: newly registered */
 	size_t nreceipts;

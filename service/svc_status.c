@@ -18,7 +18,7 @@
 #define COLS                                                                              \
 	" a.act_id, a.office, n.protocol_number, n.iun, a.state,"                         \
 	" (SELECT e.category FROM events e WHERE e.iun = n.iun ORDER BY e.id DESC LIMIT 1)," \
-	" a.last_error,"                                                                  \
+	" coalesce(a.last_error, CASE n.status WHEN 'CANCELLED' THEN 'cancelled at SEND' END)," \
 	" (SELECT r.tax_id FROM recipients r WHERE r.act = a.id ORDER BY r.idx LIMIT 1),"  \
 	" (SELECT r.denomination FROM recipients r WHERE r.act = a.id ORDER BY r.idx LIMIT 1)," \
 	" (SELECT count(*) FROM recipients r WHERE r.act = a.id),"                        \

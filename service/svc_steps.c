@@ -19,14 +19,18 @@
  *            act id, a 409 reconciled by the client);
  *  acceptance  send_request_status_get: WAITING is pending with SEND's
  *            retryAfter, REFUSED ends the act with SEND's codes;
- *  stream    one TIMELINE stream, created once, its id in meta
- *            "send.stream_id"; the position is the pipeline's;
+ *  stream    one TIMELINE stream, created once under a title stored
+ *            first (meta "send.stream_title", so a restart finds a stream
+ *            whose id was lost), its id in meta "send.stream_id"; the
+ *            position is the pipeline's;
  *  track     legal facts of the IUN's events downloaded into the act's
  *            folder (receipts/) and registered as incoming registrations
  *            linked to the outgoing one (idempotent on the legal fact key);
  *            at a final status the price (acts with a pagoPA payment) and
- *            the documents SEND holds (SHA-256 against the upload) are
- *            checked before the act closes.
+ *            the files SEND holds, documents and payment attachments
+ *            (SHA-256 against the upload), are checked before the act
+ *            closes; a CANCELLED notification closes the act as cancelled,
+ *            without price or check.
  * Specs: ../shared/specs/send/SUMMARY.md, ../shared/specs/PDND-SUMMARY.md,
  * ../shared/specs/agid/SUMMARY.md.
  */
@@ -44,6 +48,7 @@
 #include "sb_common.h"
 #include "sb_sql.h"
 #include "sb_cfg.h"
+#include "sb_crypto.h"
 #include "sb_json.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -705,6 +710,40 @@ static int stream_store(void *ctx, const struct send_event *events, size_t n, st
 	return 0;
 }
 
+/*
+ * The one stream of this installation, created once. Its title, with a
+ * random suffix, is stored before the create: a crash between SEND's reply
+ * and storing the id leaves a stream that the restart finds by that title
+ * in SEND's list, instead of creating a second one (at most 10 per PA).
+ */
+static int stream_open(struct worker *w, char id[37], struct sb_err *err)
+{
+	char *title = NULL;
+	int rc = svc_store_meta_get(w->store, "send.stream_title", &title, err);
+
+	if (rc == SB_ENOTFOUND) {
+		unsigned char r[4];
+
+		sb_err_clear(err);
+		sb_random_bytes(r, sizeof(r));
+		title = sb_xasprintf("%.246s %02x%02x%02x%02x", send_stream_title(w->send), r[0],
+				     r[1], r[2], r[3]);
+		rc = svc_store_meta_set(w->store, "send.stream_title", title, err);
+	}
+	if (rc == 0)
+		rc = send_stream_find(w->send, title, id, err);
+	if (rc == 0) {
+		sb_log(SB_LOG_INFO, "steps", "stream found again at SEND id=%s", id);
+	} else if (rc == SB_ENOTFOUND) {
+		sb_err_clear(err);
+		rc = send_stream_create_titled(w->send, title, id, err);
+	}
+	if (rc == 0)
+		rc = svc_store_meta_set(w->store, "send.stream_id", id, err);
+	free(title);
+	return rc;
+}
+
 static int stream_read(void *wctx, const char *position, struct svc_event_batch *out,
 		       struct sb_err *err)
 {
@@ -716,15 +755,8 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 
 	rc = svc_store_meta_get(w->store, "send.stream_id", &stream_id, err);
 	if (rc == SB_ENOTFOUND) {
-		/*
-		 * Created once: a crash between the create and the commit below
-		 * leaves one unused stream at SEND (at most 10 per PA), never two
-		 * consumers of the same events.
-		 */
 		sb_err_clear(err);
-		rc = send_stream_create(w->send, id, err);
-		if (rc == 0)
-			rc = svc_store_meta_set(w->store, "send.stream_id", id, err);
+		rc = stream_open(w, id, err);
 		if (rc == 0)
 			stream_id = sb_xstrdup(id);
 	}
@@ -859,11 +891,27 @@ static int price_of(struct worker *w, const struct svc_act *a, int64_t *cents, s
 	return 0;
 }
 
-/* The documents SEND holds, downloaded and compared with the upload's SHA-256. */
+/* One file SEND holds, downloaded and compared with the upload's SHA-256; what names it. */
+static int held_match(struct worker *w, const struct svc_job *job,
+		      const struct send_attachment_sel *sel, const struct send_file_ref *ref,
+		      const char *tmp, const char *what, struct sb_err *err)
+{
+	int rc = send_attachment_download(w->send, job->iun, sel, ref->sha256, tmp,
+					  STEP_MAX_WAIT_MS, &w->retry, NULL, err);
+
+	return rc < 0 ? sb_err_prefix(err, "%s", what) : 0;
+}
+
+/*
+ * What SEND holds, compared with what was uploaded: the documents and the
+ * payment attachments (pagoPA notice PDFs, F24 metadata), the ones a
+ * recipient downloads.
+ */
 static int documents_match(struct worker *w, const struct svc_job *job, struct sb_err *err)
 {
 	struct svc_send_map m;
 	char *tmp = sb_xasprintf("%s/.send-check.pdf", job->dir);
+	char what[96];
 	int rc;
 
 	rc = svc_send_map_init(&m, job->act, w->c->cfg, job->protocol_number, err);
@@ -872,9 +920,26 @@ static int documents_match(struct worker *w, const struct svc_job *job, struct s
 	for (size_t i = 0; rc == 0 && i < m.n.ndocuments; i++) {
 		struct send_attachment_sel sel = { SEND_ATT_DOCUMENT, (unsigned)i, -1 };
 
-		rc = send_attachment_download(w->send, job->iun, &sel, m.documents[i].ref.sha256,
-					      tmp, STEP_MAX_WAIT_MS, &w->retry, NULL, err);
+		snprintf(what, sizeof(what), "documents[%zu]", i);
+		rc = held_match(w, job, &sel, &m.documents[i].ref, tmp, what, err);
 	}
+	for (size_t i = 0; rc == 0 && i < m.n.nrecipients; i++)
+		for (size_t j = 0; rc == 0 && j < m.n.recipients[i].npayments; j++) {
+			const struct send_payment *p = &m.n.recipients[i].payments[j];
+			struct send_attachment_sel sel = { SEND_ATT_PAGOPA, (unsigned)i, (int)j };
+
+			if (p->has_pagopa && p->has_pagopa_attachment) {
+				snprintf(what, sizeof(what), "recipients[%zu].payments[%zu] pagoPA notice",
+					 i, j);
+				rc = held_match(w, job, &sel, &p->pagopa_attachment, tmp, what, err);
+			}
+			if (rc == 0 && p->has_f24) {
+				sel.kind = SEND_ATT_F24;
+				snprintf(what, sizeof(what), "recipients[%zu].payments[%zu] F24 metadata",
+					 i, j);
+				rc = held_match(w, job, &sel, &p->f24_metadata, tmp, what, err);
+			}
+		}
 	unlink(tmp);
 	free(tmp);
 	svc_send_map_release(&m);
@@ -885,20 +950,24 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 		      struct sb_err *err)
 {
 	struct worker *w = wctx;
-	bool final = false, more = false;
+	bool final = false, more = false, cancelled = false;
 	int rc = 0;
 
 	for (size_t i = 0; i < job->nevents && rc == 0; i++) {
 		json_t *el = NULL, *lfs;
 		size_t k;
 		json_t *lf;
+		const char *status;
 
 		if (!job->events[i].element ||
 		    sb_json_parse(job->events[i].element, strlen(job->events[i].element),
 				  SB_MAX_JSON_BODY, "event", &el, NULL) < 0)
 			continue;
-		if (final_status(json_string_value(json_object_get(el, "newStatus"))))
+		status = json_string_value(json_object_get(el, "newStatus"));
+		if (final_status(status))
 			final = true;
+		if (status && !strcmp(status, "CANCELLED"))
+			cancelled = true;
 		lfs = json_object_get(el, "legalFacts");
 		json_array_foreach(lfs, k, lf) {
 			const char *key = json_string_value(json_object_get(lf, "key"));
@@ -930,13 +999,29 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 		res->pending = !res->delivering && res->nreceipts == 0;
 		return 0;
 	}
+	if (cancelled) {
+		/*
+		 * Withdrawn by the sender (send-bridge cancel or SEND's own
+		 * console): its NOTIFICATION_CANCELLED legal fact is registered
+		 * above. The pagoPA notice is no longer bound to it (a corrected
+		 * act reuses it through cancelledIun), so no price is recorded,
+		 * and what SEND still holds of it is not compared.
+		 */
+		sb_log(SB_LOG_INFO, "steps", "notification cancelled at SEND act=%s iun=%s",
+		       job->act_id, job->iun);
+		res->cancelled = true;
+		res->closed = true;
+		return 0;
+	}
 	rc = documents_match(w, job, err);
 	if (rc == SB_EREJECT) {
 		/* What SEND holds is not what was sent: staff must look, the act does not close. */
-		sb_log(SB_LOG_ERROR, "steps", "documents at SEND differ from the upload act=%s iun=%s",
-		       job->act_id, job->iun);
-		return sb_err_set(err, SB_EIO, 0, "documents at SEND differ from the upload: %s",
-				  err->msg);
+		sb_log(SB_LOG_ERROR, "steps", "a file at SEND differs from the upload act=%s iun=%s: %s",
+		       job->act_id, job->iun, err->msg);
+		/* Permanent (failed), not a refusal: SEND accepted the act as it was sent. */
+		sb_err_prefix(err, "SEND's copy differs from the upload");
+		err->code = SB_EIO;
+		return SB_EIO;
 	}
 	if (rc == 0)
 		rc = price_of(w, job->act, &res->cost_cents, err);

@@ -74,6 +74,11 @@ char *th_e2e_text(sqlite3 *db, const char *sql, const char *param)
 
 int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol)
 {
+	return th_e2e_ledger_int(sim_url, protocol, "notifications");
+}
+
+int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char *key)
+{
 	struct sb_err err = SB_ERR_INIT;
 	struct sb_http *h = NULL;
 	struct sb_http_resp resp = { 0 };
@@ -96,12 +101,37 @@ int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol)
 					.url = sb_buf_cstr(&url) }, &resp, &err), 0);
 	assert_int_equal(resp.status, 200);
 	assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 1 << 20, "ledger", &j, &err), 0);
-	assert_true(json_is_integer(json_object_get(j, "notifications")));
-	n = json_integer_value(json_object_get(j, "notifications"));
+	assert_true(json_is_integer(json_object_get(j, key)));
+	n = json_integer_value(json_object_get(j, key));
 	json_decref(j);
 	sb_http_resp_release(&resp);
 	sb_http_free(h);
 	sb_buf_release(&url);
+	return n;
+}
+
+int64_t th_e2e_sim_price(const char *sim_url, const char *notice_code)
+{
+	static const char *const headers[] = { "x-api-key: sim-send-key", NULL };
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_http *h = NULL;
+	struct sb_http_resp resp = { 0 };
+	char *url = sb_xasprintf("%s/delivery/v2.3/price/80012345676/%s", sim_url, notice_code);
+	json_t *j = NULL;
+	int64_t n;
+
+	resp.body = (struct sb_buf)SB_BUF_INIT(1 << 16);
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do(h, &(struct sb_http_req){ .method = "GET", .url = url,
+					.headers = headers }, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 1 << 16, "price", &j, &err), 0);
+	assert_true(json_is_integer(json_object_get(j, "totalPrice")));
+	n = json_integer_value(json_object_get(j, "totalPrice"));
+	json_decref(j);
+	sb_http_resp_release(&resp);
+	sb_http_free(h);
+	free(url);
 	return n;
 }
 

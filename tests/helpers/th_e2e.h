@@ -27,6 +27,15 @@ char *th_e2e_text(struct sqlite3 *db, const char *sql, const char *param);
 
 /* GET sim_url/_sim/send/ledger[?paProtocolNumber=P] (protocol may be NULL): its "notifications". */
 int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol);
+/* The same for any integer of the ledger ("notifications", "cancelled", ...). */
+int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char *key);
+
+/*
+ * SEND's price of a pagoPA notice as send-sim reports it to the sender
+ * (GET /delivery/v2.3/price/80012345676/{noticeCode}, key sim-send-key):
+ * totalPrice in eurocent.
+ */
+int64_t th_e2e_sim_price(const char *sim_url, const char *notice_code);
 
 /*
  * Write dir/<name>.ini for a daemon over dir/outbox (its new/ created) and

@@ -1,0 +1,188 @@
+/*
+ * A notification cancelled at SEND while the daemon tracks it: the real
+ * `send-bridge run` against send-sim, whose timeline steps are an hour
+ * apart so the act is still being delivered when `send-bridge cancel IUN`
+ * is run (send-sim then completes the cancellation after
+ * --send-cancel-ms).
+ *
+ * What is proven: the act ends `closed` with its notification recorded as
+ * CANCELLED and no cost; its folder leaves work/ for done/ with a
+ * reason.json that says it was cancelled; SEND's NOTIFICATION_CANCELLED
+ * legal fact is registered once in the protocol, linked to the act's
+ * outgoing registration, and kept with the act; `status` shows the
+ * cancellation; SEND's ledger holds one notification for the act, cancelled.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "../helpers/th.h"
+#include "../helpers/th_e2e.h"
+#include "../helpers/th_platform.h"
+
+#define ACT "2026-CANC-1"
+
+static const char *const extra_sim[] = {
+	"--send-step-ms", "3600000", "--send-accept-ms", "50", "--send-legal-fact-retry", "0",
+	"--send-stream-interval-ms", "200", "--send-cancel-ms", "100", NULL,
+};
+
+/* The act's IUN once it is tracked (accepted or delivering); owned. */
+static char *wait_tracked(const char *db_path, const char *log)
+{
+	for (int waited = 0;; waited++) {
+		sqlite3 *db = NULL;
+		char *iun = NULL;
+
+		sqlite3_stmt *st = NULL;
+
+		/* Errors are expected until the daemon has made its tables. */
+		if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+		    sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
+		    sqlite3_prepare_v2(db, "SELECT n.iun FROM notifications n JOIN acts a"
+				       " ON a.id = n.act WHERE a.act_id = ?1 AND n.iun IS NOT NULL"
+				       " AND a.state IN ('accepted', 'delivering')", -1, &st,
+				       NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, ACT, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				iun = sb_xstrdup((const char *)sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		if (iun)
+			return iun;
+		if (waited > 600) {
+			char *text = th_read(log, NULL);
+
+			fail_msg("act not accepted after 60 s; log:\n%s", text ? text : "");
+		}
+		th_sleep_ms(100);
+	}
+}
+
+static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state)
+{
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-cancel"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/cancel.db", dir), *cfg, *json, *iun, *proto, *text, *path;
+	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
+	struct sb_buf out = SB_BUF_INIT(1 << 20);
+	sqlite3 *db = NULL;
+	pid_t pid;
+	int waited = 0;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	cfg = th_e2e_config(dir, "cancel", sim.url, 2, NULL);
+	json = th_e2e_act_json(1, true);
+	th_outbox_publish_json(root, ACT, json);
+	pid = th_e2e_run(cfg, log);
+	iun = wait_tracked(db_path, log);
+	{
+		const char *argv[] = { bin, "cancel", iun, "-c", cfg, NULL };
+
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+		assert_non_null(strstr(sb_buf_cstr(&out), "cancellation of"));
+	}
+	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < 1) {
+		if (waited++ > 600) {
+			text = th_read(log, NULL);
+			fail_msg("cancelled act not finished after 60 s; log:\n%s", text ? text : "");
+		}
+		th_sleep_ms(100);
+	}
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	assert_int_equal(th_outbox_entries(root, "work"), 0);
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+				    " AND state = 'closed'", ACT), 1);
+	text = th_e2e_text(db, "SELECT n.status FROM notifications n JOIN acts a ON a.id = n.act"
+			   " WHERE a.act_id = ?1", ACT);
+	assert_non_null(text);
+	assert_string_equal(text, "CANCELLED");
+	free(text);
+	assert_int_equal(th_e2e_int(db, "SELECT n.cost_cents IS NULL FROM notifications n"
+				    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", ACT), 1);
+	/* SEND's attestation of the cancellation, registered once and linked to the act. */
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
+				    " WHERE a.act_id = ?1 AND r.category = 'NOTIFICATION_CANCELLED'"
+				    " AND r.protocol_number IS NOT NULL", ACT), 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations p"
+				    " WHERE p.direction = 'in' AND p.iun = ?1"
+				    " AND p.legal_fact_id = (SELECT legal_fact_key FROM receipts"
+				    "   WHERE iun = ?1 AND category = 'NOTIFICATION_CANCELLED')"
+				    " AND p.link = (SELECT id FROM proto_registrations"
+				    "   WHERE act_id = '" ACT "' AND direction = 'out')", iun), 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
+				    " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", ACT), 0);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
+				    " AND state = 'closed' AND folder IS NOT NULL", ACT), 1);
+	proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
+			    " ON a.id = n.act WHERE a.act_id = ?1", ACT);
+	assert_non_null(proto);
+	/* The legal facts kept with the act, the cancellation's among them. */
+	path = sb_xasprintf("%s/done/%s/receipts", root, ACT);
+	assert_int_equal((int64_t)th_outbox_entries(path, "."),
+			 th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun));
+	free(path);
+	sqlite3_close(db);
+	path = sb_xasprintf("%s/done/%s/reason.json", root, ACT);
+	text = th_read(path, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"state\":\"closed\""));
+	assert_non_null(strstr(text, "cancelled at SEND"));
+	free(text);
+	free(path);
+
+	/* SEND's ledger: one notification for the act's protocol number, and it is cancelled. */
+	assert_int_equal(th_e2e_ledger_notifications(sim.url, proto), 1);
+	assert_int_equal(th_e2e_ledger_int(sim.url, proto, "cancelled"), 1);
+
+	/* What staff see. */
+	{
+		const char *argv[] = { bin, "status", ACT, "-c", cfg, NULL };
+		const char *line;
+
+		sb_buf_reset(&out);
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+		line = strstr(sb_buf_cstr(&out), ACT);
+		assert_non_null(line);
+		assert_non_null(strstr(line, " closed "));
+		assert_non_null(strstr(line, iun));
+		assert_non_null(strstr(line, "NOTIFICATION_CANCELLED"));
+		assert_non_null(strstr(line, "cancelled at SEND"));
+	}
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	sb_buf_release(&out);
+	free(proto);
+	free(iun);
+	free(json);
+	free(cfg);
+	free(bin);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_e2e_cancel__cancelled_while_tracked_closes_the_act),
+	};
+
+	return cmocka_run_group_tests_name("e2e_cancel", tests, NULL, NULL);
+}

@@ -1,0 +1,235 @@
+/*
+ * What the daemon checks of SEND itself, with the real `send-bridge run`
+ * against send-sim:
+ *
+ * - SEND's copy of a pagoPA notice PDF differs from the upload (send-sim's
+ *   --send-corrupt-notice changes one byte of it): the act does not close,
+ *   it ends `failed` with a reason naming the attachment, while an act whose
+ *   files SEND holds unchanged closes;
+ * - a crash right after the event stream was created at SEND and before its
+ *   id was stored (made here by deleting the stored id): the restart finds
+ *   that stream again instead of creating a second one, and tracks through it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_common.h"
+#include "sb_http.h"
+#include "sb_json.h"
+#include "../helpers/th.h"
+#include "../helpers/th_e2e.h"
+#include "../helpers/th_platform.h"
+
+#define CORRUPT_NOTICE "302010000000001001"   /* fixtures/acts/fine-pagopa */
+
+static void wait_finished(const char *root, size_t n, const char *log)
+{
+	for (int waited = 0;
+	     th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < n; waited++) {
+		if (waited > 600) {
+			char *text = th_read(log, NULL);
+
+			fail_msg("acts not finished after 60 s; log:\n%s", text ? text : "");
+		}
+		th_sleep_ms(100);
+	}
+}
+
+static void test_e2e_send_checks__a_changed_payment_notice_fails_the_act(void **state)
+{
+	static const char *const extra_sim[] = {
+		"--send-step-ms", "20", "--send-accept-ms", "50", "--send-legal-fact-retry", "0",
+		"--send-stream-interval-ms", "200", "--send-corrupt-notice", CORRUPT_NOTICE, NULL,
+	};
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-checks"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/checks.db", dir), *cfg, *text, *path;
+	sqlite3 *db = NULL;
+	pid_t pid;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	cfg = th_e2e_config(dir, "checks", sim.url, 2, NULL);
+	th_outbox_publish(root, "acts/fine-pagopa", "2026-CHK-BAD");
+	th_outbox_publish(root, "acts/fine-pec", "2026-CHK-GOOD");
+	pid = th_e2e_run(cfg, log);
+	wait_finished(root, 2, log);
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+				    " AND state = 'failed'", "2026-CHK-BAD"), 1);
+	text = th_e2e_text(db, "SELECT last_error FROM acts WHERE act_id = ?1", "2026-CHK-BAD");
+	assert_non_null(text);
+	assert_non_null(strstr(text, "recipients[0].payments[0] pagoPA notice"));
+	assert_non_null(strstr(text, "differs from the upload"));
+	free(text);
+	/* It was notified, once: only the final check failed. */
+	text = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
+			   " ON a.id = n.act WHERE a.act_id = ?1", "2026-CHK-BAD");
+	assert_non_null(text);
+	assert_int_equal(th_e2e_ledger_notifications(sim.url, text), 1);
+	free(text);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+				    " AND state = 'closed'", "2026-CHK-GOOD"), 1);
+	/* Its document and notice were compared too, and its price recorded. */
+	assert_true(th_e2e_int(db, "SELECT n.cost_cents FROM notifications n JOIN acts a"
+			       " ON a.id = n.act WHERE a.act_id = ?1", "2026-CHK-GOOD") > 0);
+	sqlite3_close(db);
+	path = sb_xasprintf("%s/rejected/2026-CHK-BAD/reason.json", root);
+	text = th_read(path, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"state\":\"failed\""));
+	assert_non_null(strstr(text, "pagoPA notice"));
+	free(text);
+	free(path);
+	path = sb_xasprintf("%s/done/2026-CHK-GOOD/receipts", root);
+	assert_true(th_outbox_entries(path, ".") >= 2);
+	free(path);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	assert_int_equal(th_outbox_entries(root, "rejected"), 1);
+
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	free(cfg);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
+}
+
+/* send-sim's streams of the PA: how many, and the first one's id into id (37). */
+static size_t sim_streams(const char *sim_url, char *id)
+{
+	static const char *const headers[] = { "x-api-key: sim-send-key", NULL };
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_http *h = NULL;
+	struct sb_http_resp resp = { 0 };
+	char *url = sb_xasprintf("%s/delivery-progresses/v2.9/streams", sim_url);
+	json_t *j = NULL;
+	size_t n;
+
+	resp.body = (struct sb_buf)SB_BUF_INIT(1 << 16);
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do(h, &(struct sb_http_req){ .method = "GET", .url = url,
+					.headers = headers }, &resp, &err), 0);
+	assert_int_equal(resp.status, 200);
+	assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 1 << 16, "streams", &j, &err),
+			 0);
+	n = json_array_size(j);
+	if (n)
+		snprintf(id, 37, "%s",
+			 json_string_value(json_object_get(json_array_get(j, 0), "streamId")));
+	json_decref(j);
+	sb_http_resp_release(&resp);
+	sb_http_free(h);
+	free(url);
+	return n;
+}
+
+static char *meta(const char *db_path, const char *key)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char *v = NULL;
+
+	/* Errors are expected until the daemon has made its tables. */
+	if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) ==
+		    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sb_xstrdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void **state)
+{
+	static const char *const extra_sim[] = {
+		"--send-step-ms", "20", "--send-accept-ms", "50", "--send-legal-fact-retry", "0",
+		"--send-stream-interval-ms", "200", NULL,
+	};
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-stream"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/stream.db", dir), *cfg, *json, *first, *text;
+	char at_sim[37] = "";
+	sqlite3 *db = NULL;
+	pid_t pid;
+	int waited = 0;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	cfg = th_e2e_config(dir, "stream", sim.url, 2, NULL);
+	pid = th_e2e_run(cfg, log);
+	while (!(first = meta(db_path, "send.stream_id"))) {
+		if (waited++ > 600) {
+			text = th_read(log, NULL);
+			fail_msg("no stream after 60 s; log:\n%s", text ? text : "");
+		}
+		th_sleep_ms(100);
+	}
+	assert_int_equal(th_child_stop(&pid, SIGKILL), 128 + SIGKILL);
+	assert_int_equal(sim_streams(sim.url, at_sim), 1);
+	assert_string_equal(at_sim, first);
+
+	/* The state a crash between SEND's reply and storing the id leaves. */
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM meta WHERE key = 'send.stream_id'", NULL,
+				      NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	json = th_e2e_act_json(1, true);
+	th_outbox_publish_json(root, "2026-STREAM-1", json);
+	pid = th_e2e_run(cfg, log);
+	wait_finished(root, 1, log);
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+
+	/* Still one stream at SEND, the first, and the act was tracked through it. */
+	assert_int_equal(sim_streams(sim.url, at_sim), 1);
+	assert_string_equal(at_sim, first);
+	text = meta(db_path, "send.stream_id");
+	assert_non_null(text);
+	assert_string_equal(text, first);
+	free(text);
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+				    " AND state = 'closed'", "2026-STREAM-1"), 1);
+	sqlite3_close(db);
+
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	free(json);
+	free(first);
+	free(cfg);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_e2e_send_checks__a_changed_payment_notice_fails_the_act),
+		cmocka_unit_test(test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again),
+	};
+
+	sb_http_global_init();
+	return cmocka_run_group_tests_name("e2e_send_checks", tests, NULL, NULL);
+}
