@@ -12,7 +12,9 @@
  * registered exactly once in the protocol, linked to the act's outgoing
  * registration; the person's INAD domicile and ANPR residence were used
  * (and the PDND access trail names the act); the broken acts are in
- * rejected/ with a reason.json naming the field; `status` shows it all.
+ * rejected/ with a reason.json naming the field; `status` shows it all,
+ * with each pagoPA act's cost equal to the price send-sim reports for its
+ * notice and no cost for the act without pagoPA.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,6 +51,10 @@ static const char *const good[][2] = {
 	{ "2026-PM-0002", "acts/fine-pec" },
 	{ "2026-PM-0003", "acts/fine-company" },
 	{ "2026-TR-0001", "acts/imu-assessment" },
+};
+/* The pagoPA notice of each good act (its act.json). */
+static const char *const good_notice[] = {
+	"302010000000001001", "302010000000001002", "302010000000001003", "302010000000002001",
 };
 #define PDND_ACT "2026-PM-0004"
 #define BAD_CF_ACT "2026-PM-0090"
@@ -324,6 +330,38 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 		assert_int_equal(th_run(argv, &out, NULL), 0);
 		assert_int_equal(sb_json_parse(out.buf, out.len, 1 << 20, "status", &j, &err), 0);
 		assert_int_equal(json_array_size(j), 2);
+		json_decref(j);
+	}
+	{
+		/* The cost staff see is SEND's price of the notice; an act without pagoPA has none. */
+		const char *argv[] = { bin, "status", "--json", "-c", f->cfg, NULL };
+		struct sb_err err = SB_ERR_INIT;
+		json_t *j = NULL, *row;
+		size_t k, seen = 0;
+
+		sb_buf_release(&out);
+		out = (struct sb_buf)SB_BUF_INIT(1 << 20);
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+		assert_int_equal(sb_json_parse(out.buf, out.len, 1 << 20, "status", &j, &err), 0);
+		json_array_foreach(j, k, row) {
+			const char *id = json_string_value(json_object_get(row, "act"));
+			const json_t *cost = json_object_get(row, "costCents");
+
+			assert_non_null(id);
+			if (!strcmp(id, PDND_ACT)) {
+				assert_true(json_is_null(cost));
+				seen++;
+			}
+			for (size_t i = 0; i < SB_ARRAY_SIZE(good); i++) {
+				if (strcmp(id, good[i][0]))
+					continue;
+				assert_true(json_is_integer(cost));
+				assert_int_equal(json_integer_value(cost),
+						 th_e2e_sim_price(f->pd.sim.url, good_notice[i]));
+				seen++;
+			}
+		}
+		assert_int_equal(seen, SB_ARRAY_SIZE(good) + 1);
 		json_decref(j);
 	}
 	/* Nothing personal in the daemon's log. */
