@@ -33,6 +33,8 @@ struct sb_http {
 struct xfer {
 	struct sb_http_resp *resp;
 	FILE *out;
+	int (*out_fn)(void *ctx, const void *p, size_t len);
+	void *out_ctx;
 	uint64_t out_max;
 	bool too_big;
 	bool header_overflow;
@@ -151,12 +153,12 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
 	struct xfer *x = data;
 	size_t len = size * n;
 
-	if (x->out) {
+	if (x->out || x->out_fn) {
 		if (x->resp->file_len + len > x->out_max) {
 			x->too_big = true;
 			return 0;
 		}
-		if (fwrite(p, 1, len, x->out) != len)
+		if (x->out ? fwrite(p, 1, len, x->out) != len : x->out_fn(x->out_ctx, p, len) < 0)
 			return 0;
 		x->resp->file_len += len;
 		return len;
@@ -197,6 +199,7 @@ struct xfer_ctx {
 	struct xfer x;
 	CURL *curl;
 	FILE *file;
+	int (*out_fn)(void *ctx, const void *p, size_t len);
 };
 
 /* The reply body goes to out_file only for a 2xx; an error reply is kept in memory to be parsed. */
@@ -207,6 +210,7 @@ static size_t on_body_switch(char *p, size_t size, size_t n, void *data)
 
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	c->x.out = (status >= 200 && status < 300) ? c->file : NULL;
+	c->x.out_fn = (status >= 200 && status < 300) ? c->out_fn : NULL;
 	return on_body(p, size, n, &c->x);
 }
 
@@ -243,6 +247,13 @@ static int map_curl_error(CURLcode cc, const struct xfer_ctx *c, const char *url
 int sb_http_do(struct sb_http *h, const struct sb_http_req *req, struct sb_http_resp *resp,
 	       struct sb_err *err)
 {
+	return sb_http_do_sink(h, req, resp, NULL, NULL, err);
+}
+
+int sb_http_do_sink(struct sb_http *h, const struct sb_http_req *req, struct sb_http_resp *resp,
+		    int (*out_fn)(void *ctx, const void *p, size_t len), void *out_ctx,
+		    struct sb_err *err)
+{
 	struct curl_slist *hdrs = NULL;
 	struct xfer_ctx c;
 	CURL *cu = h->curl;
@@ -259,6 +270,8 @@ int sb_http_do(struct sb_http *h, const struct sb_http_req *req, struct sb_http_
 	c.x.resp = resp;
 	c.curl = cu;
 	c.x.out_max = req->out_file_max ? req->out_file_max : SB_MAX_PDF;
+	c.out_fn = req->out_file ? NULL : out_fn;
+	c.x.out_ctx = out_ctx;
 
 	curl_easy_reset(cu);
 	curl_easy_setopt(cu, CURLOPT_URL, req->url);

@@ -68,6 +68,16 @@ int sb_http_do(struct sb_http *h, const struct sb_http_req *req, struct sb_http_
 	       struct sb_err *err);
 void sb_http_resp_release(struct sb_http_resp *r);
 
+/*
+ * sb_http_do with a 2xx reply body handed to out_fn piece by piece instead
+ * of memory or req->out_file (to hash a download without writing it), with
+ * req->out_file_max as its ceiling (SB_ETOOBIG beyond). out_fn returns 0, or
+ * < 0 to stop the transfer (SB_EIO). resp->file_len counts the bytes.
+ */
+int sb_http_do_sink(struct sb_http *h, const struct sb_http_req *req, struct sb_http_resp *resp,
+		    int (*out_fn)(void *ctx, const void *p, size_t len), void *out_ctx,
+		    struct sb_err *err);
+
 /* Value of the last header called name (case-insensitive), borrowed; NULL if absent. */
 const char *sb_http_resp_header(const struct sb_http_resp *r, const char *name);
 

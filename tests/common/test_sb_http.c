@@ -315,6 +315,52 @@ static void test_sb_http__upload_resent_after_dropped_connection(void **state)
 	free(dir); free(in); free(u); free(big);
 }
 
+struct sink {
+	struct sb_buf got;
+	bool fail;
+};
+
+static int sink_add(void *ctx, const void *p, size_t len)
+{
+	struct sink *k = ctx;
+
+	if (k->fail)
+		return -1;
+	sb_buf_add(&k->got, p, len);
+	return 0;
+}
+
+static void test_sb_http__reply_to_a_sink(void **state)
+{
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	char *u = url("/_sim/faults");
+	struct sb_http_req req = { .method = "GET", .url = u };
+	struct sink k = { SB_BUF_INIT(1 << 16), false };
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	assert_int_equal(sb_http_do_sink(h, &req, &r, sink_add, &k, &err), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.body.len, 0);   /* the 2xx body went to the sink */
+	assert_true(k.got.len > 0);
+	assert_int_equal(r.file_len, k.got.len);
+	assert_non_null(strstr(sb_buf_cstr(&k.got), "latencyMs"));
+	/* the ceiling holds for a sink as for a file */
+	req.out_file_max = 4;
+	assert_int_equal(sb_http_do_sink(h, &req, &r, sink_add, &k, &err), SB_ETOOBIG);
+	/* a sink that gives up stops the transfer: a local error */
+	req.out_file_max = 0;
+	k.fail = true;
+	assert_int_equal(sb_http_do_sink(h, &req, &r, sink_add, &k, &err), SB_EIO);
+	sb_buf_release(&k.got);
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	free(u);
+}
+
 static void test_sb_http__connection_refused_is_temporary(void **state)
 {
 	struct sb_http *h = NULL;
@@ -370,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_sb_http__injected_429_and_503),
 		cmocka_unit_test(test_sb_http__reply_ceiling),
 		cmocka_unit_test(test_sb_http__body_from_file_and_reply_to_file),
+		cmocka_unit_test(test_sb_http__reply_to_a_sink),
 		cmocka_unit_test(test_sb_http__connection_refused_is_temporary),
 		cmocka_unit_test(test_sb_http__upload_resent_after_dropped_connection),
 		cmocka_unit_test(test_sb_http__retry_after_forms),
