@@ -473,6 +473,37 @@ cleanup:
 	return rc;
 }
 
+static int sha256_sink(void *ctx, const void *p, size_t len)
+{
+	sb_sha256_update(ctx, p, len);
+	return 0;
+}
+
+int send_fetch_url_sha256(struct send_client *c, const char *url, uint64_t max,
+			  unsigned char digest[SB_SHA256_LEN], uint64_t *len_out, struct sb_err *err)
+{
+	struct sb_http_resp resp = { 0 };
+	struct sb_http_req req = { 0 };
+	struct sb_sha256_ctx *h = sb_sha256_begin();
+	int rc;
+
+	/* Pre-signed URLs carry their own authorisation: no x-api-key, no Bearer. */
+	req.method = "GET";
+	req.url = url;
+	req.out_file_max = max;
+	req.timeout_ms = c->upload_timeout_ms;
+	rc = sb_http_do_sink(c->http, &req, &resp, sha256_sink, h, err);
+	if (rc < 0)
+		send_err_scrub_query(err);
+	else if (resp.status != 200)
+		rc = send_reply_error(&resp, "download", err);
+	sb_sha256_end(h, digest);
+	if (rc == 0 && len_out)
+		*len_out = resp.file_len;
+	sb_http_resp_release(&resp);
+	return rc;
+}
+
 int send_copy_str(const json_t *obj, const char *key, char *out, size_t n, bool required,
 		  const char *what, struct sb_err *err)
 {

@@ -356,6 +356,8 @@ struct send_attachment_sel {
  * its length and that its SHA-256 equals both what SEND declares and, when
  * expected_sha256 (base64) is not NULL, what was uploaded. A mismatch is
  * SB_EREJECT naming the attachment. sha256_out (45 bytes) may be NULL.
+ * out_path NULL: the bytes are only hashed as they arrive, never written
+ * (the same checks, with the contentLength ceiling).
  */
 int send_attachment_download(struct send_client *c, const char *iun,
 			     const struct send_attachment_sel *sel, const char *expected_sha256,

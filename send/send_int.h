@@ -47,6 +47,9 @@ int send_reply_error(const struct sb_http_resp *resp, const char *what, struct s
 /* GET a pre-signed URL to out_path (0600, temp + rename) with no auth headers. */
 int send_fetch_url(struct send_client *c, const char *url, const char *out_path, uint64_t max,
 		   uint64_t *len_out, struct sb_err *err);
+/* The same, the bytes only hashed (SHA-256 into digest), never written. */
+int send_fetch_url_sha256(struct send_client *c, const char *url, uint64_t max,
+			  unsigned char digest[32], uint64_t *len_out, struct sb_err *err);
 
 /*
  * Remove query strings from err->msg: a pre-signed URL's query holds its

@@ -280,20 +280,28 @@ struct fetch_op {
 	struct send_client *c;
 	const char *url, *out_path;
 	uint64_t max, len;
+	unsigned char digest[SB_SHA256_LEN];   /* without out_path: of the bytes */
 };
 
 static int fetch_once(void *ctx, struct sb_err *err)
 {
 	struct fetch_op *op = ctx;
 
+	if (!op->out_path)
+		return send_fetch_url_sha256(op->c, op->url, op->max, op->digest, &op->len, err);
 	return send_fetch_url(op->c, op->url, op->out_path, op->max, &op->len, err);
 }
 
-/* Download url after metadata, checking the declared length. */
+/*
+ * Download url after metadata, checking the declared length: to out_path,
+ * or with out_path NULL only hashed into digest (may be NULL otherwise).
+ */
 static int fetch_checked(struct send_client *c, const json_t *meta, const char *out_path,
-			 const struct send_retry *r, uint64_t *len_out, struct sb_err *err)
+			 const struct send_retry *r, uint64_t *len_out,
+			 unsigned char digest[SB_SHA256_LEN], struct sb_err *err)
 {
-	struct fetch_op op = { c, json_string_value(json_object_get(meta, "url")), out_path, 0, 0 };
+	struct fetch_op op = { c, json_string_value(json_object_get(meta, "url")), out_path, 0, 0,
+			       { 0 } };
 	const json_t *cl = json_object_get(meta, "contentLength");
 	int rc;
 
@@ -307,13 +315,16 @@ static int fetch_checked(struct send_client *c, const json_t *meta, const char *
 	if (rc < 0)
 		return rc;
 	if (op.len != (uint64_t)json_integer_value(cl)) {
-		remove(out_path);
+		if (out_path)
+			remove(out_path);
 		return sb_err_set(err, SB_EREJECT, 0,
 				  "downloaded %llu bytes, SEND declared %lld",
 				  (unsigned long long)op.len, (long long)json_integer_value(cl));
 	}
 	if (len_out)
 		*len_out = op.len;
+	if (!out_path && digest)
+		memcpy(digest, op.digest, sizeof(op.digest));
 	return 0;
 }
 
@@ -337,7 +348,7 @@ int send_legal_fact_download(struct send_client *c, const char *iun, const char 
 	send_url_escape(key, &path);
 	rc = metadata_wait(c, sb_buf_cstr(&path), max_wait_ms, r, &meta, err);
 	if (rc == 0)
-		rc = fetch_checked(c, meta, out_path, r, size_out, err);
+		rc = fetch_checked(c, meta, out_path, r, size_out, NULL, err);
 	if (rc < 0)
 		sb_err_prefix(err, "legal fact");
 	json_decref(meta);
@@ -383,15 +394,17 @@ int send_attachment_download(struct send_client *c, const char *iun,
 				"attachment: SEND holds a different file (sha256 differs from upload)");
 		goto cleanup;
 	}
-	rc = fetch_checked(c, meta, out_path, r, NULL, err);
+	rc = fetch_checked(c, meta, out_path, r, NULL, d, err);
 	if (rc < 0)
 		goto cleanup;
-	rc = sb_sha256_file(out_path, d, NULL, err);
+	if (out_path)
+		rc = sb_sha256_file(out_path, d, NULL, err);
 	if (rc < 0)
 		goto cleanup;
 	sb_base64_encode(d, sizeof(d), &b64);
 	if (strcmp(sb_buf_cstr(&b64), declared)) {
-		remove(out_path);
+		if (out_path)
+			remove(out_path);
 		rc = sb_err_set(err, SB_EREJECT, 0,
 				"attachment: downloaded bytes do not match the declared sha256");
 		goto cleanup;

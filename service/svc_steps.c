@@ -891,12 +891,15 @@ static int price_of(struct worker *w, const struct svc_act *a, int64_t *cents, s
 	return 0;
 }
 
-/* One file SEND holds, downloaded and compared with the upload's SHA-256; what names it. */
+/*
+ * One file SEND holds, downloaded and compared with the upload's SHA-256
+ * (hashed as it arrives, never written); what names it.
+ */
 static int held_match(struct worker *w, const struct svc_job *job,
 		      const struct send_attachment_sel *sel, const struct send_file_ref *ref,
-		      const char *tmp, const char *what, struct sb_err *err)
+		      const char *what, struct sb_err *err)
 {
-	int rc = send_attachment_download(w->send, job->iun, sel, ref->sha256, tmp,
+	int rc = send_attachment_download(w->send, job->iun, sel, ref->sha256, NULL,
 					  STEP_MAX_WAIT_MS, &w->retry, NULL, err);
 
 	return rc < 0 ? sb_err_prefix(err, "%s", what) : 0;
@@ -910,7 +913,6 @@ static int held_match(struct worker *w, const struct svc_job *job,
 static int documents_match(struct worker *w, const struct svc_job *job, struct sb_err *err)
 {
 	struct svc_send_map m;
-	char *tmp = sb_xasprintf("%s/.send-check.pdf", job->dir);
 	char what[96];
 	int rc;
 
@@ -921,7 +923,7 @@ static int documents_match(struct worker *w, const struct svc_job *job, struct s
 		struct send_attachment_sel sel = { SEND_ATT_DOCUMENT, (unsigned)i, -1 };
 
 		snprintf(what, sizeof(what), "documents[%zu]", i);
-		rc = held_match(w, job, &sel, &m.documents[i].ref, tmp, what, err);
+		rc = held_match(w, job, &sel, &m.documents[i].ref, what, err);
 	}
 	for (size_t i = 0; rc == 0 && i < m.n.nrecipients; i++)
 		for (size_t j = 0; rc == 0 && j < m.n.recipients[i].npayments; j++) {
@@ -931,17 +933,15 @@ static int documents_match(struct worker *w, const struct svc_job *job, struct s
 			if (p->has_pagopa && p->has_pagopa_attachment) {
 				snprintf(what, sizeof(what), "recipients[%zu].payments[%zu] pagoPA notice",
 					 i, j);
-				rc = held_match(w, job, &sel, &p->pagopa_attachment, tmp, what, err);
+				rc = held_match(w, job, &sel, &p->pagopa_attachment, what, err);
 			}
 			if (rc == 0 && p->has_f24) {
 				sel.kind = SEND_ATT_F24;
 				snprintf(what, sizeof(what), "recipients[%zu].payments[%zu] F24 metadata",
 					 i, j);
-				rc = held_match(w, job, &sel, &p->f24_metadata, tmp, what, err);
+				rc = held_match(w, job, &sel, &p->f24_metadata, what, err);
 			}
 		}
-	unlink(tmp);
-	free(tmp);
 	svc_send_map_release(&m);
 	return rc;
 }

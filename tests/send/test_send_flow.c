@@ -356,6 +356,13 @@ static void test_send_flow__attachments_match_upload(void **state)
 	assert_int_equal(send_attachment_download(f->c, st.iun, &pay, x.up[1].ref.sha256, out, 10000,
 						  &f->retry, sha, &err), 0);
 	assert_string_equal(sha, x.up[1].ref.sha256);
+	/* Only hashed, never written: the same checks without a file. */
+	memset(sha, 0, sizeof(sha));
+	assert_int_equal(send_attachment_download(f->c, st.iun, &pay, x.up[1].ref.sha256, NULL,
+						  10000, &f->retry, sha, &err), 0);
+	assert_string_equal(sha, x.up[1].ref.sha256);
+	assert_int_equal(send_attachment_download(f->c, st.iun, &doc, x.up[0].ref.sha256, NULL,
+						  10000, &f->retry, NULL, &err), 0);
 
 	/* What SEND holds is not what we uploaded: refused, named. */
 	assert_int_equal(send_attachment_download(f->c, st.iun, &doc, x.up[1].ref.sha256, out, 10000,
