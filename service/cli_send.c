@@ -13,7 +13,9 @@
  * file names only.
  */
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -21,10 +23,12 @@
 #include "sb_cfg.h"
 #include "sb_ids.h"
 #include "sb_problems.h"
+#include "sb_sql.h"
 #include "cli_int.h"
 #include "send_client.h"
 #include "svc_act.h"
 #include "svc_send_map.h"
+#include "svc_store.h"
 
 void svc_help_send(FILE *out)
 {
@@ -41,7 +45,8 @@ void svc_help_send(FILE *out)
 		"notification  status, status history and timeline of a notification\n"
 		"legal-facts   download every legal fact (attestazione) of IUN into DIR\n"
 		"price         what SEND charges for the notification of a pagoPA notice\n"
-		"cancel        ask SEND to cancel a notification\n"
+		"cancel        ask SEND to cancel a notification (recorded in the store's audit\n"
+		"              trail, under its act, when the store exists)\n"
 		"\n"
 		"All take -c FILE. exit: 0 ok, 1 invalid input, 2 usage or configuration,\n"
 		"3 SEND refused or failed, 4 local error\n");
@@ -254,13 +259,54 @@ static int price(const struct send_args *a, struct send_client *c)
 	return SVC_EXIT_OK;
 }
 
-static int cancel(const struct send_args *a, struct send_client *c)
+/*
+ * The cancellation in the store's audit trail, under the act it belongs to
+ * when the daemon sent it: SEND only knows the installation, the trail
+ * keeps who asked. Best effort: SEND has already taken the request.
+ */
+static void cancel_record(const struct sb_cfg *cfg, const char *iun)
+{
+	const char *path = sb_cfg_str(cfg, "store", "path");
+	const char *who = getenv("SUDO_USER") ? getenv("SUDO_USER") : getenv("USER");
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	sqlite3_stmt *st = NULL;
+	char *act = NULL, *office = NULL;
+	struct stat sb;
+
+	if (!path || stat(path, &sb) < 0)
+		return;   /* no store: a notification sent by hand, nothing to record */
+	if (svc_store_open(&s, path, (int)sb_cfg_int(cfg, "store", "busy_timeout_ms"), &err) < 0)
+		goto out;
+	if (sb_sql_prepare(svc_store_db(s), "SELECT a.act_id, a.office FROM acts a"
+			   " JOIN notifications n ON n.act = a.id WHERE n.iun = ?1", &st) == SQLITE_OK) {
+		sb_sql_bind_text(st, 1, iun);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			act = sb_xstrdup(sb_sql_col(st, 0));
+			office = sb_sql_col(st, 1) ? sb_xstrdup(sb_sql_col(st, 1)) : NULL;
+		}
+		sb_sql_finish(st);
+	}
+	if (svc_store_audit(s, who && *who ? who : "unknown", office, "notification.cancel",
+			    act ? act : iun, iun, &err) == 0 && act)
+		printf("act %s: closed as cancelled when SEND confirms it\n", act);
+out:
+	if (err.msg[0])
+		fprintf(stderr, "send-bridge: cancellation not recorded in the audit trail: %s\n",
+			err.msg);
+	svc_store_close(s);
+	free(act);
+	free(office);
+}
+
+static int cancel(const struct send_args *a, const struct sb_cfg *cfg, struct send_client *c)
 {
 	struct sb_err err = SB_ERR_INIT;
 
 	if (send_notification_cancel(c, a->arg, &err) < 0)
 		return svc_fail(&err);
 	printf("cancellation of %s requested\n", a->arg);
+	cancel_record(cfg, a->arg);
 	return SVC_EXIT_OK;
 }
 
@@ -289,7 +335,7 @@ int svc_cmd_send(const struct svc_cli *cli, int argc, char **argv)
 	else if (!strcmp(argv[0], "price"))
 		rc = price(&a, c);
 	else
-		rc = cancel(&a, c);
+		rc = cancel(&a, cfg, c);
 	send_client_free(c);
 	sb_cfg_free(cfg);
 	return rc;

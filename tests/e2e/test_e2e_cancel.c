@@ -10,7 +10,8 @@
  * reason.json that says it was cancelled; SEND's NOTIFICATION_CANCELLED
  * legal fact is registered once in the protocol, linked to the act's
  * outgoing registration, and kept with the act; `status` shows the
- * cancellation; SEND's ledger holds one notification for the act, cancelled.
+ * cancellation; the audit trail records the request under the act; SEND's
+ * ledger holds one notification for the act, cancelled.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,6 +94,7 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 
 		assert_int_equal(th_run(argv, &out, NULL), 0);
 		assert_non_null(strstr(sb_buf_cstr(&out), "cancellation of"));
+		assert_non_null(strstr(sb_buf_cstr(&out), "act " ACT ":"));
 	}
 	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < 1) {
 		if (waited++ > 600) {
@@ -127,6 +129,10 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 				    "   WHERE act_id = '" ACT "' AND direction = 'out')", iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 				    " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", ACT), 0);
+	/* Who asked, in the audit trail under the act. */
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM audit WHERE action ="
+				    " 'notification.cancel' AND subject = '" ACT "' AND detail = ?1",
+				    iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
 				    " AND state = 'closed' AND folder IS NOT NULL", ACT), 1);
 	proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
