@@ -734,7 +734,11 @@ static int stream_open(struct worker *w, char id[37], struct sb_err *err)
 		rc = send_stream_find(w->send, title, id, err);
 	if (rc == 0) {
 		sb_log(SB_LOG_INFO, "steps", "stream found again at SEND id=%s", id);
-	} else if (rc == SB_ENOTFOUND) {
+	} else if (rc == SB_ENOTFOUND || rc == SB_EREJECT) {
+		/* A key that may create streams but not list them: as before, create. */
+		if (rc == SB_EREJECT)
+			sb_log(SB_LOG_WARN, "steps", "streams cannot be listed, creating: %s",
+			       err->msg);
 		sb_err_clear(err);
 		rc = send_stream_create_titled(w->send, title, id, err);
 	}
