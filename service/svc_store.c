@@ -14,8 +14,8 @@
  * fsyncs one after the other. Here the connection runs with
  * synchronous=NORMAL and the WAL hook, which SQLite calls after the commit
  * has released the write lock and before sqlite3_step returns, makes the
- * frames durable with one fdatasync shared by every commit of the process
- * that is waiting at that moment (group commit; docs/decisions/0007).
+ * frames durable with one fdatasync shared by every commit to the same file
+ * waiting at that moment in this process (group commit; docs/decisions/0007).
  */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -37,18 +37,72 @@ struct svc_store {
 	bool in_tx;
 	int busy_timeout_ms;
 	int64_t busy_since_ms;
+	struct group *group;
 };
 
 /* SQLite's own default: checkpoint once the WAL holds this many frames. */
 #define WAL_CHECKPOINT_FRAMES 1000
 
-/* Group commit, for every connection of the process (under sync_lock). */
-static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cond = PTHREAD_COND_INITIALIZER;
-static uint64_t commits_written;   /* commits whose WAL frames have been written */
-static uint64_t commits_durable;   /* of those, known to be on disk */
-static uint64_t syncs_done;
-static bool syncing;
+/*
+ * Group commit state, one per store file: a sync of one file's WAL says
+ * nothing about another's. Shared by the connections of this process that
+ * have the file open (registry under groups_lock, counters under g->lock).
+ */
+struct group {
+	char *path;
+	int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t written;   /* commits whose WAL frames have been written */
+	uint64_t durable;   /* of those, known to be on disk */
+	bool syncing;
+	struct group *next;
+};
+
+static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct group *groups;
+static uint64_t total_commits, total_syncs;   /* for the metrics, under groups_lock */
+
+static struct group *group_get(const char *path)
+{
+	struct group *g;
+
+	pthread_mutex_lock(&groups_lock);
+	for (g = groups; g && strcmp(g->path, path); g = g->next)
+		;
+	if (!g) {
+		g = sb_xcalloc(1, sizeof(*g));
+		g->path = sb_xstrdup(path);
+		pthread_mutex_init(&g->lock, NULL);
+		pthread_cond_init(&g->cond, NULL);
+		g->next = groups;
+		groups = g;
+	}
+	g->refs++;
+	pthread_mutex_unlock(&groups_lock);
+	return g;
+}
+
+static void group_put(struct group *g)
+{
+	struct group **pp;
+
+	if (!g)
+		return;
+	pthread_mutex_lock(&groups_lock);
+	if (--g->refs > 0) {
+		pthread_mutex_unlock(&groups_lock);
+		return;
+	}
+	for (pp = &groups; *pp != g; pp = &(*pp)->next)
+		;
+	*pp = g->next;
+	pthread_mutex_unlock(&groups_lock);
+	pthread_mutex_destroy(&g->lock);
+	pthread_cond_destroy(&g->cond);
+	free(g->path);
+	free(g);
+}
 
 static int sync_wal(sqlite3 *db, const char *name)
 {
@@ -62,39 +116,43 @@ static int sync_wal(sqlite3 *db, const char *name)
 
 /*
  * fdatasync works on the file, not on the descriptor: one sync through any
- * connection's WAL handle makes durable every frame written before it by any
- * connection. So the first committer to arrive syncs for everyone who
- * committed before it started, and those arriving meanwhile wait for the next
- * round. An error fails the statement (the commit itself has happened): the
- * caller retries its step, which is idempotent on replay.
+ * connection's WAL handle makes durable every frame written to that file
+ * before it, by any connection. So the first committer to arrive syncs for
+ * everyone who committed before it started, and those arriving meanwhile
+ * wait for the next round. An error fails the statement (the commit itself
+ * has happened): the caller retries its step, which is idempotent on replay.
  */
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
+	struct group *g = arg;
 	uint64_t mine, target;
-	int rc = SQLITE_OK;
+	int rc = SQLITE_OK, syncs = 0;
 
-	(void)arg;
-	pthread_mutex_lock(&sync_lock);
-	mine = ++commits_written;
-	while (commits_durable < mine) {
-		if (syncing) {
-			pthread_cond_wait(&sync_cond, &sync_lock);
+	pthread_mutex_lock(&g->lock);
+	mine = ++g->written;
+	while (g->durable < mine) {
+		if (g->syncing) {
+			pthread_cond_wait(&g->cond, &g->lock);
 			continue;
 		}
-		syncing = true;
-		target = commits_written;
-		pthread_mutex_unlock(&sync_lock);
+		g->syncing = true;
+		target = g->written;
+		pthread_mutex_unlock(&g->lock);
 		rc = sync_wal(db, name);
-		pthread_mutex_lock(&sync_lock);
-		syncing = false;
-		if (rc == SQLITE_OK && target > commits_durable)
-			commits_durable = target;
-		syncs_done++;
-		pthread_cond_broadcast(&sync_cond);
+		syncs++;
+		pthread_mutex_lock(&g->lock);
+		g->syncing = false;
+		if (rc == SQLITE_OK && target > g->durable)
+			g->durable = target;
+		pthread_cond_broadcast(&g->cond);
 		if (rc != SQLITE_OK)
 			break;
 	}
-	pthread_mutex_unlock(&sync_lock);
+	pthread_mutex_unlock(&g->lock);
+	pthread_mutex_lock(&groups_lock);
+	total_commits++;
+	total_syncs += (uint64_t)syncs;
+	pthread_mutex_unlock(&groups_lock);
 	/* Setting a WAL hook replaces SQLite's auto-checkpoint, so do its job. */
 	if (rc == SQLITE_OK && frames >= WAL_CHECKPOINT_FRAMES)
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
@@ -103,10 +161,10 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 
 void svc_store_sync_stats(uint64_t *commits, uint64_t *syncs)
 {
-	pthread_mutex_lock(&sync_lock);
-	*commits = commits_written;
-	*syncs = syncs_done;
-	pthread_mutex_unlock(&sync_lock);
+	pthread_mutex_lock(&groups_lock);
+	*commits = total_commits;
+	*syncs = total_syncs;
+	pthread_mutex_unlock(&groups_lock);
 }
 
 /*
@@ -369,8 +427,12 @@ int svc_store_open_version(struct svc_store **out, const char *path, int busy_ti
 	rc = use_wal(s, path, err);
 	if (rc == 0)
 		rc = exec(s, "PRAGMA synchronous = NORMAL", err);
-	if (rc == 0)
-		sqlite3_wal_hook(s->db, on_wal_commit, NULL);
+	if (rc == 0) {
+		const char *file = sqlite3_db_filename(s->db, "main");
+
+		s->group = group_get(file && *file ? file : path);
+		sqlite3_wal_hook(s->db, on_wal_commit, s->group);
+	}
 	if (rc == 0)
 		rc = exec(s, "PRAGMA foreign_keys = ON", err);
 	/*
@@ -405,6 +467,7 @@ void svc_store_close(struct svc_store *s)
 		svc_store_rollback(s);
 	sb_sql_cache_forget(s->db);
 	sqlite3_close_v2(s->db);
+	group_put(s->group);
 	free(s);
 }
 
