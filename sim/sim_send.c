@@ -304,13 +304,13 @@ void ss_problem(struct sim_response *rs, unsigned status, const char *code, cons
 
 	json_array_append_new(errs, error_item(code, element, detail));
 	ss_reply(rs, status, problem_obj(status, errs));
-	rs->content_type = "application/problem+json";
+	sim_reply_type(rs, "application/problem+json");
 }
 
 static void s3_error(struct sim_response *rs, unsigned status, const char *code, const char *msg)
 {
 	rs->status = status;
-	rs->content_type = "application/xml";
+	sim_reply_type(rs, "application/xml");
 	sb_buf_reset(&rs->body);
 	sb_buf_addf(&rs->body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
 		    "<Message>%s</Message></Error>", code, msg);
@@ -531,7 +531,7 @@ static void s3_put(struct sim_send *ss, const char *key, const struct sim_reques
 	snprintf(f->version, sizeof(f->version), "v%llu.sim",
 		 (unsigned long long)++ss->counter);
 	rs->status = 200;
-	rs->content_type = NULL;
+	sim_reply_type(rs, NULL);
 	sb_buf_reset(&rs->body);
 	sim_reply_header(rs, "x-amz-version-id: %s", f->version);
 }
@@ -555,7 +555,7 @@ static void s3_request(struct sim_send *ss, const struct sim_request *rq, struct
 			return;
 		}
 		rs->status = 200;
-		rs->content_type = f->content_type;
+		sim_reply_type(rs, f->content_type);
 		sb_buf_reset(&rs->body);
 		sb_buf_add(&rs->body, f->data, f->len);
 		return;
@@ -952,7 +952,7 @@ static void create(struct sim *s, struct sim_send *ss, const struct sim_request 
 		server_rules(ss, req, errs);
 	if (json_array_size(errs)) {
 		ss_reply(rs, 400, problem_obj(400, errs));
-		rs->content_type = "application/problem+json";
+		sim_reply_type(rs, "application/problem+json");
 		errs = NULL;
 		goto done;
 	}

@@ -808,7 +808,7 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 			return true;
 		}
 		rs->status = 200;
-		rs->content_type = "application/pdf";
+		sim_reply_type(rs, "application/pdf");
 		ss_legal_fact_pdf(f, &rs->body);
 		return true;
 	}
