@@ -277,8 +277,9 @@ int main(int argc, char **argv)
 	uint64_t port = 0, v;
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage ss;
+	/* AUTO: poll() in each connection's thread, not select() (cheaper, and no FD_SETSIZE cap). */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_ERROR_LOG;
+			 MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 
 	memset(&s, 0, sizeof(s));
 	pthread_mutex_init(&s.lock, NULL);

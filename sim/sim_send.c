@@ -318,21 +318,72 @@ static void s3_error(struct sim_response *rs, unsigned status, const char *code,
 
 /* ---- lookups ------------------------------------------------------------- */
 
+void ss_index_add(json_t **idx, const char *key, size_t i)
+{
+	json_t *arr;
+	size_t n;
+
+	if (!*idx)
+		*idx = json_object();
+	arr = json_object_get(*idx, key);
+	if (!arr) {
+		arr = json_array();
+		/* Keys are request data: not necessarily UTF-8, and that is no reason to refuse. */
+		json_object_set_new_nocheck(*idx, key, arr);
+	}
+	n = json_array_size(arr);
+	if (!n || json_integer_value(json_array_get(arr, n - 1)) != (json_int_t)i)
+		json_array_append_new(arr, json_integer((json_int_t)i));
+}
+
+const json_t *ss_index_get(const json_t *idx, const char *key)
+{
+	return idx && key ? json_object_get(idx, key) : NULL;
+}
+
+void ss_activate(struct sim_send *ss, size_t i)
+{
+	size_t at;
+
+	ss->notifs[i].next_due = 0;
+	if (ss->notifs[i].active)
+		return;
+	ss->notifs[i].active = true;
+	ss->active = sb_xrealloc(ss->active, (ss->nactive + 1) * sizeof(*ss->active));
+	/* Kept ascending, so that due steps are applied in the order a full scan had. */
+	for (at = ss->nactive; at > 0 && ss->active[at - 1] > i; at--)
+		ss->active[at] = ss->active[at - 1];
+	ss->active[at] = i;
+	ss->nactive++;
+}
+
 struct ss_file *ss_file_find(struct sim_send *ss, const char *key)
 {
+	const json_t *v;
+	size_t k;
+
 	if (key && !strncmp(key, "safestorage://", 14))
 		key += 14;
-	for (size_t i = 0; key && i < ss->nfiles; i++)
-		if (!strcmp(ss->files[i].key, key))
-			return &ss->files[i];
+	json_array_foreach(ss_index_get(ss->by_file, key), k, v) {
+		struct ss_file *f = &ss->files[json_integer_value(v)];
+
+		if (!strcmp(f->key, key))
+			return f;
+	}
 	return NULL;
 }
 
 struct ss_notif *ss_notif_by_iun(struct sim_send *ss, const char *iun)
 {
-	for (size_t i = 0; iun && i < ss->nnotifs; i++)
-		if (ss->notifs[i].state == SS_ACCEPTED && !strcmp(ss->notifs[i].iun, iun))
-			return &ss->notifs[i];
+	const json_t *v;
+	size_t k;
+
+	json_array_foreach(ss_index_get(ss->by_iun, iun), k, v) {
+		struct ss_notif *n = &ss->notifs[json_integer_value(v)];
+
+		if (n->state == SS_ACCEPTED && !strcmp(n->iun, iun))
+			return n;
+	}
 	return NULL;
 }
 
@@ -456,6 +507,7 @@ static void preload(struct sim *s, struct sim_send *ss, const struct sim_request
 		sb_hex_encode(rnd, sizeof(rnd), &hex);
 		snprintf(f->key, sizeof(f->key), "%s-%s.%s", pdf ? "PN_NOTIFICATION_ATTACHMENTS" :
 			 "PN_F24_META", sb_buf_cstr(&hex), pdf ? "pdf" : "json");
+		ss_index_add(&ss->by_file, f->key, ss->nfiles - 1);
 		sb_buf_reset(&hex);
 		sb_random_bytes(rnd, sizeof(rnd));
 		sb_hex_encode(rnd, sizeof(rnd), &hex);
@@ -908,11 +960,27 @@ static void make_iun(struct sim *s, char out[26])
 		 (char)('A' + sim_rand(s, 26)), (unsigned)sim_rand(s, 10));
 }
 
+/* The index keys of a pagoPa notice and of a protocol number with its token (owned). */
+static char *notice_key(const char *creditor, const char *notice)
+{
+	return sb_xasprintf("%s|%s", creditor, notice);
+}
+
+static char *protocol_key(const char *proto, const char *token)
+{
+	return sb_xasprintf("%s\x1f%s", proto, token);
+}
+
 /* A live notice: in a notification that is not refused and not cancelled. */
 static bool notice_in_use(struct sim_send *ss, const char *creditor, const char *notice)
 {
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		const struct ss_notif *n = &ss->notifs[i];
+	char *key = notice_key(creditor, notice);
+	const json_t *v;
+	size_t c;
+	bool used = false;
+
+	json_array_foreach(ss_index_get(ss->by_notice, key), c, v) {
+		const struct ss_notif *n = &ss->notifs[json_integer_value(v)];
 		const json_t *recs = json_object_get(n->request, "recipients"), *r;
 		size_t k;
 
@@ -927,11 +995,39 @@ static bool notice_in_use(struct sim_send *ss, const char *creditor, const char 
 
 				if (pg && !strcmp(jstr(pg, "noticeCode"), notice) &&
 				    !strcmp(jstr(pg, "creditorTaxId"), creditor))
-					return true;
+					used = true;
 			}
 		}
+		if (used)
+			break;
 	}
-	return false;
+	free(key);
+	return used;
+}
+
+/* Index a new notification (at i) under everything the lookups search it by. */
+static void index_notif(struct sim_send *ss, size_t i)
+{
+	const struct ss_notif *n = &ss->notifs[i];
+	const json_t *r, *p;
+	size_t k, l;
+	char *key = protocol_key(n->protocol, n->token);
+
+	ss_index_add(&ss->by_protocol, key, i);
+	free(key);
+	ss_index_add(&ss->by_request_id, n->request_id, i);
+	ss_index_add(&ss->by_iun, n->iun, i);
+	json_array_foreach(json_object_get(n->request, "recipients"), k, r)
+		json_array_foreach(json_object_get(r, "payments"), l, p) {
+			const json_t *pg = json_object_get(p, "pagoPa");
+
+			if (!pg)
+				continue;
+			key = notice_key(jstr(pg, "creditorTaxId"), jstr(pg, "noticeCode"));
+			ss_index_add(&ss->by_notice, key, i);
+			free(key);
+		}
+	ss_activate(ss, i);
 }
 
 static void create(struct sim *s, struct sim_send *ss, const struct sim_request *rq,
@@ -958,9 +1054,19 @@ static void create(struct sim *s, struct sim_send *ss, const struct sim_request 
 	}
 	proto = jstr(req, "paProtocolNumber");
 	token = jstr(req, "idempotenceToken") ? jstr(req, "idempotenceToken") : "";
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		n = &ss->notifs[i];
-		if (n->state != SS_REFUSED && !strcmp(n->protocol, proto) && !strcmp(n->token, token)) {
+	{
+		char *key = protocol_key(proto, token);
+		const json_t *v;
+		size_t c;
+		bool dup = false;
+
+		json_array_foreach(ss_index_get(ss->by_protocol, key), c, v) {
+			n = &ss->notifs[json_integer_value(v)];
+			dup = dup || (n->state != SS_REFUSED && !strcmp(n->protocol, proto) &&
+				      !strcmp(n->token, token));
+		}
+		free(key);
+		if (dup) {
 			ss_problem(rs, 409, "PN_GENERIC_INVALIDPARAMETER_DUPLICATED",
 				   "senderPaId##paProtocolNumber##idempotenceToken",
 				   "Duplicated notification for senderPaId##paProtocolNumber##"
@@ -1004,6 +1110,7 @@ static void create(struct sim *s, struct sim_send *ss, const struct sim_request 
 	n->history = json_array();
 	n->pending = json_array();
 	snprintf(n->status, sizeof(n->status), "IN_VALIDATION");
+	index_notif(ss, ss->nnotifs - 1);
 	out = json_object();
 	json_object_set_new(out, "notificationRequestId", json_string(n->request_id));
 	json_object_set_new(out, "paProtocolNumber", json_string(n->protocol));
@@ -1031,14 +1138,21 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 		return;
 	}
 	ss_advance(s, ss, ss_now_ms());
-	for (size_t i = ss->nnotifs; i > 0; i--) {
-		struct ss_notif *c = &ss->notifs[i - 1];
+	{
+		char *key = id ? NULL : protocol_key(proto, token ? token : "");
+		const json_t *cands = ss_index_get(id ? ss->by_request_id : ss->by_protocol,
+						   id ? id : key);
 
-		if (id ? !strcmp(c->request_id, id) :
-		    !strcmp(c->protocol, proto) && !strcmp(c->token, token ? token : "")) {
-			n = c;
-			break;
+		/* The latest request that matches. */
+		for (size_t i = json_array_size(cands); i > 0 && !n; i--) {
+			struct ss_notif *c = &ss->notifs[json_integer_value(json_array_get(cands,
+											  i - 1))];
+
+			if (id ? !strcmp(c->request_id, id) :
+			    !strcmp(c->protocol, proto) && !strcmp(c->token, token ? token : ""))
+				n = c;
 		}
+		free(key);
 	}
 	if (!n) {
 		ss_problem(rs, 404, "PN_DELIVERY_NOTIFICATION_NOT_FOUND", NULL,

@@ -49,16 +49,24 @@ static struct ss_legal_fact *fact_new(struct sim_send *ss, const char *iun, int 
 	snprintf(f->iun, sizeof(f->iun), "%s", iun);
 	f->rec_index = rec;
 	sb_buf_release(&hex);
+	ss_index_add(&ss->by_fact, f->key, ss->nfacts - 1);
+	ss_index_add(&ss->facts_by_iun, f->iun, ss->nfacts - 1);
 	return f;
 }
 
 static struct ss_legal_fact *fact_find(struct sim_send *ss, const char *key)
 {
+	const json_t *v;
+	size_t k;
+
 	if (!strncmp(key, "safestorage://", 14))
 		key += 14;
-	for (size_t i = 0; i < ss->nfacts; i++)
-		if (!strcmp(ss->facts[i].key, key))
-			return &ss->facts[i];
+	json_array_foreach(ss_index_get(ss->by_fact, key), k, v) {
+		struct ss_legal_fact *f = &ss->facts[json_integer_value(v)];
+
+		if (!strcmp(f->key, key))
+			return f;
+	}
 	return NULL;
 }
 
@@ -439,9 +447,14 @@ static void validate(struct sim_send *ss, struct ss_notif *n)
 
 void ss_advance(struct sim *s, struct sim_send *ss, int64_t now)
 {
+	size_t keep = 0;
+
 	(void)s;
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		struct ss_notif *n = &ss->notifs[i];
+	/* Only the notifications with something still to happen (ss->active), in index order. */
+	for (size_t a = 0; a < ss->nactive; a++) {
+		struct ss_notif *n = &ss->notifs[ss->active[a]];
+		json_t *it;
+		size_t k;
 
 		if (n->state == SS_WAITING && now >= n->created_ms + ss->accept_ms) {
 			validate(ss, n);
@@ -449,12 +462,12 @@ void ss_advance(struct sim *s, struct sim_send *ss, int64_t now)
 				n->sent_ms = n->created_ms;
 				plan_delivery(ss, n, n->created_ms + ss->accept_ms);
 			}
+			n->next_due = 0;
 		}
 		/* Due items, in plan order (the plan is written in time order per recipient). */
-		for (;;) {
+		while (n->next_due <= now) {
 			json_t *best = NULL;
-			size_t bi = 0, k;
-			json_t *it;
+			size_t bi = 0;
 
 			json_array_foreach(n->pending, k, it) {
 				if (json_integer_value(json_object_get(it, "due")) > now)
@@ -472,7 +485,16 @@ void ss_advance(struct sim *s, struct sim_send *ss, int64_t now)
 			apply(ss, n, best, json_integer_value(json_object_get(best, "due")));
 			json_decref(best);
 		}
+		n->next_due = INT64_MAX;
+		json_array_foreach(n->pending, k, it)
+			if (json_integer_value(json_object_get(it, "due")) < n->next_due)
+				n->next_due = json_integer_value(json_object_get(it, "due"));
+		if (n->state == SS_WAITING || json_array_size(n->pending))
+			ss->active[keep++] = ss->active[a];
+		else
+			n->active = false;
 	}
+	ss->nactive = keep;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -517,8 +539,9 @@ static void legal_facts_list(struct sim_send *ss, const char *iun, struct sim_re
 		return;
 	recs = json_object_get(n->request, "recipients");
 	out = json_array();
-	for (size_t i = 0; i < ss->nfacts; i++) {
-		const struct ss_legal_fact *f = &ss->facts[i];
+	for (size_t i = 0; i < json_array_size(ss_index_get(ss->facts_by_iun, iun)); i++) {
+		const struct ss_legal_fact *f = &ss->facts[json_integer_value(
+			json_array_get(ss_index_get(ss->facts_by_iun, iun), i))];
 		char key[128];
 		json_t *o;
 
@@ -594,8 +617,12 @@ static void attachment_meta(struct sim *s, struct sim_send *ss, struct ss_notif 
 static void price(struct sim_send *ss, const char *tax_id, const char *notice,
 		  struct sim_response *rs)
 {
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		struct ss_notif *n = &ss->notifs[i];
+	char *key = sb_xasprintf("%s|%s", tax_id, notice);   /* sim_send.c's notice_key */
+	const json_t *cands = ss_index_get(ss->by_notice, key);
+
+	free(key);
+	for (size_t c = 0; c < json_array_size(cands); c++) {
+		struct ss_notif *n = &ss->notifs[json_integer_value(json_array_get(cands, c))];
 		const json_t *r, *p;
 		size_t k, l;
 
@@ -650,6 +677,7 @@ static void cancel(struct sim_send *ss, const char *iun, struct sim_response *rs
 	json_decref(it);
 	plan(n->pending, now + ss->step_ms, "NOTIFICATION_CANCELLED", -1, "NOTIFICATION_CANCELLED",
 	     NULL, NULL);
+	ss_activate(ss, (size_t)(n - ss->notifs));
 	ss_reply(rs, 202, json_pack("{s:s,s:[]}", "status", "OK", "details"));
 }
 
@@ -932,6 +960,14 @@ void ss_flow_free(struct sim_send *ss)
 	}
 	free(ss->notifs);
 	free(ss->facts);
+	free(ss->active);
+	json_decref(ss->by_notice);
+	json_decref(ss->by_protocol);
+	json_decref(ss->by_request_id);
+	json_decref(ss->by_iun);
+	json_decref(ss->by_file);
+	json_decref(ss->by_fact);
+	json_decref(ss->facts_by_iun);
 	for (size_t i = 0; i < ss->nstreams; i++)
 		json_decref(ss->streams[i].events);
 	free(ss->streams);
