@@ -258,12 +258,22 @@ void ss_iso(int64_t ms, char *out, size_t n)
 	snprintf(out, n, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
+static int dump_to_buf(const char *p, size_t n, void *data)
+{
+	return sb_buf_add(data, p, n) < 0 ? -1 : 0;
+}
+
 void ss_reply(struct sim_response *rs, unsigned status, json_t *v)
 {
-	char *txt = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-	sim_reply_json(rs, status, "%s", txt ? txt : "null");
-	free(txt);
+	/* Straight into the reply: no intermediate string, no printf over a whole page. */
+	rs->status = status;
+	sim_reply_type(rs, "application/json");
+	sb_buf_reset(&rs->body);
+	if (!v || json_dump_callback(v, dump_to_buf, &rs->body,
+				     JSON_COMPACT | JSON_PRESERVE_ORDER) < 0) {
+		sb_buf_reset(&rs->body);
+		sb_buf_adds(&rs->body, "null");
+	}
 	json_decref(v);
 }
 
@@ -1159,7 +1169,8 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 			   "notification request not found");
 		return;
 	}
-	out = json_deep_copy(n->request);
+	/* A shallow copy: only its own members are set, the request's values are shared. */
+	out = json_copy(n->request);
 	json_object_set_new(out, "notificationRequestId", json_string(n->request_id));
 	json_object_set_new(out, "notificationRequestStatus",
 			    json_string(n->state == SS_WAITING ? "WAITING" :
@@ -1172,7 +1183,7 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 	} else if (n->state == SS_ACCEPTED) {
 		json_object_set_new(out, "iun", json_string(n->iun));
 	} else {
-		json_object_set_new(out, "errors", json_deep_copy(n->errors));
+		json_object_set(out, "errors", n->errors);
 	}
 	ss_reply(rs, 200, out);
 }

@@ -131,8 +131,9 @@ static void stream_push(struct sim_send *ss, const struct ss_notif *n, const jso
 			json_object_set_new(ev, "iun", json_string(n->iun));
 		if (new_status)
 			json_object_set_new(ev, "newStatus", json_string(new_status));
+		/* Shared, not copied: a timeline element never changes once made. */
 		if (st->timeline)
-			json_object_set_new(ev, "element", json_deep_copy(el));
+			json_object_set(ev, "element", (json_t *)(uintptr_t)el);
 		json_array_append_new(st->events, ev);
 	}
 }
@@ -518,14 +519,15 @@ static void sent_notification(struct sim_send *ss, const char *iun, struct sim_r
 	if (!n)
 		return;
 	ss_iso(n->sent_ms, ts, sizeof(ts));
-	o = json_deep_copy(n->request);
+	/* A shallow copy: only its own members are set, the values are shared and never changed. */
+	o = json_copy(n->request);
 	json_object_set_new(o, "senderPaId", json_string("00000000-0000-4000-8000-000000000001"));
 	json_object_set_new(o, "iun", json_string(n->iun));
 	json_object_set_new(o, "sentAt", json_string(ts));
 	json_object_set_new(o, "documentsAvailable", json_true());
 	json_object_set_new(o, "notificationStatus", json_string(n->status));
-	json_object_set_new(o, "notificationStatusHistory", json_deep_copy(n->history));
-	json_object_set_new(o, "timeline", json_deep_copy(n->timeline));
+	json_object_set(o, "notificationStatusHistory", n->history);
+	json_object_set(o, "timeline", n->timeline);
 	ss_reply(rs, 200, o);
 }
 
