@@ -189,6 +189,15 @@ int sim_send_init(struct sim *s, int *argc, char **argv)
 	ss->step_ms = 200;
 	ss->stream_interval_ms = 1000;
 	ss->legal_fact_retry = 1;
+	for (int k = 0; k < 2; k++) {
+		unsigned char rnd[8];
+		struct sb_buf hex = SB_BUF_INIT(64);
+
+		sb_random_bytes(rnd, sizeof(rnd));
+		sb_hex_encode(rnd, sizeof(rnd), &hex);
+		snprintf(ss->salt[k], sizeof(ss->salt[k]), "%s", sb_buf_cstr(&hex));
+		sb_buf_release(&hex);
+	}
 	s->send = ss;
 	atexit_state = ss;
 	atexit(sim_send_atexit);
@@ -327,6 +336,11 @@ static void s3_error(struct sim_response *rs, unsigned status, const char *code,
 }
 
 /* ---- lookups ------------------------------------------------------------- */
+
+void ss_unique_hex(struct sim_send *ss, bool secret, char out[33])
+{
+	snprintf(out, 33, "%s%016llx", ss->salt[secret], (unsigned long long)++ss->counter);
+}
 
 void ss_index_add(json_t **idx, const char *key, size_t i)
 {
@@ -505,24 +519,18 @@ static void preload(struct sim *s, struct sim_send *ss, const struct sim_request
 		const char *ct = json_string_value(json_object_get(it, "contentType"));
 		bool pdf = !strcmp(ct, "application/pdf");
 		struct ss_file *f;
-		unsigned char rnd[16];
-		struct sb_buf hex = SB_BUF_INIT(64);
-		char url[256];
+		char hex[33], url[256];
 		json_t *o = json_object();
 
 		ss->files = sb_xrealloc(ss->files, (ss->nfiles + 1) * sizeof(*ss->files));
 		f = &ss->files[ss->nfiles++];
 		memset(f, 0, sizeof(*f));
-		sb_random_bytes(rnd, sizeof(rnd));
-		sb_hex_encode(rnd, sizeof(rnd), &hex);
+		ss_unique_hex(ss, false, hex);
 		snprintf(f->key, sizeof(f->key), "%s-%s.%s", pdf ? "PN_NOTIFICATION_ATTACHMENTS" :
-			 "PN_F24_META", sb_buf_cstr(&hex), pdf ? "pdf" : "json");
+			 "PN_F24_META", hex, pdf ? "pdf" : "json");
 		ss_index_add(&ss->by_file, f->key, ss->nfiles - 1);
-		sb_buf_reset(&hex);
-		sb_random_bytes(rnd, sizeof(rnd));
-		sb_hex_encode(rnd, sizeof(rnd), &hex);
-		snprintf(f->secret, sizeof(f->secret), "%s", sb_buf_cstr(&hex));
-		sb_buf_release(&hex);
+		ss_unique_hex(ss, true, hex);
+		snprintf(f->secret, sizeof(f->secret), "%s", hex);
 		snprintf(f->content_type, sizeof(f->content_type), "%s", ct);
 		snprintf(f->sha256, sizeof(f->sha256), "%s",
 			 json_string_value(json_object_get(it, "sha256")));

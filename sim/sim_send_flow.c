@@ -36,19 +36,16 @@ static struct ss_legal_fact *fact_new(struct sim_send *ss, const char *iun, int 
 				      const char *category)
 {
 	struct ss_legal_fact *f;
-	unsigned char rnd[12];
-	struct sb_buf hex = SB_BUF_INIT(64);
+	char hex[33];
 
 	ss->facts = sb_xrealloc(ss->facts, (ss->nfacts + 1) * sizeof(*ss->facts));
 	f = &ss->facts[ss->nfacts++];
 	memset(f, 0, sizeof(*f));
-	sb_random_bytes(rnd, sizeof(rnd));
-	sb_hex_encode(rnd, sizeof(rnd), &hex);
-	snprintf(f->key, sizeof(f->key), "PN_LEGAL_FACTS-%s.pdf", sb_buf_cstr(&hex));
+	ss_unique_hex(ss, false, hex);
+	snprintf(f->key, sizeof(f->key), "PN_LEGAL_FACTS-%s.pdf", hex);
 	snprintf(f->category, sizeof(f->category), "%s", category);
 	snprintf(f->iun, sizeof(f->iun), "%s", iun);
 	f->rec_index = rec;
-	sb_buf_release(&hex);
 	ss_index_add(&ss->by_fact, f->key, ss->nfacts - 1);
 	ss_index_add(&ss->facts_by_iun, f->iun, ss->nfacts - 1);
 	return f;

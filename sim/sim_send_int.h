@@ -82,6 +82,7 @@ struct sim_send {
 	size_t nstreams;
 	uint64_t next_event;
 	uint64_t counter;         /* for keys, secrets, versions */
+	char salt[2][17];         /* random per run, hex: [0] for keys, [1] for secrets */
 	uint64_t bad_auth_uploads; /* uploads/downloads that carried API auth headers */
 	/*
 	 * Indexes, so that a request never scans every notification, file or
@@ -111,6 +112,12 @@ void ss_reply(struct sim_response *rs, unsigned status, json_t *v);
 /* Now in milliseconds, and as ISO 8601 with milliseconds into out (>= 32). */
 int64_t ss_now_ms(void);
 void ss_iso(int64_t ms, char *out, size_t n);
+
+/*
+ * A name no other file, fact or secret of this run or of another run has (32 hex
+ * digits into out): the run's salt and a counter, cheaper than random bytes each time.
+ */
+void ss_unique_hex(struct sim_send *ss, bool secret, char out[33]);
 
 struct ss_file *ss_file_find(struct sim_send *ss, const char *key);
 /* Index helpers (see struct sim_send): add i under key; the indices under key, or NULL. */
