@@ -280,11 +280,105 @@ static void test_sim_server__concurrent_clients(void **state)
 	th_sim_stop(&sim);
 }
 
+/* A create request with the given protocol number and notice code; its document was never uploaded. */
+static char *request_body(const char *proto, const char *notice)
+{
+	return sb_xasprintf(
+		"{\"idempotenceToken\":\"t1\",\"paProtocolNumber\":\"%s\",\"subject\":\"Verbale\","
+		"\"recipients\":[{\"recipientType\":\"PF\",\"taxId\":\"RSSMRA80A01H501U\","
+		"\"denomination\":\"Mario Rossi\",\"physicalAddress\":{\"address\":\"VIA ROMA 1\","
+		"\"zip\":\"00100\",\"municipality\":\"ROMA\",\"province\":\"RM\"},"
+		"\"payments\":[{\"pagoPa\":{\"noticeCode\":\"%s\",\"creditorTaxId\":\"80012345676\","
+		"\"applyCost\":false}}]}],\"documents\":[{\"digests\":{\"sha256\":"
+		"\"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"},\"contentType\":\"application/pdf\","
+		"\"ref\":{\"key\":\"PN_NOTIFICATION_ATTACHMENTS-none.pdf\",\"versionToken\":\"v1\"}}],"
+		"\"notificationFeePolicy\":\"FLAT_RATE\",\"physicalCommunicationType\":"
+		"\"AR_REGISTERED_LETTER\",\"senderDenomination\":\"Comune di Esempio\","
+		"\"senderTaxId\":\"80012345676\",\"taxonomyCode\":\"010101P\"}", proto, notice);
+}
+
+/* notificationRequestStatus (and the id into id_out when given) of the latest request for proto. */
+static char *status_of(const struct th_sim *sim, const char *proto, char id_out[64])
+{
+	struct sb_buf b = SB_BUF_INIT(1 << 20);
+	char *path = sb_xasprintf("/delivery/v2.5/requests?paProtocolNumber=%s&idempotenceToken=t1",
+				  proto);
+	json_t *j = NULL;
+	char *st = NULL;
+
+	if (simple(sim, "GET", path, key_hdrs, NULL, &b) == 200 &&
+	    sb_json_parse(b.buf, b.len, 1 << 20, "status", &j, NULL) == 0) {
+		st = sb_xstrdup(json_string_value(json_object_get(j, "notificationRequestStatus")));
+		if (id_out)
+			snprintf(id_out, 64, "%s",
+				 json_string_value(json_object_get(j, "notificationRequestId")));
+	}
+	json_decref(j);
+	sb_buf_release(&b);
+	free(path);
+	return st;
+}
+
+/*
+ * The duplicate checks keep their meaning over many requests: a live request
+ * (even one still in validation) blocks its protocol number and its notice
+ * code; once SEND refuses it, both are free again, and the status query
+ * answers for the latest request.
+ */
+static void test_sim_server__duplicates_freed_by_refusal(void **state)
+{
+	static const char *const args[] = { "--send-accept-ms", "50", NULL };
+	struct th_sim sim;
+	char *a = request_body("P-DUP", "302010000000000777");
+	char *other = request_body("P-DUP-OTHER", "302010000000000777");
+	char *st, first[64], latest[64];
+	int spins = 0;
+
+	(void)state;
+	th_sim_start(&sim, args);
+	/* Unrelated requests first, so that the lookups have company. */
+	for (int i = 0; i < 30; i++) {
+		char proto[32], notice[32], *b;
+
+		snprintf(proto, sizeof(proto), "P-FILL-%d", i);
+		snprintf(notice, sizeof(notice), "3020100000000%05d", i);
+		b = request_body(proto, notice);
+		assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, b, NULL),
+				 202);
+		free(b);
+	}
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), 202);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), 409);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, other, NULL), 409);
+	st = status_of(&sim, "P-DUP", first);
+	assert_non_null(st);
+	/* The document was never uploaded: SEND refuses it (FILE_NOTFOUND) after validation. */
+	while (strcmp(st, "REFUSED") && spins++ < 500) {
+		free(st);
+		th_sleep_ms(10);
+		st = status_of(&sim, "P-DUP", NULL);
+		assert_non_null(st);
+	}
+	assert_string_equal(st, "REFUSED");
+	free(st);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), 202);
+	st = status_of(&sim, "P-DUP", latest);
+	assert_string_not_equal(st, "REFUSED");
+	assert_string_not_equal(first, latest);
+	free(st);
+	/* The new request holds the notice code again. */
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, other, NULL), 409);
+	free(a);
+	free(other);
+	th_sim_stop(&sim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sim_server__download_while_preloading),
 		cmocka_unit_test(test_sim_server__concurrent_clients),
+		cmocka_unit_test(test_sim_server__duplicates_freed_by_refusal),
 	};
 
 	sb_http_global_init();
