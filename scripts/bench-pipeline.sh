@@ -9,7 +9,8 @@
 # Measured: acts per second (first drop to last act closed), per-act latency (drop to the
 # act's folder appearing in done/, seen by polling every 50 ms) p50/p99, the daemon's CPU
 # seconds per act (utime + stime from /proc) and its peak RSS (VmHWM).
-# Each run ends with one line:
+# Each run ends with send-sim's own share (it runs on the same cores) and the result:
+#   sim: cpu_s_per_act=... peak_rss_mb=...
 #   bench: n=... latency_ms=... acts_per_s=... p50_ms=... p99_ms=... cpu_s_per_act=... peak_rss_mb=...
 set -eu
 cd "$(dirname "$0")/.."
@@ -140,6 +141,10 @@ JSON
 	ticks=$(getconf CLK_TCK)
 	cpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
 	rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$RUN/status)
+	# send-sim shares the cores with the daemon: its CPU is the test rig's share.
+	set -- $(cat /proc/$SIM/stat | sed 's/.*) //')
+	simcpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
+	simrss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$SIM/status)
 	kill "$RUN"; wait "$RUN" || true; RUN=
 	kill "$SIM"; wait "$SIM" || true; SIM=
 	rejected=$(ls "$R/outbox/rejected" 2>/dev/null | wc -l)
@@ -151,6 +156,7 @@ JSON
 	p50=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.50); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	p99=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	aps=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", n * 1000 / ms }')
+	echo "sim: cpu_s_per_act=$simcpu peak_rss_mb=$simrss"
 	echo "bench: n=$N latency_ms=$lat acts_per_s=$aps p50_ms=$p50 p99_ms=$p99 cpu_s_per_act=$cpu peak_rss_mb=$rss"
 }
 

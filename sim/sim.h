@@ -53,7 +53,13 @@ struct sim_request {
 struct sim_response {
 	unsigned status;
 	struct sb_buf body;
-	const char *content_type;
+	/*
+	 * Everything here is owned, nothing borrowed from a platform's state: the
+	 * reply is sent after the handler has released sim->lock and after the
+	 * latency sleep, when another request may have moved that state (a
+	 * borrowed content type crashed send-sim once the file table grew).
+	 */
+	char content_type[64];             /* "" for none; set with sim_reply_type */
 	char *headers[SIM_MAX_HEADERS];   /* "Name: value", owned */
 	size_t nheaders;
 	bool drop;                         /* close the connection without answering */
@@ -68,6 +74,8 @@ void sim_reply_json(struct sim_response *rs, unsigned status, const char *fmt, .
 	__attribute__((format(printf, 3, 4)));
 void sim_reply_header(struct sim_response *rs, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Set (copy) the reply's Content-Type; NULL for none. */
+void sim_reply_type(struct sim_response *rs, const char *type);
 
 /* A platform's handler: returns true when it claimed the request (and filled rs). */
 typedef bool (*sim_handler_fn)(struct sim *s, const struct sim_request *rq,

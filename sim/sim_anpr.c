@@ -31,7 +31,7 @@ static void reply_json_t(struct sim_response *rs, unsigned status, json_t *body,
 	char *txt = json_dumps(body, JSON_COMPACT);
 
 	sim_reply_json(rs, status, "%s", txt ? txt : "{}");
-	rs->content_type = ctype;
+	sim_reply_type(rs, ctype);
 	free(txt);
 	json_decref(body);
 }

@@ -64,11 +64,16 @@ void sim_reply_json(struct sim_response *rs, unsigned status, const char *fmt, .
 	va_list ap;
 
 	rs->status = status;
-	rs->content_type = "application/json";
+	sim_reply_type(rs, "application/json");
 	sb_buf_reset(&rs->body);
 	va_start(ap, fmt);
 	sb_buf_vaddf(&rs->body, fmt, ap);
 	va_end(ap);
+}
+
+void sim_reply_type(struct sim_response *rs, const char *type)
+{
+	snprintf(rs->content_type, sizeof(rs->content_type), "%s", type ? type : "");
 }
 
 void sim_reply_header(struct sim_response *rs, const char *fmt, ...)
@@ -194,7 +199,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 		resp = MHD_create_response_from_buffer(rs.body.len,
 						       (void *)(uintptr_t)sb_buf_cstr(&rs.body),
 						       MHD_RESPMEM_MUST_COPY);
-		if (rs.content_type)
+		if (*rs.content_type)
 			MHD_add_response_header(resp, "Content-Type", rs.content_type);
 		for (size_t i = 0; i < rs.nheaders; i++) {
 			char *colon = strchr(rs.headers[i], ':');
@@ -272,8 +277,9 @@ int main(int argc, char **argv)
 	uint64_t port = 0, v;
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage ss;
+	/* AUTO: poll() in each connection's thread, not select() (cheaper, and no FD_SETSIZE cap). */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-			 MHD_USE_ERROR_LOG;
+			 MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 
 	memset(&s, 0, sizeof(s));
 	pthread_mutex_init(&s.lock, NULL);

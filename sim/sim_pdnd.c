@@ -350,7 +350,7 @@ static void refuse(struct sim_response *rs, const char *why)
 		       "cannot be fulfilled.\",\"status\":400,\"detail\":\"Bad request\",\"errors\":"
 		       "[{\"code\":\"015-0008\",\"detail\":\"Unable to generate a token for the given "
 		       "request\"}],\"correlationId\":\"%s\"}", corr);
-	rs->content_type = "application/problem+json";
+	sim_reply_type(rs, "application/problem+json");
 }
 
 static const char *const allowed_claims[] = { "iss", "sub", "aud", "purposeId", "jti", "iat",
@@ -455,7 +455,7 @@ static void token(struct sim_pdnd *p, const struct sim_request *rq, struct sim_r
 		sim_reply_json(rs, 400, "{\"title\":\"Bad Request\",\"status\":400,\"detail\":"
 			       "\"Invalid parameter found\",\"errors\":[{\"code\":\"015-9000\","
 			       "\"detail\":\"Invalid parameter found\"}]}");
-		rs->content_type = "application/problem+json";
+		sim_reply_type(rs, "application/problem+json");
 		goto done;
 	}
 	assertion = json_string_value(json_object_get(form, "client_assertion"));

@@ -48,6 +48,7 @@ struct sim_proto {
 	unsigned long last[2];     /* [0] year last[1]: counter of that year */
 };
 
+/* Call with s->lock held: the first call sets s->protocol. */
 static struct sim_proto *state(struct sim *s)
 {
 	/* Static storage: the register stays reachable until exit (no leak report). */
@@ -107,7 +108,7 @@ static const char *check_docs(json_t *docs)
 
 static void do_register(struct sim *s, const struct sim_request *rq, struct sim_response *rs)
 {
-	struct sim_proto *sp = state(s);
+	struct sim_proto *sp;
 	const char *key = sim_header(rq, "Idempotency-Key");
 	const char *problem = NULL, *dir;
 	json_t *body = NULL;
@@ -163,6 +164,7 @@ static void do_register(struct sim *s, const struct sim_request *rq, struct sim_
 		goto done;
 	}
 	pthread_mutex_lock(&s->lock);
+	sp = state(s);
 	for (size_t i = 0; i < sp->n; i++)
 		if (!strcmp(sp->regs[i].key, key)) {
 			reply_reg(rs, 200, &sp->regs[i]);

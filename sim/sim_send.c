@@ -194,6 +194,15 @@ int sim_send_init(struct sim *s, int *argc, char **argv)
 	ss->step_ms = 200;
 	ss->stream_interval_ms = 1000;
 	ss->legal_fact_retry = 1;
+	for (int k = 0; k < 2; k++) {
+		unsigned char rnd[8];
+		struct sb_buf hex = SB_BUF_INIT(64);
+
+		sb_random_bytes(rnd, sizeof(rnd));
+		sb_hex_encode(rnd, sizeof(rnd), &hex);
+		snprintf(ss->salt[k], sizeof(ss->salt[k]), "%s", sb_buf_cstr(&hex));
+		sb_buf_release(&hex);
+	}
 	s->send = ss;
 	atexit_state = ss;
 	atexit(sim_send_atexit);
@@ -267,12 +276,22 @@ void ss_iso(int64_t ms, char *out, size_t n)
 	snprintf(out, n, "%s.%03dZ", base, (int)(ms % 1000));
 }
 
+static int dump_to_buf(const char *p, size_t n, void *data)
+{
+	return sb_buf_add(data, p, n) < 0 ? -1 : 0;
+}
+
 void ss_reply(struct sim_response *rs, unsigned status, json_t *v)
 {
-	char *txt = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
-
-	sim_reply_json(rs, status, "%s", txt ? txt : "null");
-	free(txt);
+	/* Straight into the reply: no intermediate string, no printf over a whole page. */
+	rs->status = status;
+	sim_reply_type(rs, "application/json");
+	sb_buf_reset(&rs->body);
+	if (!v || json_dump_callback(v, dump_to_buf, &rs->body,
+				     JSON_COMPACT | JSON_PRESERVE_ORDER) < 0) {
+		sb_buf_reset(&rs->body);
+		sb_buf_adds(&rs->body, "null");
+	}
 	json_decref(v);
 }
 
@@ -313,13 +332,13 @@ void ss_problem(struct sim_response *rs, unsigned status, const char *code, cons
 
 	json_array_append_new(errs, error_item(code, element, detail));
 	ss_reply(rs, status, problem_obj(status, errs));
-	rs->content_type = "application/problem+json";
+	sim_reply_type(rs, "application/problem+json");
 }
 
 static void s3_error(struct sim_response *rs, unsigned status, const char *code, const char *msg)
 {
 	rs->status = status;
-	rs->content_type = "application/xml";
+	sim_reply_type(rs, "application/xml");
 	sb_buf_reset(&rs->body);
 	sb_buf_addf(&rs->body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code>"
 		    "<Message>%s</Message></Error>", code, msg);
@@ -327,21 +346,77 @@ static void s3_error(struct sim_response *rs, unsigned status, const char *code,
 
 /* ---- lookups ------------------------------------------------------------- */
 
+void ss_unique_hex(struct sim_send *ss, bool secret, char out[33])
+{
+	snprintf(out, 33, "%s%016llx", ss->salt[secret], (unsigned long long)++ss->counter);
+}
+
+void ss_index_add(json_t **idx, const char *key, size_t i)
+{
+	json_t *arr;
+	size_t n;
+
+	if (!*idx)
+		*idx = json_object();
+	arr = json_object_get(*idx, key);
+	if (!arr) {
+		arr = json_array();
+		/* Keys are request data: not necessarily UTF-8, and that is no reason to refuse. */
+		json_object_set_new_nocheck(*idx, key, arr);
+	}
+	n = json_array_size(arr);
+	if (!n || json_integer_value(json_array_get(arr, n - 1)) != (json_int_t)i)
+		json_array_append_new(arr, json_integer((json_int_t)i));
+}
+
+const json_t *ss_index_get(const json_t *idx, const char *key)
+{
+	return idx && key ? json_object_get(idx, key) : NULL;
+}
+
+void ss_activate(struct sim_send *ss, size_t i)
+{
+	size_t at;
+
+	ss->notifs[i].next_due = 0;
+	if (ss->notifs[i].active)
+		return;
+	ss->notifs[i].active = true;
+	ss->active = sb_xrealloc(ss->active, (ss->nactive + 1) * sizeof(*ss->active));
+	/* Kept ascending, so that due steps are applied in the order a full scan had. */
+	for (at = ss->nactive; at > 0 && ss->active[at - 1] > i; at--)
+		ss->active[at] = ss->active[at - 1];
+	ss->active[at] = i;
+	ss->nactive++;
+}
+
 struct ss_file *ss_file_find(struct sim_send *ss, const char *key)
 {
+	const json_t *v;
+	size_t k;
+
 	if (key && !strncmp(key, "safestorage://", 14))
 		key += 14;
-	for (size_t i = 0; key && i < ss->nfiles; i++)
-		if (!strcmp(ss->files[i].key, key))
-			return &ss->files[i];
+	json_array_foreach(ss_index_get(ss->by_file, key), k, v) {
+		struct ss_file *f = &ss->files[json_integer_value(v)];
+
+		if (!strcmp(f->key, key))
+			return f;
+	}
 	return NULL;
 }
 
 struct ss_notif *ss_notif_by_iun(struct sim_send *ss, const char *iun)
 {
-	for (size_t i = 0; iun && i < ss->nnotifs; i++)
-		if (ss->notifs[i].state == SS_ACCEPTED && !strcmp(ss->notifs[i].iun, iun))
-			return &ss->notifs[i];
+	const json_t *v;
+	size_t k;
+
+	json_array_foreach(ss_index_get(ss->by_iun, iun), k, v) {
+		struct ss_notif *n = &ss->notifs[json_integer_value(v)];
+
+		if (n->state == SS_ACCEPTED && !strcmp(n->iun, iun))
+			return n;
+	}
 	return NULL;
 }
 
@@ -453,23 +528,18 @@ static void preload(struct sim *s, struct sim_send *ss, const struct sim_request
 		const char *ct = json_string_value(json_object_get(it, "contentType"));
 		bool pdf = !strcmp(ct, "application/pdf");
 		struct ss_file *f;
-		unsigned char rnd[16];
-		struct sb_buf hex = SB_BUF_INIT(64);
-		char url[256];
+		char hex[33], url[256];
 		json_t *o = json_object();
 
 		ss->files = sb_xrealloc(ss->files, (ss->nfiles + 1) * sizeof(*ss->files));
 		f = &ss->files[ss->nfiles++];
 		memset(f, 0, sizeof(*f));
-		sb_random_bytes(rnd, sizeof(rnd));
-		sb_hex_encode(rnd, sizeof(rnd), &hex);
+		ss_unique_hex(ss, false, hex);
 		snprintf(f->key, sizeof(f->key), "%s-%s.%s", pdf ? "PN_NOTIFICATION_ATTACHMENTS" :
-			 "PN_F24_META", sb_buf_cstr(&hex), pdf ? "pdf" : "json");
-		sb_buf_reset(&hex);
-		sb_random_bytes(rnd, sizeof(rnd));
-		sb_hex_encode(rnd, sizeof(rnd), &hex);
-		snprintf(f->secret, sizeof(f->secret), "%s", sb_buf_cstr(&hex));
-		sb_buf_release(&hex);
+			 "PN_F24_META", hex, pdf ? "pdf" : "json");
+		ss_index_add(&ss->by_file, f->key, ss->nfiles - 1);
+		ss_unique_hex(ss, true, hex);
+		snprintf(f->secret, sizeof(f->secret), "%s", hex);
 		snprintf(f->content_type, sizeof(f->content_type), "%s", ct);
 		snprintf(f->sha256, sizeof(f->sha256), "%s",
 			 json_string_value(json_object_get(it, "sha256")));
@@ -540,7 +610,7 @@ static void s3_put(struct sim_send *ss, const char *key, const struct sim_reques
 	snprintf(f->version, sizeof(f->version), "v%llu.sim",
 		 (unsigned long long)++ss->counter);
 	rs->status = 200;
-	rs->content_type = NULL;
+	sim_reply_type(rs, NULL);
 	sb_buf_reset(&rs->body);
 	sim_reply_header(rs, "x-amz-version-id: %s", f->version);
 }
@@ -564,7 +634,7 @@ static void s3_request(struct sim_send *ss, const struct sim_request *rq, struct
 			return;
 		}
 		rs->status = 200;
-		rs->content_type = f->content_type;
+		sim_reply_type(rs, f->content_type);
 		sb_buf_reset(&rs->body);
 		sb_buf_add(&rs->body, f->data, f->len);
 		/* --send-corrupt-notice: SEND's copy is not what was uploaded. */
@@ -920,11 +990,27 @@ static void make_iun(struct sim *s, char out[26])
 		 (char)('A' + sim_rand(s, 26)), (unsigned)sim_rand(s, 10));
 }
 
+/* The index keys of a pagoPa notice and of a protocol number with its token (owned). */
+static char *notice_key(const char *creditor, const char *notice)
+{
+	return sb_xasprintf("%s|%s", creditor, notice);
+}
+
+static char *protocol_key(const char *proto, const char *token)
+{
+	return sb_xasprintf("%s\x1f%s", proto, token);
+}
+
 /* A live notice: in a notification that is not refused and not cancelled. */
 static bool notice_in_use(struct sim_send *ss, const char *creditor, const char *notice)
 {
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		const struct ss_notif *n = &ss->notifs[i];
+	char *key = notice_key(creditor, notice);
+	const json_t *v;
+	size_t c;
+	bool used = false;
+
+	json_array_foreach(ss_index_get(ss->by_notice, key), c, v) {
+		const struct ss_notif *n = &ss->notifs[json_integer_value(v)];
 		const json_t *recs = json_object_get(n->request, "recipients"), *r;
 		size_t k;
 
@@ -939,11 +1025,39 @@ static bool notice_in_use(struct sim_send *ss, const char *creditor, const char 
 
 				if (pg && !strcmp(jstr(pg, "noticeCode"), notice) &&
 				    !strcmp(jstr(pg, "creditorTaxId"), creditor))
-					return true;
+					used = true;
 			}
 		}
+		if (used)
+			break;
 	}
-	return false;
+	free(key);
+	return used;
+}
+
+/* Index a new notification (at i) under everything the lookups search it by. */
+static void index_notif(struct sim_send *ss, size_t i)
+{
+	const struct ss_notif *n = &ss->notifs[i];
+	const json_t *r, *p;
+	size_t k, l;
+	char *key = protocol_key(n->protocol, n->token);
+
+	ss_index_add(&ss->by_protocol, key, i);
+	free(key);
+	ss_index_add(&ss->by_request_id, n->request_id, i);
+	ss_index_add(&ss->by_iun, n->iun, i);
+	json_array_foreach(json_object_get(n->request, "recipients"), k, r)
+		json_array_foreach(json_object_get(r, "payments"), l, p) {
+			const json_t *pg = json_object_get(p, "pagoPa");
+
+			if (!pg)
+				continue;
+			key = notice_key(jstr(pg, "creditorTaxId"), jstr(pg, "noticeCode"));
+			ss_index_add(&ss->by_notice, key, i);
+			free(key);
+		}
+	ss_activate(ss, i);
 }
 
 static void create(struct sim *s, struct sim_send *ss, const struct sim_request *rq,
@@ -964,15 +1078,25 @@ static void create(struct sim *s, struct sim_send *ss, const struct sim_request 
 		server_rules(ss, req, errs);
 	if (json_array_size(errs)) {
 		ss_reply(rs, 400, problem_obj(400, errs));
-		rs->content_type = "application/problem+json";
+		sim_reply_type(rs, "application/problem+json");
 		errs = NULL;
 		goto done;
 	}
 	proto = jstr(req, "paProtocolNumber");
 	token = jstr(req, "idempotenceToken") ? jstr(req, "idempotenceToken") : "";
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		n = &ss->notifs[i];
-		if (n->state != SS_REFUSED && !strcmp(n->protocol, proto) && !strcmp(n->token, token)) {
+	{
+		char *key = protocol_key(proto, token);
+		const json_t *v;
+		size_t c;
+		bool dup = false;
+
+		json_array_foreach(ss_index_get(ss->by_protocol, key), c, v) {
+			n = &ss->notifs[json_integer_value(v)];
+			dup = dup || (n->state != SS_REFUSED && !strcmp(n->protocol, proto) &&
+				      !strcmp(n->token, token));
+		}
+		free(key);
+		if (dup) {
 			ss_problem(rs, 409, "PN_GENERIC_INVALIDPARAMETER_DUPLICATED",
 				   "senderPaId##paProtocolNumber##idempotenceToken",
 				   "Duplicated notification for senderPaId##paProtocolNumber##"
@@ -1016,6 +1140,7 @@ static void create(struct sim *s, struct sim_send *ss, const struct sim_request 
 	n->history = json_array();
 	n->pending = json_array();
 	snprintf(n->status, sizeof(n->status), "IN_VALIDATION");
+	index_notif(ss, ss->nnotifs - 1);
 	out = json_object();
 	json_object_set_new(out, "notificationRequestId", json_string(n->request_id));
 	json_object_set_new(out, "paProtocolNumber", json_string(n->protocol));
@@ -1043,21 +1168,29 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 		return;
 	}
 	ss_advance(s, ss, ss_now_ms());
-	for (size_t i = ss->nnotifs; i > 0; i--) {
-		struct ss_notif *c = &ss->notifs[i - 1];
+	{
+		char *key = id ? NULL : protocol_key(proto, token ? token : "");
+		const json_t *cands = ss_index_get(id ? ss->by_request_id : ss->by_protocol,
+						   id ? id : key);
 
-		if (id ? !strcmp(c->request_id, id) :
-		    !strcmp(c->protocol, proto) && !strcmp(c->token, token ? token : "")) {
-			n = c;
-			break;
+		/* The latest request that matches. */
+		for (size_t i = json_array_size(cands); i > 0 && !n; i--) {
+			struct ss_notif *c = &ss->notifs[json_integer_value(json_array_get(cands,
+											  i - 1))];
+
+			if (id ? !strcmp(c->request_id, id) :
+			    !strcmp(c->protocol, proto) && !strcmp(c->token, token ? token : ""))
+				n = c;
 		}
+		free(key);
 	}
 	if (!n) {
 		ss_problem(rs, 404, "PN_DELIVERY_NOTIFICATION_NOT_FOUND", NULL,
 			   "notification request not found");
 		return;
 	}
-	out = json_deep_copy(n->request);
+	/* A shallow copy: only its own members are set, the request's values are shared. */
+	out = json_copy(n->request);
 	json_object_set_new(out, "notificationRequestId", json_string(n->request_id));
 	json_object_set_new(out, "notificationRequestStatus",
 			    json_string(n->state == SS_WAITING ? "WAITING" :
@@ -1070,7 +1203,7 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 	} else if (n->state == SS_ACCEPTED) {
 		json_object_set_new(out, "iun", json_string(n->iun));
 	} else {
-		json_object_set_new(out, "errors", json_deep_copy(n->errors));
+		json_object_set(out, "errors", n->errors);
 	}
 	ss_reply(rs, 200, out);
 }

@@ -36,29 +36,34 @@ static struct ss_legal_fact *fact_new(struct sim_send *ss, const char *iun, int 
 				      const char *category)
 {
 	struct ss_legal_fact *f;
-	unsigned char rnd[12];
-	struct sb_buf hex = SB_BUF_INIT(64);
+	char hex[33];
 
 	ss->facts = sb_xrealloc(ss->facts, (ss->nfacts + 1) * sizeof(*ss->facts));
 	f = &ss->facts[ss->nfacts++];
 	memset(f, 0, sizeof(*f));
-	sb_random_bytes(rnd, sizeof(rnd));
-	sb_hex_encode(rnd, sizeof(rnd), &hex);
-	snprintf(f->key, sizeof(f->key), "PN_LEGAL_FACTS-%s.pdf", sb_buf_cstr(&hex));
+	ss_unique_hex(ss, false, hex);
+	snprintf(f->key, sizeof(f->key), "PN_LEGAL_FACTS-%s.pdf", hex);
 	snprintf(f->category, sizeof(f->category), "%s", category);
 	snprintf(f->iun, sizeof(f->iun), "%s", iun);
 	f->rec_index = rec;
-	sb_buf_release(&hex);
+	ss_index_add(&ss->by_fact, f->key, ss->nfacts - 1);
+	ss_index_add(&ss->facts_by_iun, f->iun, ss->nfacts - 1);
 	return f;
 }
 
 static struct ss_legal_fact *fact_find(struct sim_send *ss, const char *key)
 {
+	const json_t *v;
+	size_t k;
+
 	if (!strncmp(key, "safestorage://", 14))
 		key += 14;
-	for (size_t i = 0; i < ss->nfacts; i++)
-		if (!strcmp(ss->facts[i].key, key))
-			return &ss->facts[i];
+	json_array_foreach(ss_index_get(ss->by_fact, key), k, v) {
+		struct ss_legal_fact *f = &ss->facts[json_integer_value(v)];
+
+		if (!strcmp(f->key, key))
+			return f;
+	}
 	return NULL;
 }
 
@@ -123,8 +128,9 @@ static void stream_push(struct sim_send *ss, const struct ss_notif *n, const jso
 			json_object_set_new(ev, "iun", json_string(n->iun));
 		if (new_status)
 			json_object_set_new(ev, "newStatus", json_string(new_status));
+		/* Shared, not copied: a timeline element never changes once made. */
 		if (st->timeline)
-			json_object_set_new(ev, "element", json_deep_copy(el));
+			json_object_set(ev, "element", (json_t *)(uintptr_t)el);
 		json_array_append_new(st->events, ev);
 	}
 }
@@ -439,9 +445,14 @@ static void validate(struct sim_send *ss, struct ss_notif *n)
 
 void ss_advance(struct sim *s, struct sim_send *ss, int64_t now)
 {
+	size_t keep = 0;
+
 	(void)s;
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		struct ss_notif *n = &ss->notifs[i];
+	/* Only the notifications with something still to happen (ss->active), in index order. */
+	for (size_t a = 0; a < ss->nactive; a++) {
+		struct ss_notif *n = &ss->notifs[ss->active[a]];
+		json_t *it;
+		size_t k;
 
 		if (n->state == SS_WAITING && now >= n->created_ms + ss->accept_ms) {
 			validate(ss, n);
@@ -449,12 +460,12 @@ void ss_advance(struct sim *s, struct sim_send *ss, int64_t now)
 				n->sent_ms = n->created_ms;
 				plan_delivery(ss, n, n->created_ms + ss->accept_ms);
 			}
+			n->next_due = 0;
 		}
 		/* Due items, in plan order (the plan is written in time order per recipient). */
-		for (;;) {
+		while (n->next_due <= now) {
 			json_t *best = NULL;
-			size_t bi = 0, k;
-			json_t *it;
+			size_t bi = 0;
 
 			json_array_foreach(n->pending, k, it) {
 				if (json_integer_value(json_object_get(it, "due")) > now)
@@ -472,7 +483,16 @@ void ss_advance(struct sim *s, struct sim_send *ss, int64_t now)
 			apply(ss, n, best, json_integer_value(json_object_get(best, "due")));
 			json_decref(best);
 		}
+		n->next_due = INT64_MAX;
+		json_array_foreach(n->pending, k, it)
+			if (json_integer_value(json_object_get(it, "due")) < n->next_due)
+				n->next_due = json_integer_value(json_object_get(it, "due"));
+		if (n->state == SS_WAITING || json_array_size(n->pending))
+			ss->active[keep++] = ss->active[a];
+		else
+			n->active = false;
 	}
+	ss->nactive = keep;
 }
 
 /* ---- reading ------------------------------------------------------------- */
@@ -496,14 +516,15 @@ static void sent_notification(struct sim_send *ss, const char *iun, struct sim_r
 	if (!n)
 		return;
 	ss_iso(n->sent_ms, ts, sizeof(ts));
-	o = json_deep_copy(n->request);
+	/* A shallow copy: only its own members are set, the values are shared and never changed. */
+	o = json_copy(n->request);
 	json_object_set_new(o, "senderPaId", json_string("00000000-0000-4000-8000-000000000001"));
 	json_object_set_new(o, "iun", json_string(n->iun));
 	json_object_set_new(o, "sentAt", json_string(ts));
 	json_object_set_new(o, "documentsAvailable", json_true());
 	json_object_set_new(o, "notificationStatus", json_string(n->status));
-	json_object_set_new(o, "notificationStatusHistory", json_deep_copy(n->history));
-	json_object_set_new(o, "timeline", json_deep_copy(n->timeline));
+	json_object_set(o, "notificationStatusHistory", n->history);
+	json_object_set(o, "timeline", n->timeline);
 	ss_reply(rs, 200, o);
 }
 
@@ -517,8 +538,9 @@ static void legal_facts_list(struct sim_send *ss, const char *iun, struct sim_re
 		return;
 	recs = json_object_get(n->request, "recipients");
 	out = json_array();
-	for (size_t i = 0; i < ss->nfacts; i++) {
-		const struct ss_legal_fact *f = &ss->facts[i];
+	for (size_t i = 0; i < json_array_size(ss_index_get(ss->facts_by_iun, iun)); i++) {
+		const struct ss_legal_fact *f = &ss->facts[json_integer_value(
+			json_array_get(ss_index_get(ss->facts_by_iun, iun), i))];
 		char key[128];
 		json_t *o;
 
@@ -594,8 +616,12 @@ static void attachment_meta(struct sim *s, struct sim_send *ss, struct ss_notif 
 static void price(struct sim_send *ss, const char *tax_id, const char *notice,
 		  struct sim_response *rs)
 {
-	for (size_t i = 0; i < ss->nnotifs; i++) {
-		struct ss_notif *n = &ss->notifs[i];
+	char *key = sb_xasprintf("%s|%s", tax_id, notice);   /* sim_send.c's notice_key */
+	const json_t *cands = ss_index_get(ss->by_notice, key);
+
+	free(key);
+	for (size_t c = 0; c < json_array_size(cands); c++) {
+		struct ss_notif *n = &ss->notifs[json_integer_value(json_array_get(cands, c))];
 		const json_t *r, *p;
 		size_t k, l;
 
@@ -650,6 +676,7 @@ static void cancel(struct sim_send *ss, const char *iun, struct sim_response *rs
 	json_decref(it);
 	plan(n->pending, now + (ss->cancel_ms ? ss->cancel_ms : ss->step_ms), "NOTIFICATION_CANCELLED",
 	     -1, "NOTIFICATION_CANCELLED", NULL, NULL);
+	ss_activate(ss, (size_t)(n - ss->notifs));
 	ss_reply(rs, 202, json_pack("{s:s,s:[]}", "status", "OK", "details"));
 }
 
@@ -808,7 +835,7 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 			return true;
 		}
 		rs->status = 200;
-		rs->content_type = "application/pdf";
+		sim_reply_type(rs, "application/pdf");
 		ss_legal_fact_pdf(f, &rs->body);
 		return true;
 	}
@@ -934,6 +961,14 @@ void ss_flow_free(struct sim_send *ss)
 	}
 	free(ss->notifs);
 	free(ss->facts);
+	free(ss->active);
+	json_decref(ss->by_notice);
+	json_decref(ss->by_protocol);
+	json_decref(ss->by_request_id);
+	json_decref(ss->by_iun);
+	json_decref(ss->by_file);
+	json_decref(ss->by_fact);
+	json_decref(ss->facts_by_iun);
 	for (size_t i = 0; i < ss->nstreams; i++)
 		json_decref(ss->streams[i].events);
 	free(ss->streams);

@@ -44,6 +44,8 @@ struct ss_notif {
 	bool cancelled;
 	unsigned outcomes;        /* recipients whose delivery workflow ended */
 	unsigned delivered;       /* ... of which reached */
+	bool active;              /* listed in sim_send.active */
+	int64_t next_due;         /* earliest "due" in pending; 0: not known */
 };
 
 struct ss_legal_fact {
@@ -82,7 +84,25 @@ struct sim_send {
 	size_t nstreams;
 	uint64_t next_event;
 	uint64_t counter;         /* for keys, secrets, versions */
+	char salt[2][17];         /* random per run, hex: [0] for keys, [1] for secrets */
 	uint64_t bad_auth_uploads; /* uploads/downloads that carried API auth headers */
+	/*
+	 * Indexes, so that a request never scans every notification, file or
+	 * legal fact (that made send-sim's CPU per call grow with the run):
+	 * key -> [indices in creation order]. A lookup still checks each
+	 * candidate with the full condition, so keys that collide only add
+	 * candidates and the answers are those of a scan.
+	 */
+	json_t *by_notice;        /* "creditorTaxId|noticeCode" of each pagoPa payment -> notifs */
+	json_t *by_protocol;      /* paProtocolNumber, idempotenceToken -> notifs */
+	json_t *by_request_id;    /* notificationRequestId -> notifs */
+	json_t *by_iun;           /* iun -> notifs */
+	json_t *by_file;          /* key -> files */
+	json_t *by_fact;          /* key -> facts */
+	json_t *facts_by_iun;     /* iun -> facts */
+	/* Notifications still WAITING or with planned steps, ascending: all ss_advance visits. */
+	size_t *active;
+	size_t nactive;
 };
 
 /* Reply with SEND's Problem JSON: one error {code, element, detail}. */
@@ -95,7 +115,18 @@ void ss_reply(struct sim_response *rs, unsigned status, json_t *v);
 int64_t ss_now_ms(void);
 void ss_iso(int64_t ms, char *out, size_t n);
 
+/*
+ * A name no other file, fact or secret of this run or of another run has (32 hex
+ * digits into out): the run's salt and a counter, cheaper than random bytes each time.
+ */
+void ss_unique_hex(struct sim_send *ss, bool secret, char out[33]);
+
 struct ss_file *ss_file_find(struct sim_send *ss, const char *key);
+/* Index helpers (see struct sim_send): add i under key; the indices under key, or NULL. */
+void ss_index_add(json_t **idx, const char *key, size_t i);
+const json_t *ss_index_get(const json_t *idx, const char *key);
+/* Notification i has new planned steps (or is new): ss_advance must visit it. */
+void ss_activate(struct sim_send *ss, size_t i);
 struct ss_notif *ss_notif_by_iun(struct sim_send *ss, const char *iun);
 
 /* Move every notification forward to now: acceptance, timeline, streams. */
