@@ -2,15 +2,19 @@
 # The whole pipeline against send-sim (issue 7's benchmark; results in docs/bench.md):
 # N acts (BENCH_N, default 2000), each with a ~100 KB PDF/A act (3 pages of text and the
 # camera photo of a traffic fine; BENCH_PAGES and BENCH_PHOTO change the mix) and a pagoPA
-# payment with its 1-page notice PDF, dropped into the outbox at once and driven by `send-bridge run` (release build) through check,
-# protocol registration, upload, create, acceptance and tracking with receipts, to closed.
+# payment with its 1-page notice PDF, dropped into the outbox at once and driven by
+# `send-bridge run` (release build) through check, protocol registration, upload, create,
+# acceptance and tracking with receipts, to closed.
 # One run with no latency and one with BENCH_LATENCY_MS (default 50) per platform call.
 #
 # Measured: acts per second (first drop to last act closed), per-act latency (drop to the
 # act's folder appearing in done/, seen by polling every 50 ms) p50/p99, the daemon's CPU
 # seconds per act (utime + stime from /proc) and its peak RSS (VmHWM).
-# Each run ends with send-sim's own share (it runs on the same cores) and the result:
+# Each run ends with send-sim's own share (it runs on the same cores), the platform calls
+# per act with, under latency, the concurrency bound (workers / (calls per act x latency))
+# and the share of it reached, and the result:
 #   sim: cpu_s_per_act=... peak_rss_mb=...
+#   calls: per_act=... [bound_acts_per_s=... of_bound_pct=...]
 #   bench: n=... latency_ms=... acts_per_s=... p50_ms=... p99_ms=... cpu_s_per_act=... peak_rss_mb=...
 set -eu
 cd "$(dirname "$0")/.."
@@ -145,6 +149,9 @@ JSON
 	set -- $(cat /proc/$SIM/stat | sed 's/.*) //')
 	simcpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
 	simrss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$SIM/status)
+	# Platform calls send-sim answered (each one paid the latency), for the concurrency bound.
+	calls=$(curl -s "http://127.0.0.1:$(cat "$R/sim.port")/_sim/faults" |
+		sed -n 's/.*"calls":\([0-9]*\).*/\1/p')
 	kill "$RUN"; wait "$RUN" || true; RUN=
 	kill "$SIM"; wait "$SIM" || true; SIM=
 	rejected=$(ls "$R/outbox/rejected" 2>/dev/null | wc -l)
@@ -157,6 +164,15 @@ JSON
 	p99=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	aps=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", n * 1000 / ms }')
 	echo "sim: cpu_s_per_act=$simcpu peak_rss_mb=$simrss"
+	# The issue's bound with latency: workers / (calls per act x latency).
+	awk -v c="${calls:-0}" -v n="$N" -v w="$WORKERS" -v l="$lat" -v a="$aps" 'BEGIN {
+		per = c / n
+		if (l > 0 && per > 0) {
+			b = w / (per * l / 1000)
+			printf "calls: per_act=%.2f bound_acts_per_s=%.1f of_bound_pct=%.0f\n", per, b, 100 * a / b
+		} else
+			printf "calls: per_act=%.2f\n", per
+	}'
 	echo "bench: n=$N latency_ms=$lat acts_per_s=$aps p50_ms=$p50 p99_ms=$p99 cpu_s_per_act=$cpu peak_rss_mb=$rss"
 }
 
