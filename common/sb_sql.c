@@ -211,7 +211,7 @@ static int apply(sqlite3 *db, const char *key, const char *sql, int v, struct sb
 		return SB_EIO;
 	}
 	rc = sb_sql_prepare(db, "INSERT INTO meta (key, value) VALUES (?1, ?2)"
-				" ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st);
+			    " ON CONFLICT (key) DO UPDATE SET value = excluded.value", &st);
 	if (rc == SQLITE_OK) {
 		sb_sql_bind_text(st, 1, key);
 		sqlite3_bind_int(st, 2, v);

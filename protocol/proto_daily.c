@@ -202,14 +202,14 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 	regs = xmlNewChild(root, ns, XC("Registrazioni"), NULL);
 	add_line(l, "REGISTRAZIONI DEL GIORNO");
 	rc = sb_sql_prepare(p->db, "SELECT r.register, r.year, r.number, r.direction,"
-				" r.reg_date, r.reg_time, r.subject, r.correspondents, r.documents,"
-				" r.classification, r.author,"
-				" CASE WHEN l.id IS NULL THEN NULL ELSE"
-				"  l.register || '/' || l.year || '/' || printf('%07d', l.number) END,"
-				" r.annulled_at"
-				" FROM proto_registrations r LEFT JOIN proto_registrations l"
-				"  ON l.id = r.link"
-				" WHERE r.register = ? AND r.reg_date = ? ORDER BY r.year, r.number", &st);
+			    " r.reg_date, r.reg_time, r.subject, r.correspondents, r.documents,"
+			    " r.classification, r.author,"
+			    " CASE WHEN l.id IS NULL THEN NULL ELSE"
+			    "  l.register || '/' || l.year || '/' || printf('%07d', l.number) END,"
+			    " r.annulled_at"
+			    " FROM proto_registrations r LEFT JOIN proto_registrations l"
+			    "  ON l.id = r.link"
+			    " WHERE r.register = ? AND r.reg_date = ? ORDER BY r.year, r.number", &st);
 	if (rc != SQLITE_OK)
 		goto db_fail;
 	sqlite3_bind_text(st, 1, p->reg, -1, SQLITE_TRANSIENT);
@@ -228,11 +228,11 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 	add_line(l, "ANNULLAMENTI E MODIFICHE DEL GIORNO");
 	chg = xmlNewChild(root, ns, XC("AnnullamentiEModifiche"), NULL);
 	rc = sb_sql_prepare(p->db, "SELECT r.register || '/' || r.year || '/' ||"
-				" printf('%07d', r.number), c.field, c.old_value, c.new_value,"
-				" c.author, c.reason, c.at"
-				" FROM proto_changes c JOIN proto_registrations r"
-				"  ON r.id = c.registration"
-				" WHERE r.register = ? AND c.at >= ? AND c.at < ? ORDER BY c.id", &st);
+			    " printf('%07d', r.number), c.field, c.old_value, c.new_value,"
+			    " c.author, c.reason, c.at"
+			    " FROM proto_changes c JOIN proto_registrations r"
+			    "  ON r.id = c.registration"
+			    " WHERE r.register = ? AND c.at >= ? AND c.at < ? ORDER BY c.id", &st);
 	if (rc != SQLITE_OK)
 		goto db_fail;
 	sqlite3_bind_text(st, 1, p->reg, -1, SQLITE_TRANSIENT);

@@ -340,10 +340,9 @@ static int outcome_insert(sqlite3 *db, const char *name, int64_t act, enum svc_s
  * leaves at most a record without a folder, and a replay reuses that
  * record instead of adding a second one.
  */
-static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s,
-				      const char *from, const char *name, const char *step,
-				      const struct sb_problems *probs, const char *msg,
-				      struct sb_err *err)
+static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s, const char *from,
+			     const char *name, const char *step, const struct sb_problems *probs,
+			     const char *msg, struct sb_err *err)
 {
 	char *reason = reason_json(name, SVC_REJECTED, step, probs, msg), *final = NULL;
 	sqlite3 *db = svc_store_db(s);
@@ -393,7 +392,7 @@ int svc_pipeline_reject_new(const struct svc_pipeline *p, struct svc_store *s, c
 
 /* Move a final act's folder out of work/, with the stored reason, and note where it went. */
 static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const char *name,
-				const struct row *r, struct sb_err *err)
+		       const struct row *r, struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(s);
 	sqlite3_stmt *st = NULL;
@@ -688,7 +687,7 @@ cleanup:
 /* ---- driving one act ------------------------------------------------------------------- */
 
 static int set_schedule(sqlite3 *db, int64_t id, enum svc_state state, int attempts,
-				 int64_t next_at, const char *last_error, struct sb_err *err)
+			int64_t next_at, const char *last_error, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = prepare(db, "UPDATE acts SET attempts = ?1, next_attempt_at = ?2, last_error = ?3,"
@@ -797,9 +796,8 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 }
 
 /* Commit from -> to (with the step's data), in one transaction. */
-static int commit_step(struct svc_store *s, const char *name, struct row *r,
-				enum svc_state to, const struct svc_step_result *res,
-				struct sb_err *err)
+static int commit_step(struct svc_store *s, const char *name, struct row *r, enum svc_state to,
+		       const struct svc_step_result *res, struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(s);
 	int rc = svc_store_begin(s, err);
@@ -845,10 +843,9 @@ static int commit_step(struct svc_store *s, const char *name, struct row *r,
 }
 
 /* Commit a final state with its reason (rejected, refused, failed). */
-static int commit_final(struct svc_store *s, const char *name, struct row *r,
-				 enum svc_state to, const char *step,
-				 const struct sb_problems *probs, const char *msg,
-				 struct sb_err *err)
+static int commit_final(struct svc_store *s, const char *name, struct row *r, enum svc_state to,
+			const char *step, const struct sb_problems *probs, const char *msg,
+			struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(s);
 	char *reason = reason_json(name, to, step, probs, msg);
