@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sb_common.h"
@@ -26,6 +27,8 @@ struct cached {
 
 struct conn_cache {
 	sqlite3 *db;
+	int (*after_commit)(void *arg);
+	void *after_commit_arg;
 	size_t n;
 	struct cached e[CACHE_STMTS];
 };
@@ -141,6 +144,140 @@ void sb_sql_finish(sqlite3_stmt *st)
 		sqlite3_finalize(st);
 }
 
+void sb_sql_after_commit(sqlite3 *db, int (*fn)(void *arg), void *arg)
+{
+	struct conn_cache *c;
+
+	pthread_mutex_lock(&cache_lock);
+	c = conn_find(db, NULL);
+	SB_ASSERT(c);
+	c->after_commit = fn;
+	c->after_commit_arg = arg;
+	pthread_mutex_unlock(&cache_lock);
+}
+
+/*
+ * This thread's open transactions, per connection: the depth, and which
+ * levels are savepoints (bit k: level k+1). A thread works on one or two
+ * connections at a time, never more than TX_CONNS with a transaction open.
+ */
+#define TX_CONNS 4
+
+struct tx_level {
+	sqlite3 *db;
+	int depth;
+	unsigned savepoints;
+};
+
+static _Thread_local struct tx_level tx_levels[TX_CONNS];
+
+static struct tx_level *tx_find(sqlite3 *db, bool add)
+{
+	struct tx_level *free_slot = NULL;
+
+	for (size_t i = 0; i < TX_CONNS; i++) {
+		if (tx_levels[i].db == db && tx_levels[i].depth > 0)
+			return &tx_levels[i];
+		if (!free_slot && tx_levels[i].depth == 0)
+			free_slot = &tx_levels[i];
+	}
+	if (!add)
+		return NULL;
+	SB_ASSERT(free_slot);
+	free_slot->db = db;
+	free_slot->savepoints = 0;
+	return free_slot;
+}
+
+int sb_sql_depth(sqlite3 *db)
+{
+	struct tx_level *t = tx_find(db, false);
+
+	return t ? t->depth : 0;
+}
+
+void sb_sql_lock(sqlite3 *db)
+{
+	sqlite3_mutex_enter(sqlite3_db_mutex(db));
+}
+
+void sb_sql_unlock(sqlite3 *db)
+{
+	sqlite3_mutex_leave(sqlite3_db_mutex(db));
+}
+
+int sb_sql_begin(sqlite3 *db, bool write)
+{
+	struct tx_level *t;
+	char sql[40];
+	bool savepoint;
+	int rc;
+
+	sb_sql_lock(db);
+	t = tx_find(db, true);
+	SB_ASSERT(t->depth < 30);
+	savepoint = t->depth > 0 || !sqlite3_get_autocommit(db);
+	if (savepoint)
+		snprintf(sql, sizeof(sql), "SAVEPOINT sb_sql_%d", t->depth + 1);
+	else
+		snprintf(sql, sizeof(sql), "%s", write ? "BEGIN IMMEDIATE" : "BEGIN");
+	rc = sb_sql_run(db, sql);
+	if (rc != SQLITE_OK) {
+		sb_sql_unlock(db);
+		return rc;
+	}
+	if (savepoint)
+		t->savepoints |= 1u << t->depth;
+	t->depth++;
+	return SQLITE_OK;
+}
+
+int sb_sql_end(sqlite3 *db, bool commit)
+{
+	struct tx_level *t = tx_find(db, false);
+	int (*after)(void *) = NULL;
+	void *arg = NULL;
+	struct conn_cache *c;
+	char sql[40];
+	int rc = SQLITE_OK, level;
+
+	SB_ASSERT(t && t->depth > 0);
+	level = t->depth;
+	if (t->savepoints & (1u << (level - 1))) {
+		if (commit) {
+			snprintf(sql, sizeof(sql), "RELEASE sb_sql_%d", level);
+			rc = sb_sql_run(db, sql);
+		}
+		if (!commit || rc != SQLITE_OK) {
+			snprintf(sql, sizeof(sql), "ROLLBACK TO sb_sql_%d", level);
+			sb_sql_run(db, sql);
+			snprintf(sql, sizeof(sql), "RELEASE sb_sql_%d", level);
+			sb_sql_run(db, sql);
+		}
+		t->savepoints &= ~(1u << (level - 1));
+		t->depth--;
+		sb_sql_unlock(db);
+		return rc;
+	}
+	/* The store's WAL hook runs inside COMMIT and asks sb_sql_depth: keep it until after. */
+	if (commit)
+		rc = sb_sql_run(db, "COMMIT");
+	if ((!commit || rc != SQLITE_OK) && !sqlite3_get_autocommit(db))
+		sb_sql_run(db, "ROLLBACK");
+	t->depth--;
+	sb_sql_unlock(db);
+	if (!commit || rc != SQLITE_OK)
+		return rc;
+	pthread_mutex_lock(&cache_lock);
+	c = conn_find(db, NULL);
+	if (c) {
+		after = c->after_commit;
+		arg = c->after_commit_arg;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return after ? after(arg) : SQLITE_OK;
+}
+
 int sb_sql_run(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *st = NULL;
@@ -234,16 +371,17 @@ int sb_sql_migrate(sqlite3 *db, const char *key, const char *const *list, size_t
 				  "store: %s %d is newer than this send-bridge (%d): upgrade send-bridge",
 				  key, have, (int)n);
 	for (int v = have + 1; v <= (int)n; v++) {
-		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		rc = sb_sql_begin(db, true);
 		if (rc != SQLITE_OK)
 			return sql_fail(db, err, rc, key, "starting a migration");
 		rc = apply(db, key, list[v - 1], v, err);
-		if (rc == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			rc = sql_fail(db, err, sqlite3_errcode(db), key, "committing a migration");
 		if (rc < 0) {
-			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			sb_sql_end(db, false);
 			return rc;
 		}
+		rc = sb_sql_end(db, true);
+		if (rc != SQLITE_OK)
+			return sql_fail(db, err, rc, key, "committing a migration");
 	}
 	return 0;
 }

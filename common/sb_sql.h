@@ -7,6 +7,7 @@
 #ifndef SB_SQL_H
 #define SB_SQL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sb_err.h"
@@ -41,6 +42,40 @@ void sb_sql_cache_enable(struct sqlite3 *db);
 void sb_sql_cache_forget(struct sqlite3 *db);
 int sb_sql_prepare(struct sqlite3 *db, const char *sql, struct sqlite3_stmt **out);
 void sb_sql_finish(struct sqlite3_stmt *st);
+
+/*
+ * Transactions on a connection that threads may share. The daemon's workers
+ * share one store connection (svc_store_open_shared): SQLite serializes each
+ * call on it, and sb_sql_begin also holds the connection's mutex until the
+ * matching sb_sql_end, so no other thread's statement lands inside the
+ * transaction. (On a connection opened without a mutex both are plain
+ * BEGIN and COMMIT.) Called again by the thread that holds a transaction on
+ * db, or inside a transaction opened by other means, begin makes a
+ * savepoint instead, so a nested failure undoes only the nested work.
+ * write takes the write lock at BEGIN (IMMEDIATE) so that a writer never
+ * fails half-way on a lock. sb_sql_end commits, or rolls back when commit
+ * is false or the commit fails; it always ends the level begun. After the
+ * outermost commit it releases the mutex and then runs the connection's
+ * after-commit callback, where the store makes the commit durable without
+ * holding the connection. Both return SQLite's code.
+ */
+int sb_sql_begin(struct sqlite3 *db, bool write);
+int sb_sql_end(struct sqlite3 *db, bool commit);
+/* How many levels of transaction this thread holds on db (0: none). */
+int sb_sql_depth(struct sqlite3 *db);
+/*
+ * Hold db for a sequence of statements outside a transaction that must not
+ * interleave with another thread's (a scan of many rows, a last rowid).
+ * Recursive; never across an external call.
+ */
+void sb_sql_lock(struct sqlite3 *db);
+void sb_sql_unlock(struct sqlite3 *db);
+/*
+ * The callback sb_sql_end runs after an outermost commit, outside the lock;
+ * an error it returns (SQLite's code) is the commit's. The connection must
+ * have its statement cache enabled; NULL removes it.
+ */
+void sb_sql_after_commit(struct sqlite3 *db, int (*fn)(void *arg), void *arg);
 
 /* Run one statement that returns no rows (cached, no bindings); SQLite's code. */
 int sb_sql_run(struct sqlite3 *db, const char *sql);

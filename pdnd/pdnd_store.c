@@ -91,14 +91,6 @@ static int db_error(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 			  "store: %s: %s", what, sqlite3_errmsg(db));
 }
 
-/* One statement without rows (transaction control). */
-static int exec(sqlite3 *db, const char *sql, const char *what, struct sb_err *err)
-{
-	int rc = sb_sql_run(db, sql);
-
-	return rc == SQLITE_OK ? 0 : db_error(db, err, rc, what);
-}
-
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
 	int rc = sb_sql_prepare(db, sql, st);
@@ -180,19 +172,26 @@ int pdnd_audit_key_load(const struct sb_cfg *cfg, unsigned char key[PDND_AUDIT_K
  */
 static int tx_begin(sqlite3 *db, bool write, bool *own, struct sb_err *err)
 {
-	*own = sqlite3_get_autocommit(db) != 0;
-	return exec(db, !*own ? "SAVEPOINT pdnd_access" : write ? "BEGIN IMMEDIATE" : "BEGIN",
-		    "starting an access trail transaction", err);
+	int rc = sb_sql_begin(db, write);
+
+	*own = true;   /* sb_sql_end ends this level, a savepoint when nested */
+	if (rc == SQLITE_OK)
+		return 0;
+	*own = false;
+	return sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc,
+			  "store: starting an access trail transaction: %s", sqlite3_errstr(rc));
 }
 
 static int tx_end(sqlite3 *db, bool own, int rc, struct sb_err *err)
 {
-	if (rc == 0)
-		rc = exec(db, own ? "COMMIT" : "RELEASE pdnd_access", "committing the access trail",
-			  err);
-	if (rc < 0)
-		sqlite3_exec(db, own ? "ROLLBACK" : "ROLLBACK TO pdnd_access; RELEASE pdnd_access",
-			     NULL, NULL, NULL);
+	int src;
+
+	if (!own)
+		return rc;
+	src = sb_sql_end(db, rc == 0);
+	if (rc == 0 && src != SQLITE_OK)
+		rc = sb_err_set(err, src == SQLITE_BUSY ? SB_ETEMP : SB_EIO, src,
+				"store: committing the access trail: %s", sqlite3_errstr(src));
 	return rc;
 }
 

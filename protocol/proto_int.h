@@ -21,6 +21,7 @@ enum proto_backend { PROTO_EMBEDDED, PROTO_REST };
 struct proto {
 	enum proto_backend backend;
 	struct sqlite3 *db;               /* borrowed */
+	bool in_tx;                       /* proto_db_begin's level is open */
 	char reg[17];
 	char *ipa_code;
 	char *aoo_code;

@@ -147,18 +147,6 @@ static int db_err(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 	return sb_err_set(err, code, rc, "protocol store: %s: %s", what, sqlite3_errmsg(db));
 }
 
-/* One statement without rows (BEGIN, COMMIT). */
-static int exec(sqlite3 *db, const char *sql, const char *what, struct sb_err *err)
-{
-	int rc = sb_sql_run(db, sql);
-
-	if (rc == SQLITE_OK)
-		return 0;
-	sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "protocol store: %s: %s", what,
-		   sqlite3_errmsg(db));
-	return rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO;
-}
-
 static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
 	int rc = sb_sql_prepare(db, sql, st);
@@ -186,20 +174,41 @@ int proto_store_migrate(struct sqlite3 *db, struct sb_err *err)
 	return sb_sql_migrate(db, META_KEY, migrations, SB_ARRAY_SIZE(migrations), err);
 }
 
+/* sb_sql_begin: the store's connection may be shared by the daemon's workers. */
 int proto_db_begin(struct proto *p, struct sb_err *err)
 {
-	return exec(p->db, "BEGIN IMMEDIATE", "begin", err);
+	int rc = sb_sql_begin(p->db, true);
+
+	if (rc != SQLITE_OK) {
+		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "protocol store: begin: %s",
+			   sqlite3_errstr(rc));
+		return rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO;
+	}
+	p->in_tx = true;
+	return 0;
 }
 
 int proto_db_commit(struct proto *p, struct sb_err *err)
 {
-	return exec(p->db, "COMMIT", "commit", err);
+	int rc;
+
+	SB_ASSERT(p->in_tx);
+	p->in_tx = false;   /* committed or rolled back, the level is over */
+	rc = sb_sql_end(p->db, true);
+	if (rc != SQLITE_OK) {
+		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "protocol store: commit: %s",
+			   sqlite3_errstr(rc));
+		return rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO;
+	}
+	return 0;
 }
 
 void proto_db_rollback(struct proto *p)
 {
-	if (!sqlite3_get_autocommit(p->db))
-		sb_sql_run(p->db, "ROLLBACK");
+	if (!p->in_tx)
+		return;
+	p->in_tx = false;
+	sb_sql_end(p->db, false);
 }
 
 int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,

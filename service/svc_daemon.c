@@ -168,7 +168,7 @@ static int thread_open(struct daemon *d, const char *who, struct svc_store **s_o
 	struct sb_err err = SB_ERR_INIT;
 	int rc;
 
-	rc = svc_store_open(s_out, d->o->store_path, d->o->busy_timeout_ms, &err);
+	rc = svc_store_open_shared(s_out, d->o->store_path, d->o->busy_timeout_ms, &err);
 	if (rc == 0 && d->steps->worker_init)
 		rc = d->steps->worker_init(d->steps->data, wctx_out, &err);
 	if (rc < 0) {
@@ -507,7 +507,7 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	if (rc == 0)
 		rc = svc_outbox_open(&d.outbox, o->outbox_dir, err);
 	if (rc == 0)
-		rc = svc_store_open(&d.store, o->store_path, o->busy_timeout_ms, err);
+		rc = svc_store_open_shared(&d.store, o->store_path, o->busy_timeout_ms, err);
 	if (rc == 0)
 		rc = svc_steps_migrate_all(svc_store_db(d.store), err);
 	if (rc == 0)

@@ -230,11 +230,14 @@ static int load_receipts(sqlite3 *db, struct row *r, struct sb_err *err)
 	svc_outbox_names_free(r->receipts, r->nreceipts);
 	r->receipts = NULL;
 	r->nreceipts = 0;
+	/* A scan of several rows: no other worker's statement in between (shared connection). */
+	sb_sql_lock(db);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		r->receipts = sb_xrealloc(r->receipts, (r->nreceipts + 1) * sizeof(*r->receipts));
 		r->receipts[r->nreceipts++] = col_dup(st, 0);
 	}
 	sb_sql_finish(st);
+	sb_sql_unlock(db);
 	return rc == SQLITE_DONE ? 0 : sql_error(db, err, rc, "reading receipts");
 }
 
@@ -359,10 +362,13 @@ static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s, 
 		outcome = sqlite3_column_int64(st, 0);
 	sb_sql_finish(st);
 	if (!outcome) {
+		/* The rowid is the connection's: no other worker's insert in between. */
+		sb_sql_lock(db);
 		rc = outcome_insert(db, name, 0, SVC_REJECTED, step, reason, NULL, err);
+		outcome = sqlite3_last_insert_rowid(db);
+		sb_sql_unlock(db);
 		if (rc < 0)
 			goto cleanup;
-		outcome = sqlite3_last_insert_rowid(db);
 	}
 	rc = svc_outbox_finish(p->outbox, from, name, false, reason, &final, err);
 	if (rc < 0)
@@ -584,6 +590,7 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 	if (rc < 0)
 		return rc;
 	sb_sql_bind_text(st, 1, iun);
+	sb_sql_lock(db);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		svc_event_batch_add(&b, (const char *)sqlite3_column_text(st, 0),
 				    (const char *)sqlite3_column_text(st, 1),
@@ -591,6 +598,7 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 				    (const char *)sqlite3_column_text(st, 3),
 				    (const char *)sqlite3_column_text(st, 4));
 	sb_sql_finish(st);
+	sb_sql_unlock(db);
 	if (rc != SQLITE_DONE) {
 		svc_event_batch_release(&b);
 		return sql_error(db, err, rc, "reading events");
@@ -1182,11 +1190,13 @@ int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t 
 		return rc;
 	sqlite3_bind_int64(st, 9, now_ms);
 	sqlite3_bind_int64(st, 10, (int64_t)max);
+	sb_sql_lock(db);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		names = sb_xrealloc(names, (n + 1) * sizeof(*names));
 		names[n++] = col_dup(st, 0);
 	}
 	sb_sql_finish(st);
+	sb_sql_unlock(db);
 	if (rc != SQLITE_DONE) {
 		svc_outbox_names_free(names, n);
 		return sql_error(db, err, rc, "listing due acts");

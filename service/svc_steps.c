@@ -185,7 +185,7 @@ static int worker_init(void *data, void **wctx_out, struct sb_err *err)
 	w->retry.max_attempts = 3;
 	w->retry.base_ms = 200;
 	w->retry.max_ms = 2000;
-	rc = svc_store_open(&w->store, c->store_path, c->busy_ms, err);
+	rc = svc_store_open_shared(&w->store, c->store_path, c->busy_ms, err);
 	if (rc == 0)
 		rc = send_client_new(&w->send, c->cfg, c->has_vp ? &c->vp : NULL, err);
 	if (rc == 0) {

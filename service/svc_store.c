@@ -12,11 +12,21 @@
  * frames are on disk, as with synchronous=FULL. But FULL syncs inside the
  * commit, under SQLite's write lock, so N workers committing at once pay N
  * fsyncs one after the other. Here the connection runs with
- * synchronous=NORMAL and the WAL hook, which SQLite calls after the commit
- * has released the write lock and before sqlite3_step returns, makes the
- * frames durable with one fdatasync shared by every commit to the same file
- * waiting at that moment in this process (group commit; docs/decisions/0007).
+ * synchronous=NORMAL and the WAL hook, which SQLite calls after a commit
+ * has written its frames, notes the commit; it is made durable by one
+ * fdatasync shared by every commit to the same file waiting at that moment
+ * in this process (group commit; docs/decisions/0007). A transaction begun
+ * with sb_sql_begin waits for that after it has released the connection
+ * (sb_sql_end's after-commit callback), so a worker waiting for the disk
+ * never holds up the others; a lone statement outside a transaction waits
+ * inside the hook.
+ *
+ * The daemon's threads share one connection (svc_store_open_shared,
+ * docs/decisions/0008): with a connection each, every commit made SQLite
+ * throw away the page cache of every other connection, and writers polled
+ * for the write lock.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -24,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sb_common.h"
 #include "sb_sql.h"
@@ -31,13 +42,20 @@
 #include "sb_time.h"
 #include "svc_store.h"
 
-struct svc_store {
+/* One SQLite connection: a handle's own, or one shared by every handle opened shared. */
+struct conn {
 	sqlite3 *db;
+	char *shared_path;   /* NULL: a handle's own */
+	int refs;
 	int version;
-	bool in_tx;
 	int busy_timeout_ms;
-	int64_t busy_since_ms;
 	struct group *group;
+	struct conn *next;
+};
+
+struct svc_store {
+	struct conn *c;
+	bool in_tx;
 };
 
 /* SQLite's own default: checkpoint once the WAL holds this many frames. */
@@ -46,7 +64,7 @@ struct svc_store {
 /*
  * Group commit state, one per store file: a sync of one file's WAL says
  * nothing about another's. Shared by the connections of this process that
- * have the file open (registry under groups_lock, counters under g->lock).
+ * have the file open (registry under groups_lock, the rest under g->lock).
  */
 struct group {
 	char *path;
@@ -55,13 +73,25 @@ struct group {
 	pthread_cond_t cond;
 	uint64_t written;   /* commits whose WAL frames have been written */
 	uint64_t durable;   /* of those, known to be on disk */
-	bool syncing;
+	bool syncing;       /* the syncer alone touches wal_fd */
+	int wal_fd;
+	bool checkpoint_due, checkpointing;
+	sqlite3 *checkpointer;   /* the checkpointer's own connection, opened when first due */
 	struct group *next;
 };
 
 static pthread_mutex_t groups_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct group *groups;
 static uint64_t total_commits, total_syncs;   /* for the metrics, under groups_lock */
+
+/* The shared connections (under shared_lock, held across a whole open). */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *shared;
+
+/* A commit this thread made inside sb_sql_begin, waiting for sb_sql_end to make it durable. */
+static _Thread_local struct group *pending_group;
+static _Thread_local uint64_t pending_commit;
+static _Thread_local int64_t busy_since_ms;
 
 static struct group *group_get(const char *path)
 {
@@ -73,6 +103,7 @@ static struct group *group_get(const char *path)
 	if (!g) {
 		g = sb_xcalloc(1, sizeof(*g));
 		g->path = sb_xstrdup(path);
+		g->wal_fd = -1;
 		pthread_mutex_init(&g->lock, NULL);
 		pthread_cond_init(&g->cond, NULL);
 		g->next = groups;
@@ -98,38 +129,62 @@ static void group_put(struct group *g)
 		;
 	*pp = g->next;
 	pthread_mutex_unlock(&groups_lock);
+	if (g->checkpointer)
+		sqlite3_close_v2(g->checkpointer);
+	if (g->wal_fd >= 0)
+		close(g->wal_fd);
 	pthread_mutex_destroy(&g->lock);
 	pthread_cond_destroy(&g->cond);
 	free(g->path);
 	free(g);
 }
 
-static int sync_wal(sqlite3 *db, const char *name)
+/*
+ * fdatasync works on the file, not on the descriptor: a descriptor of our
+ * own on the WAL file makes durable every frame any connection wrote to it,
+ * without touching SQLite's handle while another thread writes through it.
+ * The WAL file stays the same file while this process has the store open
+ * (SQLite removes it only when the last connection closes); its directory
+ * entry is made durable once, when the descriptor is opened.
+ */
+static int sync_wal(struct group *g)
 {
-	sqlite3_file *wal = NULL;
-	int rc = sqlite3_file_control(db, name, SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (g->wal_fd < 0) {
+		char *wal = sb_xasprintf("%s-wal", g->path);
+		char *dir = sb_xstrdup(g->path), *slash = strrchr(dir, '/');
+		int dfd;
 
-	if (rc != SQLITE_OK || !wal || !wal->pMethods)
-		return rc == SQLITE_OK ? SQLITE_IOERR_FSYNC : rc;
-	return wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+		g->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+		free(wal);
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		dfd = g->wal_fd < 0 ? -1 : open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+		if (dfd < 0 || fsync(dfd) < 0) {
+			if (dfd >= 0)
+				close(dfd);
+			if (g->wal_fd >= 0)
+				close(g->wal_fd);
+			g->wal_fd = -1;
+			return SQLITE_IOERR_FSYNC;
+		}
+		close(dfd);
+	}
+	return fdatasync(g->wal_fd) == 0 ? SQLITE_OK : SQLITE_IOERR_FSYNC;
 }
 
 /*
- * fdatasync works on the file, not on the descriptor: one sync through any
- * connection's WAL handle makes durable every frame written to that file
- * before it, by any connection. So the first committer to arrive syncs for
- * everyone who committed before it started, and those arriving meanwhile
- * wait for the next round. An error fails the statement (the commit itself
- * has happened): the caller retries its step, which is idempotent on replay.
+ * The first committer to arrive syncs for everyone who committed before it
+ * started, and those arriving meanwhile wait for the next round. An error
+ * fails the commit's caller (the commit itself has happened): it retries
+ * its step, which is idempotent on replay.
  */
-static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+static int make_durable(struct group *g, uint64_t mine)
 {
-	struct group *g = arg;
-	uint64_t mine, target;
+	uint64_t target;
 	int rc = SQLITE_OK, syncs = 0;
 
 	pthread_mutex_lock(&g->lock);
-	mine = ++g->written;
 	while (g->durable < mine) {
 		if (g->syncing) {
 			pthread_cond_wait(&g->cond, &g->lock);
@@ -138,7 +193,7 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 		g->syncing = true;
 		target = g->written;
 		pthread_mutex_unlock(&g->lock);
-		rc = sync_wal(db, name);
+		rc = sync_wal(g);
 		syncs++;
 		pthread_mutex_lock(&g->lock);
 		g->syncing = false;
@@ -153,9 +208,81 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 	total_commits++;
 	total_syncs += (uint64_t)syncs;
 	pthread_mutex_unlock(&groups_lock);
-	/* Setting a WAL hook replaces SQLite's auto-checkpoint, so do its job. */
-	if (rc == SQLITE_OK && frames >= WAL_CHECKPOINT_FRAMES)
-		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return rc;
+}
+
+/*
+ * Setting a WAL hook replaces SQLite's auto-checkpoint, so do its job, on a
+ * connection of its own: a passive checkpoint runs beside the writers, and
+ * the one who noticed it was due runs it after its own commit is durable,
+ * holding nobody up.
+ */
+static void checkpoint(struct group *g)
+{
+	bool run;
+
+	pthread_mutex_lock(&g->lock);
+	run = g->checkpoint_due && !g->checkpointing;
+	if (run) {
+		g->checkpoint_due = false;
+		g->checkpointing = true;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (!run)
+		return;
+	if (!g->checkpointer &&
+	    sqlite3_open_v2(g->path, &g->checkpointer, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		sqlite3_close_v2(g->checkpointer);
+		g->checkpointer = NULL;
+	}
+	if (g->checkpointer) {
+		sqlite3_exec(g->checkpointer, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+		sqlite3_wal_checkpoint_v2(g->checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
+					  NULL);
+	}
+	pthread_mutex_lock(&g->lock);
+	g->checkpointing = false;
+	pthread_mutex_unlock(&g->lock);
+}
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct group *g = arg;
+	uint64_t mine;
+	int rc;
+
+	(void)name;
+	pthread_mutex_lock(&g->lock);
+	mine = ++g->written;
+	if (frames >= WAL_CHECKPOINT_FRAMES)
+		g->checkpoint_due = true;
+	pthread_mutex_unlock(&g->lock);
+	if (sb_sql_depth(db) > 0) {
+		/* sb_sql_end calls after_commit once it has let the connection go. */
+		pending_group = g;
+		pending_commit = mine;
+		return SQLITE_OK;
+	}
+	rc = make_durable(g, mine);
+	if (rc == SQLITE_OK)
+		checkpoint(g);
+	return rc;
+}
+
+static int after_commit(void *arg)
+{
+	struct group *g = arg;
+	uint64_t mine = pending_group == g ? pending_commit : 0;
+	int rc;
+
+	pending_group = NULL;
+	pending_commit = 0;
+	if (!mine)
+		return SQLITE_OK;   /* the transaction wrote nothing */
+	rc = make_durable(g, mine);
+	if (rc == SQLITE_OK)
+		checkpoint(g);
 	return rc;
 }
 
@@ -168,24 +295,24 @@ void svc_store_sync_stats(uint64_t *commits, uint64_t *syncs)
 }
 
 /*
- * Waiting for another writer. SQLite's default handler sleeps 1, 2, 5 ...
- * up to 100 ms at a time, far longer than a commit here holds the write
- * lock (microseconds: the fsync happens after it is released), so workers
- * would spend their time asleep. Poll at 50 us, doubling up to 2 ms, within
- * [store] busy_timeout_ms.
+ * Waiting for another process's writer (the CLI, the web page's
+ * connection). SQLite's default handler sleeps 1, 2, 5 ... up to 100 ms at
+ * a time, far longer than a commit here holds the write lock
+ * (microseconds: the fsync happens after it is released). Poll at 50 us,
+ * doubling up to 2 ms, within [store] busy_timeout_ms.
  */
 static int on_busy(void *arg, int n)
 {
-	struct svc_store *s = arg;
+	struct conn *c = arg;
 	int64_t now = sb_mono_ms();
 	long us = 50L << (n < 6 ? n : 6);
 	struct timespec ts;
 
-	if (s->busy_timeout_ms == 0)
+	if (c->busy_timeout_ms == 0)
 		return 0;
 	if (n == 0)
-		s->busy_since_ms = now;
-	else if (now - s->busy_since_ms >= s->busy_timeout_ms)
+		busy_since_ms = now;
+	else if (now - busy_since_ms >= c->busy_timeout_ms)
 		return 0;
 	if (us > 2000)
 		us = 2000;
@@ -316,13 +443,13 @@ static const char *const migrations[] = {
 static int db_error(struct svc_store *s, struct sb_err *err, int rc, const char *what)
 {
 	return sb_err_set(err, rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? SB_ETEMP : SB_EIO, rc,
-			  "store: %s: %s", what, sqlite3_errmsg(s->db));
+			  "store: %s: %s", what, sqlite3_errmsg(s->c->db));
 }
 
 static int exec(struct svc_store *s, const char *sql, struct sb_err *err)
 {
 	char *msg = NULL;
-	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	int rc = sqlite3_exec(s->c->db, sql, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
 		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "store: %s",
@@ -341,7 +468,7 @@ static int use_wal(struct svc_store *s, const char *path, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	const char *mode;
-	int rc = sb_sql_prepare(s->db, "PRAGMA journal_mode = WAL", &st);
+	int rc = sb_sql_prepare(s->c->db, "PRAGMA journal_mode = WAL", &st);
 
 	if (rc != SQLITE_OK)
 		return db_error(s, err, rc, "setting the journal mode");
@@ -362,7 +489,7 @@ static int use_wal(struct svc_store *s, const char *path, struct sb_err *err)
 static int user_version(struct svc_store *s, int *out, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = sb_sql_prepare(s->db, "PRAGMA user_version", &st);
+	int rc = sb_sql_prepare(s->c->db, "PRAGMA user_version", &st);
 
 	if (rc != SQLITE_OK)
 		return db_error(s, err, rc, "reading schema version");
@@ -401,56 +528,104 @@ static int migrate(struct svc_store *s, int target, struct sb_err *err)
 			return sb_err_prefix(err, "migration to schema version %d", v);
 		}
 	}
-	s->version = target > have ? target : have;
+	s->c->version = target > have ? target : have;
 	return 0;
+}
+
+/* Open and set up one connection, migrated up to version. */
+static int conn_open(struct conn **out, const char *path, int busy_timeout_ms, int version,
+		     int cache_kib, struct sb_err *err)
+{
+	struct conn *c = sb_xcalloc(1, sizeof(*c));
+	struct svc_store tmp = { c, false };
+	char pragma[64];
+	int rc;
+
+	c->refs = 1;
+	rc = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			     SQLITE_OPEN_FULLMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sb_err_set(err, SB_EIO, rc, "cannot open store '%s': %s", path,
+				c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sb_sql_cache_enable(c->db);
+	c->busy_timeout_ms = busy_timeout_ms;
+	sqlite3_busy_handler(c->db, on_busy, c);
+	sqlite3_extended_result_codes(c->db, 0);
+	rc = use_wal(&tmp, path, err);
+	if (rc == 0)
+		rc = exec(&tmp, "PRAGMA synchronous = NORMAL", err);
+	if (rc == 0) {
+		const char *file = sqlite3_db_filename(c->db, "main");
+
+		c->group = group_get(file && *file ? file : path);
+		sqlite3_wal_hook(c->db, on_wal_commit, c->group);
+		sb_sql_after_commit(c->db, after_commit, c->group);
+	}
+	if (rc == 0)
+		rc = exec(&tmp, "PRAGMA foreign_keys = ON", err);
+	/*
+	 * A bounded page cache keeps the daemon's memory a matter of its
+	 * connections, not of how many acts the store holds; the OS page cache
+	 * serves the rest.
+	 */
+	snprintf(pragma, sizeof(pragma), "PRAGMA cache_size = -%d", cache_kib);
+	if (rc == 0)
+		rc = exec(&tmp, pragma, err);
+	if (rc == 0)
+		rc = migrate(&tmp, version, err);
+	if (rc < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	c->refs = 0;
+	if (c->db) {
+		sb_sql_cache_forget(c->db);
+		sqlite3_close_v2(c->db);
+	}
+	group_put(c->group);
+	free(c);
+	return rc;
+}
+
+static void conn_put(struct conn *c)
+{
+	if (c->shared_path) {
+		struct conn **pp;
+
+		pthread_mutex_lock(&shared_lock);
+		if (--c->refs > 0) {
+			pthread_mutex_unlock(&shared_lock);
+			return;
+		}
+		for (pp = &shared; *pp != c; pp = &(*pp)->next)
+			;
+		*pp = c->next;
+		pthread_mutex_unlock(&shared_lock);
+	}
+	sb_sql_cache_forget(c->db);
+	sqlite3_close_v2(c->db);
+	group_put(c->group);
+	free(c->shared_path);
+	free(c);
 }
 
 int svc_store_open_version(struct svc_store **out, const char *path, int busy_timeout_ms,
 			   int version, struct sb_err *err)
 {
-	struct svc_store *s;
+	struct conn *c = NULL;
 	int rc;
 
 	SB_ASSERT(version >= 1 && version <= (int)SB_ARRAY_SIZE(migrations));
-	s = sb_xcalloc(1, sizeof(*s));
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_FULLMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = sb_err_set(err, SB_EIO, rc, "cannot open store '%s': %s", path,
-				s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		goto fail;
-	}
-	sb_sql_cache_enable(s->db);
-	s->busy_timeout_ms = busy_timeout_ms;
-	sqlite3_busy_handler(s->db, on_busy, s);
-	sqlite3_extended_result_codes(s->db, 0);
-	rc = use_wal(s, path, err);
-	if (rc == 0)
-		rc = exec(s, "PRAGMA synchronous = NORMAL", err);
-	if (rc == 0) {
-		const char *file = sqlite3_db_filename(s->db, "main");
-
-		s->group = group_get(file && *file ? file : path);
-		sqlite3_wal_hook(s->db, on_wal_commit, s->group);
-	}
-	if (rc == 0)
-		rc = exec(s, "PRAGMA foreign_keys = ON", err);
-	/*
-	 * Each worker has a connection, each with its own page cache: 1 MiB
-	 * each keeps the daemon's memory a matter of [service] workers, not of
-	 * how many acts the store holds; the OS page cache serves the rest.
-	 */
-	if (rc == 0)
-		rc = exec(s, "PRAGMA cache_size = -1024", err);
-	if (rc == 0)
-		rc = migrate(s, version, err);
+	/* A connection per handle: 1 MiB of page cache each. */
+	rc = conn_open(&c, path, busy_timeout_ms, version, 1024, err);
 	if (rc < 0)
-		goto fail;
-	*out = s;
+		return rc;
+	*out = sb_xcalloc(1, sizeof(**out));
+	(*out)->c = c;
 	return 0;
-fail:
-	svc_store_close(s);
-	return rc;
 }
 
 int svc_store_open(struct svc_store **out, const char *path, int busy_timeout_ms,
@@ -459,26 +634,52 @@ int svc_store_open(struct svc_store **out, const char *path, int busy_timeout_ms
 	return svc_store_open_version(out, path, busy_timeout_ms, SVC_STORE_VERSION, err);
 }
 
+int svc_store_open_shared(struct svc_store **out, const char *path, int busy_timeout_ms,
+			  struct sb_err *err)
+{
+	struct conn *c;
+	int rc = 0;
+
+	pthread_mutex_lock(&shared_lock);
+	for (c = shared; c && strcmp(c->shared_path, path); c = c->next)
+		;
+	if (c) {
+		c->refs++;
+	} else {
+		/* One connection for every thread: its page cache can be larger. */
+		rc = conn_open(&c, path, busy_timeout_ms, SVC_STORE_VERSION, 8192, err);
+		if (rc == 0) {
+			c->shared_path = sb_xstrdup(path);
+			c->next = shared;
+			shared = c;
+		}
+	}
+	pthread_mutex_unlock(&shared_lock);
+	if (rc < 0)
+		return rc;
+	*out = sb_xcalloc(1, sizeof(**out));
+	(*out)->c = c;
+	return 0;
+}
+
 void svc_store_close(struct svc_store *s)
 {
 	if (!s)
 		return;
 	if (s->in_tx)
 		svc_store_rollback(s);
-	sb_sql_cache_forget(s->db);
-	sqlite3_close_v2(s->db);
-	group_put(s->group);
+	conn_put(s->c);
 	free(s);
 }
 
 struct sqlite3 *svc_store_db(struct svc_store *s)
 {
-	return s->db;
+	return s->c->db;
 }
 
 int svc_store_version(struct svc_store *s)
 {
-	return s->version;
+	return s->c->version;
 }
 
 int svc_store_begin(struct svc_store *s, struct sb_err *err)
@@ -486,11 +687,12 @@ int svc_store_begin(struct svc_store *s, struct sb_err *err)
 	int rc;
 
 	SB_ASSERT(!s->in_tx);
-	rc = sb_sql_run(s->db, "BEGIN IMMEDIATE");
-	rc = rc == SQLITE_OK ? 0 : db_error(s, err, rc, "begin");
-	if (rc == 0)
-		s->in_tx = true;
-	return rc;
+	rc = sb_sql_begin(s->c->db, true);
+	if (rc != SQLITE_OK)
+		return sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "store: begin: %s",
+				  sqlite3_errstr(rc));
+	s->in_tx = true;
+	return 0;
 }
 
 int svc_store_commit(struct svc_store *s, struct sb_err *err)
@@ -498,24 +700,36 @@ int svc_store_commit(struct svc_store *s, struct sb_err *err)
 	int rc;
 
 	SB_ASSERT(s->in_tx);
-	rc = sb_sql_run(s->db, "COMMIT");
-	rc = rc == SQLITE_OK ? 0 : db_error(s, err, rc, "commit");
-	if (rc == 0)
-		s->in_tx = false;
-	return rc;
+	/* Committed or rolled back, the transaction is over either way. */
+	s->in_tx = false;
+	rc = sb_sql_end(s->c->db, true);
+	if (rc != SQLITE_OK)
+		return sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc,
+				  "store: commit: %s", sqlite3_errstr(rc));
+	return 0;
 }
 
 void svc_store_rollback(struct svc_store *s)
 {
 	if (!s->in_tx)
 		return;
-	sb_sql_run(s->db, "ROLLBACK");
+	sb_sql_end(s->c->db, false);
 	s->in_tx = false;
+}
+
+void svc_store_lock(struct svc_store *s)
+{
+	sb_sql_lock(s->c->db);
+}
+
+void svc_store_unlock(struct svc_store *s)
+{
+	sb_sql_unlock(s->c->db);
 }
 
 static int prepare(struct svc_store *s, const char *sql, sqlite3_stmt **st, struct sb_err *err)
 {
-	int rc = sb_sql_prepare(s->db, sql, st);
+	int rc = sb_sql_prepare(s->c->db, sql, st);
 
 	return rc == SQLITE_OK ? 0 : db_error(s, err, rc, "prepare");
 }
@@ -529,7 +743,7 @@ static int run(struct svc_store *s, sqlite3_stmt *st, const char *what, struct s
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc == SQLITE_CONSTRAINT)
-		return sb_err_set(err, SB_EINVAL, rc, "store: %s: %s", what, sqlite3_errmsg(s->db));
+		return sb_err_set(err, SB_EINVAL, rc, "store: %s: %s", what, sqlite3_errmsg(s->c->db));
 	return db_error(s, err, rc, what);
 }
 
@@ -662,7 +876,7 @@ static int insert_act_rows(struct svc_store *s, const struct svc_act *a, const c
 	rc = run(s, st, "recording act", err);
 	if (rc < 0)
 		return rc;
-	id = sqlite3_last_insert_rowid(s->db);
+	id = sqlite3_last_insert_rowid(s->c->db);
 	for (size_t i = 0; i < a->nrecipients; i++) {
 		const struct svc_act_recipient *r = &a->recipients[i];
 
@@ -774,7 +988,7 @@ int svc_store_act_transition(struct svc_store *s, int64_t id, enum svc_state fro
 	sqlite3_bind_int64(st, 4, id);
 	sb_sql_bind_text(st, 5, svc_state_name(from));
 	rc = run(s, st, "changing act state", err);
-	if (rc == 0 && sqlite3_changes(s->db) != 1)
+	if (rc == 0 && sqlite3_changes(s->c->db) != 1)
 		rc = sb_err_set(err, SB_EINVAL, 0, "act id=%lld is not in state %s",
 				(long long)id, svc_state_name(from));
 	if (rc == 0) {

@@ -8,9 +8,13 @@
  * open; every write runs in a transaction; statements are prepared, never
  * built from strings.
  *
- * A struct svc_store is used by one thread at a time: each worker opens its
- * own (SQLite connections are cheap, and WAL lets readers run beside the
- * writer).
+ * A struct svc_store is used by one thread at a time. Handles opened with
+ * svc_store_open have a connection each; the daemon's threads open theirs
+ * with svc_store_open_shared and share one connection (docs/decisions/0008).
+ * On a shared connection, every transaction goes through svc_store_begin or
+ * sb_sql_begin, which keep other threads out of it until it ends, and a
+ * sequence of statements that must see no other thread's work in between
+ * (a scan of many rows, a last insert rowid) runs under svc_store_lock.
  */
 #ifndef SVC_STORE_H
 #define SVC_STORE_H
@@ -38,6 +42,12 @@ int svc_store_open(struct svc_store **out, const char *path, int busy_timeout_ms
 /* Same, migrating only up to version (tests build older files with it). */
 int svc_store_open_version(struct svc_store **out, const char *path, int busy_timeout_ms,
 			   int version, struct sb_err *err);
+/*
+ * Same, but every handle opened this way on the same path in this process
+ * shares one connection, and so its page cache.
+ */
+int svc_store_open_shared(struct svc_store **out, const char *path, int busy_timeout_ms,
+			  struct sb_err *err);
 void svc_store_close(struct svc_store *s);
 
 /* The connection, borrowed, for modules that keep tables in the store. */
@@ -49,6 +59,9 @@ int svc_store_begin(struct svc_store *s, struct sb_err *err);
 int svc_store_commit(struct svc_store *s, struct sb_err *err);
 /* Safe to call when no transaction is open. */
 void svc_store_rollback(struct svc_store *s);
+/* Hold the connection outside a transaction (recursive; never across an external call). */
+void svc_store_lock(struct svc_store *s);
+void svc_store_unlock(struct svc_store *s);
 
 /* meta: small key/value settings (installation key, stream id, last event id). */
 int svc_store_meta_get(struct svc_store *s, const char *key, char **value_out,

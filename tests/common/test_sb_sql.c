@@ -135,6 +135,79 @@ static void test_sb_sql__full_cache_still_works(void **state)
 		sb_sql_finish(st[i]);
 }
 
+static int64_t count_rows(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sb_sql_prepare(db, "SELECT count(*) FROM t", &st), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sb_sql_finish(st);
+	return n;
+}
+
+static int after_calls;
+
+static int count_after(void *arg)
+{
+	int *depth_seen = arg;
+
+	after_calls++;
+	*depth_seen = -1;
+	return SQLITE_OK;
+}
+
+/*
+ * Transactions nest as savepoints: an inner rollback takes back only the
+ * inner work, the outer commit keeps the rest, and the after-commit
+ * callback runs once, for the outermost commit only, after the level is over.
+ */
+static void test_sb_sql__transactions_nest_and_call_back_once(void **state)
+{
+	struct fx *f = *state;
+	int seen = 0;
+
+	sb_sql_cache_enable(f->db);
+	sb_sql_after_commit(f->db, count_after, &seen);
+	after_calls = 0;
+	assert_int_equal(sb_sql_depth(f->db), 0);
+	assert_int_equal(sb_sql_begin(f->db, true), SQLITE_OK);
+	assert_int_equal(sb_sql_run(f->db, "INSERT INTO t VALUES ('c', 3)"), SQLITE_OK);
+	assert_int_equal(sb_sql_begin(f->db, true), SQLITE_OK);
+	assert_int_equal(sb_sql_depth(f->db), 2);
+	assert_int_equal(sb_sql_run(f->db, "INSERT INTO t VALUES ('d', 4)"), SQLITE_OK);
+	assert_int_equal(sb_sql_end(f->db, false), SQLITE_OK);
+	assert_int_equal(count_rows(f->db), 3);
+	assert_int_equal(sb_sql_begin(f->db, false), SQLITE_OK);
+	assert_int_equal(sb_sql_run(f->db, "INSERT INTO t VALUES ('e', 5)"), SQLITE_OK);
+	assert_int_equal(sb_sql_end(f->db, true), SQLITE_OK);
+	assert_int_equal(after_calls, 0);
+	assert_int_equal(sb_sql_end(f->db, true), SQLITE_OK);
+	assert_int_equal(after_calls, 1);
+	assert_int_equal(seen, -1);
+	assert_int_equal(sb_sql_depth(f->db), 0);
+	assert_int_not_equal(sqlite3_get_autocommit(f->db), 0);
+	assert_int_equal(count_rows(f->db), 4);
+	/* A rollback of the outermost level: nothing kept, no callback. */
+	assert_int_equal(sb_sql_begin(f->db, true), SQLITE_OK);
+	assert_int_equal(sb_sql_run(f->db, "DELETE FROM t"), SQLITE_OK);
+	assert_int_equal(sb_sql_end(f->db, false), SQLITE_OK);
+	assert_int_equal(after_calls, 1);
+	assert_int_equal(count_rows(f->db), 4);
+	/* A commit that fails (a constraint checked at commit) rolls back and ends the level. */
+	assert_int_equal(sqlite3_exec(f->db, "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+				      "CREATE TABLE c (p INTEGER REFERENCES p(id)"
+				      " DEFERRABLE INITIALLY DEFERRED);"
+				      "PRAGMA foreign_keys = ON", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sb_sql_begin(f->db, true), SQLITE_OK);
+	assert_int_equal(sb_sql_run(f->db, "INSERT INTO c VALUES (42)"), SQLITE_OK);
+	assert_int_not_equal(sb_sql_end(f->db, true), SQLITE_OK);
+	assert_int_equal(after_calls, 1);
+	assert_int_equal(sb_sql_depth(f->db), 0);
+	assert_int_not_equal(sqlite3_get_autocommit(f->db), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +216,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sb_sql__connection_without_cache_finalizes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_sql__full_cache_still_works, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sb_sql__transactions_nest_and_call_back_once,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests_name("sb_sql", tests, NULL, NULL);
 }

@@ -329,6 +329,121 @@ static void test_svc_store__concurrent_writers_all_commit(void **state)
 	svc_store_close(s);
 }
 
+/* Each writer: a shared handle, WRITES transactions of two rows each. */
+static void *shared_writer_main(void *arg)
+{
+	struct writer *w = arg;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+
+	if (svc_store_open_shared(&s, w->db, 10000, &err) != 0) {
+		w->failures = WRITES;
+		return NULL;
+	}
+	for (int i = 0; i < WRITES; i++) {
+		char k1[64], k2[64];
+
+		snprintf(k1, sizeof(k1), "w%d.%d.a", w->id, i);
+		snprintf(k2, sizeof(k2), "w%d.%d.b", w->id, i);
+		if (svc_store_begin(s, &err) != 0 || svc_store_meta_set(s, k1, "1", &err) != 0 ||
+		    svc_store_meta_set(s, k2, "2", &err) != 0 || svc_store_commit(s, &err) != 0) {
+			svc_store_rollback(s);
+			w->failures++;
+		}
+	}
+	svc_store_close(s);
+	return NULL;
+}
+
+/*
+ * The daemon's way: threads share one connection. Every transaction lands
+ * whole and is counted as made durable by the group sync; the handles
+ * really share the connection, and it is closed with the last one.
+ */
+static void test_svc_store__shared_connection_writers_all_commit(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct writer w[WRITERS];
+	pthread_t t[WRITERS];
+	struct svc_store *s = NULL, *other = NULL;
+	uint64_t commits0, syncs0, commits1, syncs1;
+
+	assert_int_equal(svc_store_open_shared(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_open_shared(&other, f->db, 1000, &err), 0);
+	assert_ptr_equal(svc_store_db(s), svc_store_db(other));
+	svc_store_close(other);
+	svc_store_sync_stats(&commits0, &syncs0);
+	for (int i = 0; i < WRITERS; i++) {
+		w[i] = (struct writer){ f->db, i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, shared_writer_main, &w[i]), 0);
+	}
+	for (int i = 0; i < WRITERS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].failures, 0);
+	}
+	svc_store_sync_stats(&commits1, &syncs1);
+	assert_true(commits1 - commits0 >= WRITERS * WRITES);
+	assert_true(syncs1 > syncs0);
+	svc_store_close(s);
+	/* A private connection sees every row: they were committed, not just cached. */
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM meta WHERE key LIKE 'w%'"),
+			 WRITERS * WRITES * 2);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM pragma_integrity_check "
+				   "WHERE integrity_check <> 'ok'"), 0);
+	svc_store_close(s);
+}
+
+struct outsider {
+	const char *db;
+	int rc;
+};
+
+static void *outsider_main(void *arg)
+{
+	struct outsider *o = arg;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+
+	o->rc = svc_store_open_shared(&s, o->db, 10000, &err);
+	if (o->rc == 0)
+		o->rc = svc_store_meta_set(s, "outsider", "1", &err);
+	svc_store_close(s);
+	return NULL;
+}
+
+/*
+ * On a shared connection another thread's statement must not land inside a
+ * transaction: it waits for the end, so a rollback takes back only the
+ * transaction's own work.
+ */
+static void test_svc_store__shared_transaction_keeps_others_out(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct outsider o = { f->db, -1 };
+	struct timespec pause = { 0, 50 * 1000 * 1000 };
+	char *v = NULL;
+	pthread_t t;
+
+	assert_int_equal(svc_store_open_shared(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_begin(s, &err), 0);
+	assert_int_equal(svc_store_meta_set(s, "inside", "1", &err), 0);
+	assert_int_equal(pthread_create(&t, NULL, outsider_main, &o), 0);
+	/* Give the other thread time to try: if it got in, the rollback would take its row. */
+	nanosleep(&pause, NULL);
+	svc_store_rollback(s);
+	pthread_join(t, NULL);
+	assert_int_equal(o.rc, 0);
+	assert_int_equal(svc_store_meta_get(s, "inside", &v, &err), SB_ENOTFOUND);
+	assert_int_equal(svc_store_meta_get(s, "outsider", &v, &err), 0);
+	assert_string_equal(v, "1");
+	free(v);
+	svc_store_close(s);
+}
+
 /* A writer that holds the lock past another's busy_timeout makes it give up with SB_ETEMP. */
 static void test_svc_store__busy_writer_times_out(void **state)
 {
@@ -364,6 +479,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__concurrent_writers_all_commit, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__shared_connection_writers_all_commit,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__shared_transaction_keeps_others_out,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__busy_writer_times_out, setup,
 						teardown),
 	};
