@@ -244,6 +244,13 @@ static int map_curl_error(CURLcode cc, const struct xfer_ctx *c, const char *url
 	}
 }
 
+static int (*before_request)(struct sb_err *err);
+
+void sb_http_before_request(int (*fn)(struct sb_err *err))
+{
+	before_request = fn;
+}
+
 int sb_http_do(struct sb_http *h, const struct sb_http_req *req, struct sb_http_resp *resp,
 	       struct sb_err *err)
 {
@@ -265,6 +272,11 @@ int sb_http_do_sink(struct sb_http *h, const struct sb_http_req *req, struct sb_
 	memset(&c, 0, sizeof(c));
 	if (!req->url || !req->method)
 		return sb_err_set(err, SB_EINVAL, 0, "http request without url or method");
+	if (before_request) {
+		rc = before_request(err);
+		if (rc < 0)
+			return rc;
+	}
 	sb_http_resp_release(resp);
 	sb_buf_init(&resp->body, h->opts.max_body);
 	c.x.resp = resp;

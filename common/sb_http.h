@@ -78,6 +78,14 @@ int sb_http_do_sink(struct sb_http *h, const struct sb_http_req *req, struct sb_
 		    int (*out_fn)(void *ctx, const void *p, size_t len), void *out_ctx,
 		    struct sb_err *err);
 
+/*
+ * A check every request of this process passes first, from the requesting
+ * thread (the daemon's store makes its commits durable there: a state change
+ * is on disk before the call it leads to). A failure stops the request with
+ * the hook's error. NULL removes it; set it before the threads start.
+ */
+void sb_http_before_request(int (*fn)(struct sb_err *err));
+
 /* Value of the last header called name (case-insensitive), borrowed; NULL if absent. */
 const char *sb_http_resp_header(const struct sb_http_resp *r, const char *name);
 

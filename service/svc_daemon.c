@@ -27,6 +27,7 @@
 
 #include "sb_common.h"
 #include "sb_cfg.h"
+#include "sb_http.h"
 #include "sb_log.h"
 #include "sb_time.h"
 #include "svc_daemon.h"
@@ -215,6 +216,13 @@ static void *worker_main(void *arg)
 		rc = svc_pipeline_process(d->pipeline, s, wctx, name, &d->stop, &progress, &err);
 		if (rc < 0 && rc != SB_ENOTFOUND)
 			sb_log(SB_LOG_WARN, "daemon", "act left for later act=%s: %s", name, err.msg);
+		/* Between acts, nothing this worker committed waits for the disk. */
+		sb_err_clear(&err);
+		if (svc_store_barrier(&err) < 0) {
+			sb_log(SB_LOG_WARN, "daemon", "act left for later act=%s: %s", name, err.msg);
+			if (rc >= 0)
+				rc = SB_EIO;
+		}
 
 		pthread_mutex_lock(&d->lock);
 		d->running--;
@@ -517,6 +525,8 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	if (rc < 0)
 		goto cleanup;
 	svc_pipeline_new(&d.pipeline, o->cfg, d.outbox, steps, &o->pipeline);
+	/* A state change is on disk before the platform call that follows it (decision 0009). */
+	sb_http_before_request(svc_store_barrier);
 	SB_ALLOC_ARRAY(threads, (size_t)o->workers + 1);
 	for (; started < o->workers + (steps->stream_read ? 1 : 0); started++) {
 		if (pthread_create(&threads[started], NULL,
@@ -551,6 +561,7 @@ join:
 	if (rc == 0)
 		sb_log(SB_LOG_INFO, "daemon", "stopped");
 cleanup:
+	sb_http_before_request(NULL);
 	svc_web_stop(web);
 	if (inotify_fd >= 0)
 		close(inotify_fd);

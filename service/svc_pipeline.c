@@ -370,7 +370,10 @@ static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s, 
 		if (rc < 0)
 			goto cleanup;
 	}
-	rc = svc_outbox_finish(p->outbox, from, name, false, reason, &final, err);
+	/* The folder moves only once what it records is on disk. */
+	rc = svc_store_barrier(err);
+	if (rc == 0)
+		rc = svc_outbox_finish(p->outbox, from, name, false, reason, &final, err);
 	if (rc < 0)
 		goto cleanup;
 	rc = prepare(db, "UPDATE outcomes SET folder = ?1, reason = ?2 WHERE id = ?3", &st, err);
@@ -417,6 +420,9 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 	}
 	sb_sql_finish(st);
 	/* A cancelled act goes to done/ too, with reason.json saying that SEND cancelled it. */
+	rc = svc_store_barrier(err);
+	if (rc < 0)
+		return rc;
 	rc = svc_outbox_finish(p->outbox, "work", name, r->state == SVC_CLOSED,
 			       r->state == SVC_CLOSED && !r->cancelled ? NULL : reason, &final, err);
 	if (rc == SB_ENOTFOUND) {
@@ -424,12 +430,18 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 		sb_err_clear(err);
 		rc = 0;
 	} else if (rc == 0 && outcome) {
-		rc = prepare(db, "UPDATE outcomes SET folder = ?1 WHERE id = ?2", &st, err);
+		rc = svc_store_begin(s, err);
+		if (rc == 0)
+			rc = prepare(db, "UPDATE outcomes SET folder = ?1 WHERE id = ?2", &st, err);
 		if (rc == 0) {
 			sb_sql_bind_text(st, 1, final);
 			sqlite3_bind_int64(st, 2, outcome);
 			rc = run(db, st, "recording folder", err);
 		}
+		if (rc == 0)
+			rc = svc_store_commit(s, err);
+		if (rc < 0)
+			svc_store_rollback(s);
 	}
 	if (rc == 0 && final)
 		sb_log(SB_LOG_INFO, "pipeline", "act finished act=%s state=%s folder=%s/%s", name,
@@ -712,6 +724,21 @@ static int set_schedule(sqlite3 *db, int64_t id, enum svc_state state, int attem
 	return run(db, st, "scheduling act", err);
 }
 
+/* set_schedule in a transaction of its own: made durable without holding the connection. */
+static int schedule(struct svc_store *s, int64_t id, enum svc_state state, int attempts,
+		    int64_t next_at, const char *last_error, struct sb_err *err)
+{
+	int rc = svc_store_begin(s, err);
+
+	if (rc == 0)
+		rc = set_schedule(svc_store_db(s), id, state, attempts, next_at, last_error, err);
+	if (rc == 0)
+		rc = svc_store_commit(s, err);
+	if (rc < 0)
+		svc_store_rollback(s);
+	return rc;
+}
+
 static int add_receipts(sqlite3 *db, const struct row *r, const struct svc_step_result *res,
 			struct sb_err *err)
 {
@@ -803,9 +830,12 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 	return run(db, st, "recording notification", err);
 }
 
-/* Commit from -> to (with the step's data), in one transaction. */
+/*
+ * Commit from -> to (with the step's data), in one transaction. When the act
+ * stays where it is (to is its state), next_at is when to ask again.
+ */
 static int commit_step(struct svc_store *s, const char *name, struct row *r, enum svc_state to,
-		       const struct svc_step_result *res, struct sb_err *err)
+		       const struct svc_step_result *res, int64_t next_at, struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(s);
 	int rc = svc_store_begin(s, err);
@@ -826,16 +856,16 @@ static int commit_step(struct svc_store *s, const char *name, struct row *r, enu
 		free(reason);
 	}
 	if (rc == 0)
-		rc = set_schedule(db, r->id, to, 0, 0, NULL, err);
+		rc = set_schedule(db, r->id, to, 0, to == r->state ? next_at : 0, NULL, err);
 	if (rc == 0)
 		rc = svc_store_commit(s, err);
 	if (rc < 0) {
 		svc_store_rollback(s);
 		return rc;
 	}
+	r->next_at = to == r->state ? next_at : 0;
 	r->state = to;
 	r->attempts = 0;
-	r->next_at = 0;
 	r->cancelled = to == SVC_CLOSED && res->cancelled;
 	if (to == SVC_REGISTERED) {
 		free(r->protocol_number);
@@ -974,20 +1004,18 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		enum svc_state from = r->state;
 
 		to = next_state(from, &res);
-		rc = commit_step(s, name, r, to, &res, err);
-		if (rc == 0 && to == from) {
-			rc = set_schedule(db, r->id, r->state, 0, sb_now_ms() +
-					  (res.wait_ms > 0 ? res.wait_ms : p->opts.poll_ms), NULL, err);
+		/* Asked again later: the outcome and the next time go in one commit. */
+		rc = commit_step(s, name, r, to, &res, sb_now_ms() +
+				 (res.wait_ms > 0 ? res.wait_ms : p->opts.poll_ms), err);
+		if (rc == 0 && to == from)
 			*progress = SVC_PROGRESS_WAITING;
-		}
 	} else if (src == SB_ETEMP && r->attempts + 1 < p->opts.max_attempts) {
 		char last[300];
 		int64_t delay = svc_pipeline_backoff_ms(&p->opts, r->attempts + 1, serr.retry_after);
 
 		snprintf(last, sizeof(last), "%s: %s (attempt %d)", sg->name, serr.msg,
 			 r->attempts + 1);
-		rc = set_schedule(db, r->id, r->state, r->attempts + 1, sb_now_ms() + delay, last,
-				  err);
+		rc = schedule(s, r->id, r->state, r->attempts + 1, sb_now_ms() + delay, last, err);
 		svc_metrics_retry();
 		sb_log(SB_LOG_INFO, "pipeline", "step postponed act=%s step=%s attempt=%d "
 		       "delay_ms=%lld: %s", name, sg->name, r->attempts + 1, (long long)delay,

@@ -24,7 +24,12 @@
  * The daemon's threads share one connection (svc_store_open_shared,
  * docs/decisions/0008): with a connection each, every commit made SQLite
  * throw away the page cache of every other connection, and writers polled
- * for the write lock.
+ * for the write lock. On that connection a commit does not wait for the
+ * disk at all: the thread that made it waits in svc_store_barrier, which
+ * the daemon calls before every platform request (sb_http_before_request),
+ * before moving an act's folder and before a worker goes idle
+ * (docs/decisions/0009). The commits made between two such points share
+ * one wait.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -49,6 +54,7 @@ struct conn {
 	int refs;
 	int version;
 	int busy_timeout_ms;
+	bool lazy;           /* durability waits for svc_store_barrier */
 	struct group *group;
 	struct conn *next;
 };
@@ -87,6 +93,8 @@ static uint64_t total_commits, total_syncs;   /* for the metrics, under groups_l
 /* The shared connections (under shared_lock, held across a whole open). */
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct conn *shared;
+
+static int wait_pending(void);
 
 /* A commit this thread made inside sb_sql_begin, waiting for sb_sql_end to make it durable. */
 static _Thread_local struct group *pending_group;
@@ -184,6 +192,8 @@ static int make_durable(struct group *g, uint64_t mine)
 	uint64_t target;
 	int rc = SQLITE_OK, syncs = 0;
 
+	if (!mine)
+		return SQLITE_OK;
 	pthread_mutex_lock(&g->lock);
 	while (g->durable < mine) {
 		if (g->syncing) {
@@ -204,10 +214,11 @@ static int make_durable(struct group *g, uint64_t mine)
 			break;
 	}
 	pthread_mutex_unlock(&g->lock);
-	pthread_mutex_lock(&groups_lock);
-	total_commits++;
-	total_syncs += (uint64_t)syncs;
-	pthread_mutex_unlock(&groups_lock);
+	if (syncs) {
+		pthread_mutex_lock(&groups_lock);
+		total_syncs += (uint64_t)syncs;
+		pthread_mutex_unlock(&groups_lock);
+	}
 	return rc;
 }
 
@@ -248,7 +259,8 @@ static void checkpoint(struct group *g)
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 {
-	struct group *g = arg;
+	struct conn *c = arg;
+	struct group *g = c->group;
 	uint64_t mine;
 	int rc;
 
@@ -258,8 +270,18 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 	if (frames >= WAL_CHECKPOINT_FRAMES)
 		g->checkpoint_due = true;
 	pthread_mutex_unlock(&g->lock);
-	if (sb_sql_depth(db) > 0) {
-		/* sb_sql_end calls after_commit once it has let the connection go. */
+	pthread_mutex_lock(&groups_lock);
+	total_commits++;
+	pthread_mutex_unlock(&groups_lock);
+	if (pending_group && pending_group != g && wait_pending() != SQLITE_OK)
+		return SQLITE_IOERR_FSYNC;   /* another file's commit, owed by this thread */
+	if (sb_sql_depth(db) > 0 || c->lazy) {
+		/*
+		 * sb_sql_end calls after_commit once it has let the connection go;
+		 * on a lazy connection svc_store_barrier waits, before the thread's
+		 * next external step. (A later commit of this thread covers this one:
+		 * the WAL is synced in order.)
+		 */
 		pending_group = g;
 		pending_commit = mine;
 		return SQLITE_OK;
@@ -270,20 +292,42 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int frames)
 	return rc;
 }
 
-static int after_commit(void *arg)
+static int wait_pending(void)
 {
-	struct group *g = arg;
-	uint64_t mine = pending_group == g ? pending_commit : 0;
+	struct group *g = pending_group;
+	uint64_t mine = pending_commit;
 	int rc;
 
+	if (!g)
+		return SQLITE_OK;
 	pending_group = NULL;
 	pending_commit = 0;
-	if (!mine)
-		return SQLITE_OK;   /* the transaction wrote nothing */
 	rc = make_durable(g, mine);
 	if (rc == SQLITE_OK)
 		checkpoint(g);
+	else {
+		/* Still owed: the next barrier tries again. */
+		pending_group = g;
+		pending_commit = mine;
+	}
 	return rc;
+}
+
+static int after_commit(void *arg)
+{
+	struct conn *c = arg;
+
+	return c->lazy ? SQLITE_OK : wait_pending();
+}
+
+int svc_store_barrier(struct sb_err *err)
+{
+	int rc = wait_pending();
+
+	if (rc != SQLITE_OK)
+		return sb_err_set(err, SB_EIO, rc, "store: cannot make the last changes durable: %s",
+				  sqlite3_errstr(rc));
+	return 0;
 }
 
 void svc_store_sync_stats(uint64_t *commits, uint64_t *syncs)
@@ -560,8 +604,8 @@ static int conn_open(struct conn **out, const char *path, int busy_timeout_ms, i
 		const char *file = sqlite3_db_filename(c->db, "main");
 
 		c->group = group_get(file && *file ? file : path);
-		sqlite3_wal_hook(c->db, on_wal_commit, c->group);
-		sb_sql_after_commit(c->db, after_commit, c->group);
+		sqlite3_wal_hook(c->db, on_wal_commit, c);
+		sb_sql_after_commit(c->db, after_commit, c);
 	}
 	if (rc == 0)
 		rc = exec(&tmp, "PRAGMA foreign_keys = ON", err);
@@ -650,6 +694,7 @@ int svc_store_open_shared(struct svc_store **out, const char *path, int busy_tim
 		rc = conn_open(&c, path, busy_timeout_ms, SVC_STORE_VERSION, 8192, err);
 		if (rc == 0) {
 			c->shared_path = sb_xstrdup(path);
+			c->lazy = true;
 			c->next = shared;
 			shared = c;
 		}
@@ -668,6 +713,8 @@ void svc_store_close(struct svc_store *s)
 		return;
 	if (s->in_tx)
 		svc_store_rollback(s);
+	/* What this thread committed is on disk before its connection may go. */
+	wait_pending();
 	conn_put(s->c);
 	free(s);
 }

@@ -108,6 +108,15 @@ int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
 int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err *err);
 
 /*
+ * On a shared connection a commit returns before it is on disk; this waits
+ * until every commit the calling thread made is (one sync for all of them,
+ * shared with other threads). The daemon calls it before each platform
+ * request, before moving an act's folder and before a worker goes idle;
+ * svc_store_close calls it too. SB_EIO when the disk refuses.
+ */
+int svc_store_barrier(struct sb_err *err);
+
+/*
  * Commits made by this process's connections and the WAL syncs that made
  * them durable (group commit: several commits share one sync).
  */

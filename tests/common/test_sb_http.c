@@ -409,6 +409,52 @@ static void test_sb_http__retry_after_forms(void **state)
 	assert_int_equal(sb_http_retry_after(NULL, now, NULL), SB_EINVAL);
 }
 
+static int hook_calls;
+static bool hook_fails;
+
+static int before(struct sb_err *err)
+{
+	hook_calls++;
+	return hook_fails ? sb_err_set(err, SB_EIO, 0, "store: not durable") : 0;
+}
+
+/*
+ * The process-wide check runs before every request, from the requesting
+ * thread, and a failing one stops the request before anything is sent.
+ */
+static void test_sb_http__before_request_hook_gates_requests(void **state)
+{
+	struct sb_http *h = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	char *u = url("/_sim/health");
+	struct sb_http_req req = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	hook_calls = 0;
+	hook_fails = false;
+	sb_http_before_request(before);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(hook_calls, 1);
+	sb_http_resp_release(&r);
+	hook_fails = true;
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_EIO);
+	assert_string_equal(err.msg, "store: not durable");
+	assert_int_equal(r.status, 0);
+	assert_int_equal(hook_calls, 2);
+	sb_http_before_request(NULL);
+	sb_err_clear(&err);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(hook_calls, 2);
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	free(u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_sb_http__connection_refused_is_temporary),
 		cmocka_unit_test(test_sb_http__upload_resent_after_dropped_connection),
 		cmocka_unit_test(test_sb_http__retry_after_forms),
+		cmocka_unit_test(test_sb_http__before_request_hook_gates_requests),
 	};
 	return cmocka_run_group_tests_name("sb_http", tests, group_setup, group_teardown);
 }

@@ -395,6 +395,51 @@ static void test_svc_store__shared_connection_writers_all_commit(void **state)
 	svc_store_close(s);
 }
 
+/*
+ * A private handle's commit is on disk when commit returns; a shared
+ * handle's waits for svc_store_barrier (decision 0009), which syncs once for
+ * every commit the thread made before it, and has nothing to do after.
+ */
+static void test_svc_store__shared_commits_wait_for_the_barrier(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	uint64_t c0, s0, c1, s1;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	svc_store_sync_stats(&c0, &s0);
+	assert_int_equal(svc_store_begin(s, &err), 0);
+	assert_int_equal(svc_store_meta_set(s, "private", "1", &err), 0);
+	assert_int_equal(svc_store_commit(s, &err), 0);
+	svc_store_sync_stats(&c1, &s1);
+	assert_int_equal(c1 - c0, 1);
+	assert_int_equal(s1 - s0, 1);
+	svc_store_close(s);
+
+	assert_int_equal(svc_store_open_shared(&s, f->db, 1000, &err), 0);
+	svc_store_sync_stats(&c0, &s0);
+	for (int i = 0; i < 3; i++) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "shared%d", i);
+		assert_int_equal(svc_store_begin(s, &err), 0);
+		assert_int_equal(svc_store_meta_set(s, key, "1", &err), 0);
+		assert_int_equal(svc_store_commit(s, &err), 0);
+	}
+	assert_int_equal(svc_store_meta_set(s, "lone", "1", &err), 0);   /* outside a transaction */
+	svc_store_sync_stats(&c1, &s1);
+	assert_int_equal(c1 - c0, 4);
+	assert_int_equal(s1 - s0, 0);
+	assert_int_equal(svc_store_barrier(&err), 0);
+	svc_store_sync_stats(&c1, &s1);
+	assert_int_equal(s1 - s0, 1);
+	assert_int_equal(svc_store_barrier(&err), 0);
+	svc_store_sync_stats(&c1, &s1);
+	assert_int_equal(s1 - s0, 1);
+	svc_store_close(s);
+}
+
 struct outsider {
 	const char *db;
 	int rc;
@@ -482,6 +527,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_svc_store__shared_connection_writers_all_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__shared_transaction_keeps_others_out,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__shared_commits_wait_for_the_barrier,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__busy_writer_times_out, setup,
 						teardown),
