@@ -14,8 +14,9 @@ PKGS="libcurl openssl libxml-2.0 jansson zlib sqlite3 libqpdf libmicrohttpd inih
 [ -f "$XSD" ] || { echo "bench-protocol: set SB_SEGNATURA_XSD (AgID's segnatura XSD)" >&2; exit 1; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-[ -f "$B/libsb.a" ] || make --no-print-directory MODE=release "$B/libsb.a"
-# shellcheck disable=SC2086
+# Always through make: a stale libsb.a would measure old code.
+make --no-print-directory MODE=release "$B/libsb.a"
+# shellcheck disable=SC2046,SC2086
 cc -std=c11 -O2 -D_GNU_SOURCE -Icommon -Iprotocol -Iservice $(pkg-config --cflags $PKGS) \
 	-o "$WORK/bench_protocol" scripts/bench_protocol.c "$B/libsb.a" \
 	$(pkg-config --libs $PKGS) -lxmlsec1 -lxmlsec1-openssl -lsystemd -lpthread -lm
@@ -23,11 +24,11 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$WORK/seal.ke
 chmod 600 "$WORK/seal.key"
 openssl req -new -x509 -key "$WORK/seal.key" -out "$WORK/seal.crt" -days 30 \
 	-subj "/CN=sigillo bench" 2>/dev/null
-# Document content only changes the SHA-256 cost: 100 KB and 20 KB, like the pipeline's files.
+# Content only changes the SHA-256 cost: 100 KB like the pipeline's act, 20 KB for a legal fact.
 head -c 102400 /dev/urandom > "$WORK/atto.pdf"
 head -c 20480 /dev/urandom > "$WORK/ricevuta.pdf"
 best=""
-for run in 1 2 3; do
+for _ in 1 2 3; do
 	rm -f "$WORK/store.db"*
 	line=$("$WORK/bench_protocol" "$WORK/store.db" "$XSD" "$WORK/seal.key" "$WORK/seal.crt" \
 		"$WORK/atto.pdf" "$WORK/ricevuta.pdf" "$N")
