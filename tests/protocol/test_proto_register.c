@@ -489,6 +489,118 @@ static void test_proto_register__receipts_linked_and_idempotent(void **state)
 	proto_reg_free(r3);
 }
 
+static void assert_same_str(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* Every field of two registrations, as proto.h lists them. */
+static void assert_same_reg(const struct proto_reg *a, const struct proto_reg *b)
+{
+	assert_int_equal(a->row_id, b->row_id);
+	assert_string_equal(a->id.reg, b->id.reg);
+	assert_int_equal(a->id.year, b->id.year);
+	assert_int_equal(a->id.number, b->id.number);
+	assert_string_equal(a->text, b->text);
+	assert_int_equal(a->dir, b->dir);
+	assert_int_equal(a->registered_at, b->registered_at);
+	assert_string_equal(a->date, b->date);
+	assert_string_equal(a->time, b->time);
+	assert_same_str(a->subject, b->subject);
+	assert_same_str(a->classification, b->classification);
+	assert_same_str(a->assignment, b->assignment);
+	assert_same_str(a->author, b->author);
+	assert_same_str(a->act_id, b->act_id);
+	assert_same_str(a->iun, b->iun);
+	assert_same_str(a->legal_fact_id, b->legal_fact_id);
+	assert_same_str(a->category, b->category);
+	assert_int_equal(a->has_link, b->has_link);
+	assert_string_equal(a->link.reg, b->link.reg);
+	assert_int_equal(a->link.year, b->link.year);
+	assert_int_equal(a->link.number, b->link.number);
+	assert_int_equal(a->nparties, b->nparties);
+	for (size_t i = 0; i < a->nparties; i++) {
+		assert_int_equal(a->parties[i].type, b->parties[i].type);
+		assert_same_str(a->parties[i].name, b->parties[i].name);
+		assert_same_str(a->parties[i].tax_id, b->parties[i].tax_id);
+	}
+	assert_int_equal(a->ndocs, b->ndocs);
+	for (size_t i = 0; i < a->ndocs; i++) {
+		assert_same_str(a->docs[i].name, b->docs[i].name);
+		assert_same_str(a->docs[i].mime_type, b->docs[i].mime_type);
+		assert_same_str(a->docs[i].title, b->docs[i].title);
+		assert_string_equal(a->docs[i].sha256_hex, b->docs[i].sha256_hex);
+		assert_int_equal(a->docs[i].size, b->docs[i].size);
+	}
+	assert_int_equal(a->annulled, b->annulled);
+	assert_int_equal(a->annulled_at, b->annulled_at);
+	assert_same_str(a->annul_reason, b->annul_reason);
+	assert_same_str(a->annul_author, b->annul_author);
+	assert_same_str(a->annul_act, b->annul_act);
+	assert_int_equal(a->nchanges, b->nchanges);
+	assert_same_str(a->backend, b->backend);
+}
+
+/*
+ * A new registration is returned from what was written, not read back:
+ * it must equal what a look-up reads from the store, optional fields
+ * left out included.
+ */
+static void test_proto_register__returned_registration_is_what_is_stored(void **state)
+{
+	struct pf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct proto_reg *out = NULL, *in = NULL, *bare = NULL, *got = NULL;
+	struct proto_receipt rc_in;
+	struct pf_act act;
+
+	pf_act_init(f, &act, "act-same");
+	assert_int_equal(proto_register_outgoing(f->p, &act.in, &out, &err), 0);
+	assert_int_equal(proto_lookup(f->p, &out->id, &got, &err), 0);
+	assert_same_reg(out, got);
+	proto_reg_free(got);
+
+	memset(&rc_in, 0, sizeof(rc_in));
+	rc_in.legal_fact_id = "LF-same";
+	rc_in.category = "DIGITAL_DELIVERY";
+	rc_in.iun = "ABCD-EFGH-IJKL-202611-M-2";
+	rc_in.outgoing = out->id;
+	rc_in.pdf_path = f->pdf2;
+	assert_int_equal(proto_register_receipt(f->p, &rc_in, &in, &err), 0);
+	assert_true(in->has_link);
+	assert_int_equal(proto_lookup(f->p, &in->id, &got, &err), 0);
+	assert_same_reg(in, got);
+	proto_reg_free(got);
+
+	/* No assignment, no classification, a recipient without tax id, a document without title. */
+	pf_act_init(f, &act, "act-same-bare");
+	act.in.assignment = NULL;
+	act.in.classification = NULL;
+	act.in.classification_name = NULL;
+	act.rcpt[0].tax_id = NULL;
+	act.in.nrecipients = 1;
+	act.in.ndocuments = 1;
+	act.docs[0].title = NULL;
+	act.docs[0].mime_type = NULL;
+	f->now += 3600;
+	assert_int_equal(proto_register_outgoing(f->p, &act.in, &bare, &err), 0);
+	assert_null(bare->assignment);
+	assert_null(bare->parties[0].tax_id);
+	assert_int_equal(proto_lookup(f->p, &bare->id, &got, &err), 0);
+	assert_same_reg(bare, got);
+	proto_reg_free(got);
+	/* And found again by act: the stored row, same as the one returned. */
+	assert_int_equal(proto_lookup_act(f->p, "act-same-bare", &got, &err), 0);
+	assert_same_reg(bare, got);
+	proto_reg_free(got);
+	proto_reg_free(out);
+	proto_reg_free(in);
+	proto_reg_free(bare);
+}
+
 static void test_proto_register__bad_input_named_and_no_gap(void **state)
 {
 	struct pf *f = *state;
@@ -638,6 +750,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__receipts_linked_and_idempotent,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_proto_register__returned_registration_is_what_is_stored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__bad_input_named_and_no_gap,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__open_refuses_bad_configuration,

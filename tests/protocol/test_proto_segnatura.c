@@ -204,6 +204,45 @@ static void test_proto_segnatura__another_key_does_not_verify(void **state)
 	free(cert2);
 }
 
+/*
+ * The seal's key and certificate are lent to every signature and
+ * verification instead of copied: many of them on one handle, with failed
+ * verifications in between, must leave the key intact and every seal valid.
+ */
+static void test_proto_segnatura__one_handle_seals_and_verifies_many(void **state)
+{
+	struct pf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct proto_reg *regs[24] = { NULL };
+	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
+	struct pf_act act;
+
+	for (size_t i = 0; i < SB_ARRAY_SIZE(regs); i++) {
+		char act_id[32];
+		char *t;
+
+		snprintf(act_id, sizeof(act_id), "act-many-%zu", i);
+		pf_act_init(f, &act, act_id);
+		assert_int_equal(proto_register_outgoing(f->p, &act.in, &regs[i], &err), 0);
+		assert_int_equal(regs[i]->id.number, i + 1);
+		sb_buf_reset(&xml);
+		assert_int_equal(proto_segnatura_get(f->p, &regs[i]->id, &xml, &err), 0);
+		/* A failed verification must not take the key with it. */
+		t = replace(xml.buf, "Verbale di accertamento n. 1001", "Verbale di accertamento n. 1009");
+		assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
+		free(t);
+	}
+	for (size_t i = 0; i < SB_ARRAY_SIZE(regs); i++) {
+		sb_buf_reset(&xml);
+		sb_err_clear(&err);
+		assert_int_equal(proto_segnatura_get(f->p, &regs[i]->id, &xml, &err), 0);
+		assert_int_equal(proto_segnatura_verify(f->p, xml.buf, xml.len, &err), 0);
+		proto_reg_free(regs[i]);
+	}
+	xmllint_validates(f, sb_buf_cstr(&xml), "last.xml");
+	sb_buf_release(&xml);
+}
+
 static void test_proto_segnatura__schema_errors_name_the_element(void **state)
 {
 	struct pf *f = *state;
@@ -240,6 +279,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_proto_segnatura__another_key_does_not_verify,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_segnatura__schema_errors_name_the_element,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proto_segnatura__one_handle_seals_and_verifies_many,
 						setup, teardown),
 	};
 
