@@ -644,9 +644,13 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 	if (rc < 0 || sqlite3_changes(db) != 1 || !e->iun)
 		return rc;
 	*fresh = true;
-	/* The acts this event concerns are due now: their track step reads it. */
-	rc = prepare(db, "UPDATE acts SET next_attempt_at = 0 WHERE state IN ('accepted','delivering')"
-		     " AND id IN (SELECT act FROM notifications WHERE iun = ?1)", &st, err);
+	/*
+	 * The act this event concerns is due now: its track step reads it. (An
+	 * IUN is unique; "id IN (...)" made SQLite walk every act being tracked.)
+	 */
+	rc = prepare(db, "UPDATE acts SET next_attempt_at = 0"
+		     " WHERE id = (SELECT act FROM notifications WHERE iun = ?1)"
+		     " AND state IN ('accepted','delivering')", &st, err);
 	if (rc < 0)
 		return rc;
 	sb_sql_bind_text(st, 1, e->iun);
