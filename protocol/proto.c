@@ -3,16 +3,23 @@
  * transaction, and the choice of back end (see proto.h).
  *
  * Spec: ../shared/specs/agid/SUMMARY.md section 2. R2 asks for number,
- * date, segnatura and seal in one step: for the embedded register they are
- * computed inside the BEGIN IMMEDIATE transaction that takes the number, so
- * a failure anywhere (bad document, seal, XSD) rolls the number back and
- * leaves no gap. With the REST back end the vendor assigns the number; the
- * mirror row and the segnatura are then written in one transaction.
+ * date, segnatura and seal in one step. For the embedded register the
+ * number is chosen, the segnatura built and sealed, and then the number
+ * taken and the row written in one short transaction that checks the
+ * number is still the next one; a failure anywhere (bad document, seal,
+ * XSD) takes no number and leaves no gap. Sealing (most of a registration's
+ * time) stays outside the transaction, so the store is not held for it:
+ * in this process registrations queue on a mutex of their own, and a
+ * registration made meanwhile by another process sends this one round
+ * again with the next number. With the REST back end the vendor assigns
+ * the number; the mirror row and the segnatura are then written in one
+ * transaction.
  *
  * Register dates are civil dates in Italy: the year a number belongs to is
  * the Europe/Rome year, computed here with the EU summer-time rule so that
  * the result does not depend on the machine's TZ.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -419,19 +426,15 @@ static int check_outgoing(const struct proto_outgoing *in, struct sb_err *err)
 }
 
 /*
- * Write row (number already chosen, or chosen here when number is 0) with
- * its sealed segnatura. Runs inside the caller's transaction.
+ * Write row (the vendor's number) with its sealed segnatura. Runs inside the
+ * caller's transaction.
  */
 static int write_row(struct proto *p, struct proto_row *row, int64_t *row_id,
 		     struct sb_err *err)
 {
 	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
-	int rc = 0;
+	int rc = proto_segnatura_build(p, row, &xml, err);
 
-	if (row->id.number == 0)
-		rc = proto_db_next_number(p, row->id.reg, row->id.year, &row->id.number, err);
-	if (rc == 0)
-		rc = proto_segnatura_build(p, row, &xml, err);
 	if (rc == 0)
 		rc = proto_db_insert(p, row, sb_buf_cstr(&xml), row_id, err);
 	sb_buf_release(&xml);
@@ -495,10 +498,80 @@ static struct proto_reg *reg_from_written(const struct proto_row *row, int64_t r
 	return r;
 }
 
+/* Embedded numbering: one registration at a time in this process (see the top). */
+static pthread_mutex_t numbering = PTHREAD_MUTEX_INITIALIZER;
+
+/* Rounds lost to other processes' registrations before giving up (SB_ETEMP). */
+#define NUMBERING_ROUNDS 8
+
 /*
- * The common tail of both registrations: number (embedded) or vendor call
- * (rest), then row and segnatura in one transaction, then (rest) the
- * segnatura to the vendor.
+ * The embedded register's registration: the next number is read, the row
+ * sealed with it outside any transaction, and the number taken in one short
+ * transaction only if it is still the next one.
+ */
+static int register_embedded(struct proto *p, struct proto_row *row, const char *key,
+			     const char *value, struct proto_reg **out, struct sb_err *err)
+{
+	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
+	struct proto_reg *r = NULL;
+	int64_t row_id = 0;
+	uint64_t taken = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&numbering);
+	for (int round = 0; rc == 0; round++) {
+		if (round == NUMBERING_ROUNDS) {
+			rc = sb_err_set(err, SB_ETEMP, 0, "protocol: registrations by another process "
+					"kept taking the next number; try again");
+			break;
+		}
+		/* Registered by someone else since the caller's first look: that one stands. */
+		rc = proto_db_find(p, key, value, &r, err);
+		if (rc != SB_ENOTFOUND)
+			break;
+		sb_err_clear(err);
+		row->registered_at = proto_now(p);
+		proto_rome_time(row->registered_at, &row->id.year, row->date, row->time);
+		rc = proto_db_peek_number(p, row->id.reg, row->id.year, &row->id.number, err);
+		sb_buf_reset(&xml);
+		if (rc == 0)
+			rc = proto_segnatura_build(p, row, &xml, err);
+		if (rc == 0)
+			rc = proto_db_begin(p, err);
+		if (rc < 0)
+			break;
+		rc = proto_db_find(p, key, value, &r, err);
+		if (rc == 0 || rc != SB_ENOTFOUND) {
+			proto_db_rollback(p);
+			break;
+		}
+		sb_err_clear(err);
+		rc = proto_db_next_number(p, row->id.reg, row->id.year, &taken, err);
+		if (rc == 0 && taken != row->id.number) {
+			proto_db_rollback(p);
+			continue;
+		}
+		if (rc == 0)
+			rc = proto_db_insert(p, row, sb_buf_cstr(&xml), &row_id, err);
+		if (rc == 0)
+			rc = proto_db_commit(p, err);
+		if (rc < 0)
+			proto_db_rollback(p);
+		else
+			r = reg_from_written(row, row_id);
+		break;
+	}
+	pthread_mutex_unlock(&numbering);
+	sb_buf_release(&xml);
+	if (rc == 0)
+		*out = r;
+	return rc;
+}
+
+/*
+ * The common tail of both registrations: the embedded register's
+ * (register_embedded), or the vendor call, then row and segnatura in one
+ * transaction, then the segnatura to the vendor.
  */
 static int register_row(struct proto *p, struct proto_row *row, const char *key,
 			const char *value, struct proto_reg **out, struct sb_err *err)
@@ -510,11 +583,11 @@ static int register_row(struct proto *p, struct proto_row *row, const char *key,
 	row->backend = p->backend == PROTO_REST ? "rest" : "embedded";
 	snprintf(row->id.reg, sizeof(row->id.reg), "%s", p->reg);
 	row->id.number = 0;
-	if (p->backend == PROTO_REST) {
-		rc = proto_rest_register(p, row, err);
-		if (rc < 0)
-			return rc;
-	}
+	if (p->backend == PROTO_EMBEDDED)
+		return register_embedded(p, row, key, value, out, err);
+	rc = proto_rest_register(p, row, err);
+	if (rc < 0)
+		return rc;
 	rc = proto_db_begin(p, err);
 	if (rc < 0)
 		return rc;
@@ -528,10 +601,6 @@ static int register_row(struct proto *p, struct proto_row *row, const char *key,
 	if (rc != SB_ENOTFOUND)
 		goto fail;
 	sb_err_clear(err);
-	if (p->backend == PROTO_EMBEDDED) {
-		row->registered_at = proto_now(p);
-		proto_rome_time(row->registered_at, &row->id.year, row->date, row->time);
-	}
 	rc = write_row(p, row, &row_id, err);
 	if (rc == 0)
 		rc = proto_db_commit(p, err);

@@ -87,6 +87,9 @@ void proto_db_rollback(struct proto *p);
 /* Next number of (reg, year), inside a transaction: last + 1, recorded. */
 int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,
 			 struct sb_err *err);
+/* The number proto_db_next_number would give now (read only; 1 for a new year). */
+int proto_db_peek_number(struct proto *p, const char *reg, int year, uint64_t *out,
+			 struct sb_err *err);
 int proto_db_insert(struct proto *p, const struct proto_row *row, const char *segnatura,
 		    int64_t *row_id, struct sb_err *err);
 /* key is "act" (act_id of a live outgoing row) or "fact" (legal_fact_id). */

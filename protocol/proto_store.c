@@ -236,6 +236,32 @@ int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *o
 	return rc;
 }
 
+int proto_db_peek_number(struct proto *p, const char *reg, int year, uint64_t *out,
+			 struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(p->db, "SELECT last FROM proto_counters WHERE register = ? AND year = ?", &st,
+		     err);
+	if (rc < 0)
+		return rc;
+	sb_sql_bind_text(st, 1, reg);
+	sqlite3_bind_int(st, 2, year);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		*out = 1;
+		rc = 0;
+	} else {
+		rc = db_err(p->db, err, rc, "numbering");
+	}
+	sb_sql_finish(st);
+	return rc;
+}
+
 static const char *party_type_name(enum proto_party_type t)
 {
 	return t == PROTO_PF ? "PF" : t == PROTO_PG ? "PG" : "PA";

@@ -240,6 +240,79 @@ static int sql(struct pf *f, const char *q, char *msg, size_t msg_size)
 	return rc;
 }
 
+/* A clock that, at its call number intrude_at, plays another process registering. */
+struct intruding_clock {
+	struct pf *f;
+	int calls, intrude_at;
+};
+
+static int64_t intruding_clock(void *arg)
+{
+	struct intruding_clock *c = arg;
+	sqlite3 *other = NULL;
+
+	if (++c->calls == c->intrude_at) {
+		/* Its own connection, as another process would have: number 2 for another act. */
+		assert_int_equal(sqlite3_open(c->f->db_path, &other), SQLITE_OK);
+		sqlite3_busy_timeout(other, 5000);
+		assert_int_equal(sqlite3_exec(other,
+			"BEGIN IMMEDIATE;"
+			"UPDATE proto_counters SET last = last + 1;"
+			"INSERT INTO proto_registrations (register, year, number, direction,"
+			" registered_at, reg_date, reg_time, subject, correspondents, documents, author,"
+			" act_id, segnatura, backend, classification)"
+			" SELECT register, year, 2, direction, registered_at, reg_date, reg_time, subject,"
+			" correspondents, documents, author, 'act-elsewhere', segnatura, backend,"
+			" classification FROM proto_registrations WHERE number = 1;"
+			"COMMIT", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(other);
+	}
+	return c->f->now;
+}
+
+/*
+ * The segnatura is sealed before the number is taken (outside the store's
+ * lock): when another process takes the chosen number meanwhile, the
+ * registration goes round again and gets the next number, with a segnatura
+ * built for that number, and no gap or duplicate.
+ */
+static void test_proto_register__number_taken_meanwhile_goes_round_again(void **state)
+{
+	struct pf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct intruding_clock clk = { f, 0, 0 };
+	struct proto *p = NULL;
+	struct proto_reg *a = NULL, *b = NULL;
+	struct sb_buf xml = SB_BUF_INIT(1 << 20);
+	struct pf_act act;
+	struct proto_opts o = f->o;
+
+	o.clock = intruding_clock;
+	o.clock_arg = &clk;
+	assert_int_equal(proto_open(&p, db(f), &o, &err), 0);
+	pf_act_init(f, &act, "act-0001");
+	assert_int_equal(proto_register_outgoing(p, &act.in, &a, &err), 0);
+	assert_int_equal(a->id.number, 1);
+	/* The second call of a round is the seal's signing time: number 2 is chosen by then. */
+	clk.calls = 0;
+	clk.intrude_at = 2;
+	act.in.act_id = "act-0002";
+	assert_int_equal(proto_register_outgoing(p, &act.in, &b, &err), 0);
+	assert_int_equal(b->id.number, 3);
+	assert_true(clk.calls >= 4);   /* two rounds */
+	assert_int_equal(proto_segnatura_get(p, &b->id, &xml, &err), 0);
+	assert_non_null(strstr(sb_buf_cstr(&xml), ">0000003<"));
+	assert_null(strstr(sb_buf_cstr(&xml), ">0000002<"));
+	assert_int_equal(proto_segnatura_verify(p, sb_buf_cstr(&xml), xml.len, &err), 0);
+	proto_reg_free(b);
+	assert_int_equal(proto_lookup_act(p, "act-elsewhere", &b, &err), 0);
+	assert_int_equal(b->id.number, 2);
+	sb_buf_release(&xml);
+	proto_reg_free(a);
+	proto_reg_free(b);
+	proto_free(p);
+}
+
 static void test_proto_register__protected_fields_refused_by_the_store(void **state)
 {
 	static const char *const attempts[] = {
@@ -738,6 +811,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_proto_register__outgoing_numbers_dates_impronte,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_proto_register__number_taken_meanwhile_goes_round_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__year_rollover_in_rome_time,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
