@@ -31,7 +31,7 @@ struct svc_store;
 struct sqlite3;
 
 /* The schema version this build writes. */
-#define SVC_STORE_VERSION 3
+#define SVC_STORE_VERSION 4
 
 /*
  * Open (creating if needed) and migrate to SVC_STORE_VERSION. A file newer

@@ -124,6 +124,29 @@ static void test_svc_store__migrates_previous_version_keeping_data(void **state)
 	/* version 2 brought the audit trail: new acts are recorded with it */
 	assert_int_equal(svc_store_act_insert(s, a, "{}", &id2, &err), 0);
 	assert_true(scalar(s, "SELECT count(*) FROM audit") >= 1);
+	/*
+	 * Version 4 wrote the CHECKs on state and kind as comparisons: the same
+	 * values pass and fail, and the file is sound, for this connection and a new one.
+	 */
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%state IN (%'"
+				" OR sql LIKE '%kind IN (%'"), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		sqlite3 *db = svc_store_db(s);
+
+		assert_int_equal(sqlite3_exec(db, "UPDATE acts SET state = 'delivering'"
+					      " WHERE act_id = 'old-act'", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "UPDATE acts SET state = 'lost'"
+					      " WHERE act_id = 'old-act'", NULL, NULL, NULL),
+				 SQLITE_CONSTRAINT);
+		assert_int_equal(sqlite3_exec(db, "UPDATE documents SET kind = 'pagopa'"
+					      " WHERE kind = 'pagopa'", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "UPDATE documents SET kind = 'other'", NULL, NULL,
+					      NULL), SQLITE_CONSTRAINT);
+		assert_int_equal(scalar(s, "SELECT count(*) FROM pragma_integrity_check "
+					   "WHERE integrity_check <> 'ok'"), 0);
+		svc_store_close(s);
+		assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	}
 	svc_store_close(s);
 	svc_act_free(a);
 }
