@@ -321,7 +321,7 @@ static void scan_new(struct daemon *d)
 						     "the folder name must be 1-128 characters of "
 						     "A-Z a-z 0-9 . _ - not starting with '.'", &err);
 		} else {
-			rc = svc_outbox_claim(d->outbox, names[i], &err);
+			rc = svc_outbox_claim_unsynced(d->outbox, names[i], &err);
 			if (rc == 0)
 				claimed[nclaimed++] = names[i];
 			else if (rc == SB_EINVAL) {
@@ -335,6 +335,9 @@ static void scan_new(struct daemon *d)
 		if (rc < 0 && rc != SB_ENOTFOUND)
 			sb_log(SB_LOG_WARN, "outbox", "cannot take in new/ entry: %s", err.msg);
 	}
+	/* Every claim on disk before any of them is worked on: one sync for the batch. */
+	if (nclaimed)
+		svc_outbox_sync_work(d->outbox);
 	queue_names(d, claimed, nclaimed);
 	free(claimed);
 	svc_outbox_names_free(names, n);

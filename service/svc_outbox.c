@@ -158,9 +158,27 @@ static void sync_dir(const char *path)
 	}
 }
 
+void svc_outbox_sync_work(const struct svc_outbox *o)
+{
+	char *work = svc_outbox_path(o, "work", NULL);
+
+	sync_dir(work);
+	free(work);
+}
+
 int svc_outbox_claim(const struct svc_outbox *o, const char *name, struct sb_err *err)
 {
-	char *from, *to, *work;
+	int rc = svc_outbox_claim_unsynced(o, name, err);
+
+	if (rc == 0)
+		svc_outbox_sync_work(o);
+	return rc;
+}
+
+int svc_outbox_claim_unsynced(const struct svc_outbox *o, const char *name,
+			      struct sb_err *err)
+{
+	char *from, *to;
 	struct stat st;
 	int rc = 0;
 
@@ -182,10 +200,6 @@ int svc_outbox_claim(const struct svc_outbox *o, const char *name, struct sb_err
 		else
 			rc = sb_err_set(err, SB_EIO, errno, "outbox: cannot claim '%s': %s", name,
 					strerror(errno));
-	} else {
-		work = svc_outbox_path(o, "work", NULL);
-		sync_dir(work);
-		free(work);
 	}
 	free(from);
 	free(to);

@@ -62,6 +62,14 @@ void svc_outbox_names_free(char **names, size_t n);
  * name is not acceptable or the entry is a symbolic link; SB_EIO otherwise.
  */
 int svc_outbox_claim(const struct svc_outbox *o, const char *name, struct sb_err *err);
+/*
+ * The same, with the claim on disk only after svc_outbox_sync_work: one
+ * directory sync for a batch of claims instead of one each (the daemon
+ * claims everything in new/ at once, then syncs, then queues).
+ */
+int svc_outbox_claim_unsynced(const struct svc_outbox *o, const char *name,
+			      struct sb_err *err);
+void svc_outbox_sync_work(const struct svc_outbox *o);
 
 /*
  * Move <from>/<name> ("new" or "work") to done/ (ok) or rejected/ (!ok),

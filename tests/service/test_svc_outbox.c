@@ -143,6 +143,17 @@ static void test_svc_outbox__claim_moves_new_to_work(void **state)
 	assert_int_equal(svc_outbox_claim(f->o, "act-1", &err), SB_ENOTFOUND);
 	assert_int_equal(err.code, SB_ENOTFOUND);
 	assert_true(err.msg[0]);
+	/* The daemon's batch form moves the same way; the sync comes once, after. */
+	make_act(f, "new", "act-2", "{\"v\":2}");
+	make_act(f, "new", "act-3", "{\"v\":3}");
+	assert_int_equal(svc_outbox_claim_unsynced(f->o, "act-2", &err), 0);
+	assert_int_equal(svc_outbox_claim_unsynced(f->o, "act-3", &err), 0);
+	assert_int_equal(svc_outbox_claim_unsynced(f->o, "act-3", &err), SB_ENOTFOUND);
+	svc_outbox_sync_work(f->o);
+	assert_false(exists(f, "new", "act-2"));
+	txt = read_in(f, "work", "act-3", "act.json");
+	assert_string_equal(txt, "{\"v\":3}");
+	free(txt);
 }
 
 static void test_svc_outbox__claim_never_replaces_an_act_in_work(void **state)
