@@ -123,7 +123,11 @@ JSON
 	# with what it measures. The times come afterwards from the folders' ctime (set by
 	# the daemon's rename into done/), not from polling.
 	t0=$(now_ms)
-	mv "$R"/outbox/tmp/* "$R/outbox/new/"
+	# (Not mv: GNU mv looks at each folder after moving it, by when the daemon may have
+	# claimed it.)
+	perl -e 'my ($s, $d) = @ARGV; opendir(my $h, $s) or die "$s: $!";
+		for (grep { !/^\./ } readdir $h) { rename("$s/$_", "$d/$_") or die "$_: $!" }' \
+		"$R/outbox/tmp" "$R/outbox/new"
 	while :; do
 		n_now=$(ls "$R/outbox/done" | wc -l)
 		[ "$n_now" -ge "$N" ] && break
