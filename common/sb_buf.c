@@ -66,6 +66,19 @@ static int grow(struct sb_buf *b, size_t extra)
 	return 0;
 }
 
+int sb_buf_reserve(struct sb_buf *b, size_t extra)
+{
+	size_t need;
+
+	if (sb_size_add(&need, b->len, extra) < 0 || need > b->max)
+		return SB_ETOOBIG;
+	if (need + 1 > b->alloc) {
+		b->buf = sb_xrealloc(b->buf, need + 1);
+		b->alloc = need + 1;
+	}
+	return 0;
+}
+
 int sb_buf_add(struct sb_buf *b, const void *p, size_t len)
 {
 	if (grow(b, len) < 0)

@@ -33,6 +33,12 @@ void sb_buf_reset(struct sb_buf *b);
 /* Hand the contents to the caller (free with free(), never NULL); the buffer is left empty. */
 char *sb_buf_detach(struct sb_buf *b, size_t *len_out);
 
+/*
+ * Make room for extra more bytes in one allocation (a body whose length is
+ * announced); 0, or SB_ETOOBIG past the ceiling (buffer unchanged).
+ */
+int sb_buf_reserve(struct sb_buf *b, size_t extra);
+
 /* Append; 0 or SB_ETOOBIG (buffer unchanged). */
 int sb_buf_add(struct sb_buf *b, const void *p, size_t len);
 int sb_buf_adds(struct sb_buf *b, const char *s);

@@ -151,8 +151,15 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 
 	(void)version;
 	if (!cs) {
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		uint64_t len = 0;
+
 		cs = sb_xcalloc(1, sizeof(*cs));
 		sb_buf_init(&cs->body, SIM_MAX_BODY);
+		/* An upload in one allocation, not a dozen doublings (the body stays bounded). */
+		if (cl && sb_parse_u64z(cl, SIM_MAX_BODY, &len) == 0 && len > 0)
+			(void)sb_buf_reserve(&cs->body, (size_t)len);
 		*con_cls = cs;
 		return MHD_YES;
 	}
