@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "send_fixture.h"
+#include "send_int.h"   /* send_fetch_url: the module's own test */
 #include "sb_crypto.h"
 
 /* A JWT-shaped voucher with typ at+jwt, as PDND issues (signature not checked by the sim). */
@@ -372,6 +373,47 @@ static void test_send_client__upload_input_errors(void **state)
 	free(missing);
 }
 
+/*
+ * A download lands whole under its name, written through one descriptor and
+ * synced; a failed one leaves neither the file nor its .part.
+ */
+static void test_send_client__fetch_url_writes_whole_or_nothing(void **state)
+{
+	struct sf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	char *out = sb_xasprintf("%s/fetched.json", f->dir);
+	char *part = sb_xasprintf("%s.part", out);
+	char *ok_url = sb_xasprintf("%s/_sim/faults", f->sim.url);
+	char *bad_url = sb_xasprintf("%s/_sim/no-such-file", f->sim.url);
+	char *bytes;
+	uint64_t len = 0;
+	size_t got = 0;
+
+	assert_int_equal(send_fetch_url(f->c, ok_url, out, 65536, &len, &err), 0);
+	bytes = th_read(out, &got);
+	assert_non_null(bytes);
+	assert_int_equal(got, len);
+	assert_non_null(strstr(bytes, "\"calls\":"));
+	assert_int_equal(access(part, F_OK), -1);
+	free(bytes);
+
+	unlink(out);
+	assert_true(send_fetch_url(f->c, bad_url, out, 65536, &len, &err) < 0);
+	assert_true(err.msg[0] != '\0');
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(access(part, F_OK), -1);
+
+	/* Larger than allowed: stopped, nothing kept. */
+	sb_err_clear(&err);
+	assert_int_equal(send_fetch_url(f->c, ok_url, out, 4, &len, &err), SB_ETOOBIG);
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(access(part, F_OK), -1);
+	free(out);
+	free(part);
+	free(ok_url);
+	free(bad_url);
+}
+
 /* Requests send-sim has answered so far. */
 static long sim_calls(struct sf *f)
 {
@@ -455,6 +497,7 @@ int main(void)
 		cmocka_unit_test(test_send_client__preload_batches_of_15),
 		cmocka_unit_test(test_send_client__upload_input_errors),
 		cmocka_unit_test(test_send_client__upload_with_known_hash),
+		cmocka_unit_test(test_send_client__fetch_url_writes_whole_or_nothing),
 	};
 
 	sb_http_global_init();
