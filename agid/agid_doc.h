@@ -46,7 +46,7 @@ const char *agid_verdict_name(enum agid_verdict v);
 struct agid_doc_report {
 	enum agid_verdict verdict;
 	uint64_t size;
-	char sha256[65];              /* hex of the exact bytes checked (IdDoc impronta); "" with AGID_DOC_NO_SHA256 */
+	char sha256[65];              /* hex of the bytes checked (IdDoc impronta); "" if NO_SHA256 */
 	const char *mime;             /* "application/pdf", "application/pkcs7-mime", or "application/octet-stream" */
 	int p7m_layers;               /* CAdES envelopes removed to reach the PDF */
 	struct agid_pdfa_report *pdfa;   /* NULL when there was no PDF to check */

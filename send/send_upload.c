@@ -1,8 +1,9 @@
 /*
  * Preload and upload (shared/specs/send/SUMMARY.md §2): each file is hashed
- * from disk (unless the caller already knows its hash), preloaded in batches of at most 15, then sent to the pre-signed
- * URL with the method SEND chose. The file is streamed by libcurl from disk,
- * so memory does not grow with the size of a PDF (up to 200 MB).
+ * from disk (unless the caller already knows its hash), preloaded in
+ * batches of at most 15, then sent to the pre-signed URL with the method
+ * SEND chose. The file is streamed by libcurl from disk, so memory does not
+ * grow with the size of a PDF (up to 200 MB).
  *
  * x-amz-checksum-sha256 is sent as a plain header rather than a trailer:
  * PagoPA's own client does so and the FAQ calls the trailer optional.

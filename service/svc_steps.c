@@ -253,8 +253,8 @@ static int check_step(void *wctx, const struct svc_job *job, struct svc_step_res
 
 		snprintf(where, sizeof(where), "documents[%zu].file", i);
 		/* The report's hash is not used here: intake recorded the file's (documents). */
-		rc = agid_doc_check_file_flags(&rep, a->documents[i].file.path, &pol, AGID_PDFA_NONE,
-					       AGID_DOC_NO_SHA256, err);
+		rc = agid_doc_check_file_flags(&rep, a->documents[i].file.path, &pol,
+					       AGID_PDFA_NONE, AGID_DOC_NO_SHA256, err);
 		if (rc == SB_ENOTFOUND) {
 			sb_problems_add(&res->problems, where, "'%s' cannot be read",
 					a->documents[i].file.name);
