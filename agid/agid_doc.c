@@ -120,6 +120,13 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 int agid_doc_check_file(struct agid_doc_report **out, const char *path, const struct agid_policy *pol,
 			enum agid_flavour profile, struct sb_err *err)
 {
+	return agid_doc_check_file_flags(out, path, pol, profile, 0, err);
+}
+
+int agid_doc_check_file_flags(struct agid_doc_report **out, const char *path,
+			      const struct agid_policy *pol, enum agid_flavour profile,
+			      unsigned flags, struct sb_err *err)
+{
 	struct agid_policy def;
 	struct agid_doc_report *r = NULL;
 	struct agid_pdfa_opts o = AGID_PDFA_OPTS_INIT;
@@ -155,9 +162,11 @@ int agid_doc_check_file(struct agid_doc_report **out, const char *path, const st
 	rc = agid_map_file(&m, path, SB_MAX_PDF, err);
 	if (rc < 0)
 		goto cleanup;
-	sb_sha256(m.data ? (const void *)m.data : "", m.len, md);
-	sb_hex_encode(md, sizeof(md), &hex);
-	snprintf(r->sha256, sizeof(r->sha256), "%s", sb_buf_cstr(&hex));
+	if (!(flags & AGID_DOC_NO_SHA256)) {
+		sb_sha256(m.data ? (const void *)m.data : "", m.len, md);
+		sb_hex_encode(md, sizeof(md), &hex);
+		snprintf(r->sha256, sizeof(r->sha256), "%s", sb_buf_cstr(&hex));
+	}
 	pdf = m.data;
 	pdflen = m.len;
 	/* an enveloping .p7m holds the PDF's header in its first KiB too: test it first */

@@ -46,7 +46,7 @@ const char *agid_verdict_name(enum agid_verdict v);
 struct agid_doc_report {
 	enum agid_verdict verdict;
 	uint64_t size;
-	char sha256[65];              /* hex of the exact bytes checked (IdDoc impronta) */
+	char sha256[65];              /* hex of the bytes checked (IdDoc impronta); "" if NO_SHA256 */
 	const char *mime;             /* "application/pdf", "application/pkcs7-mime", or "application/octet-stream" */
 	int p7m_layers;               /* CAdES envelopes removed to reach the PDF */
 	struct agid_pdfa_report *pdfa;   /* NULL when there was no PDF to check */
@@ -67,6 +67,16 @@ struct agid_doc_report {
  */
 int agid_doc_check_file(struct agid_doc_report **out, const char *path, const struct agid_policy *pol,
 			enum agid_flavour profile, struct sb_err *err);
+
+enum agid_doc_flags {
+	/* Leave report->sha256 empty: the caller already holds the file's hash. */
+	AGID_DOC_NO_SHA256 = 1u << 0,
+};
+
+/* agid_doc_check_file with flags (enum agid_doc_flags); the same returns. */
+int agid_doc_check_file_flags(struct agid_doc_report **out, const char *path,
+			      const struct agid_policy *pol, enum agid_flavour profile,
+			      unsigned flags, struct sb_err *err);
 void agid_doc_report_free(struct agid_doc_report *r);
 
 /*

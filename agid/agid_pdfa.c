@@ -354,6 +354,7 @@ static void push(struct ctx *c, qpdf_oh h)
 }
 
 static void walk_value(struct ctx *c, qpdf_oh h, int depth, int obj);
+static void walk_typed(struct ctx *c, qpdf_oh h, enum qpdf_object_type_e t, int depth, int obj);
 
 static void check_action(struct ctx *c, qpdf_oh d, const char *s, int page, int obj)
 {
@@ -476,7 +477,13 @@ static void walk_dict(struct ctx *c, qpdf_oh d, int depth, bool stream, int obj)
 	for (size_t i = 0; i < nkeys && !c->stop; i++) {
 		const char *k = keys[i];
 		qpdf_oh v = qpdf_oh_get_key(c->q, d, k);
-		const char *name = qpdf_oh_is_name(c->q, v) ? qpdf_oh_get_name(c->q, v) : NULL;
+		/*
+		 * One type query per value instead of one per question (is it a
+		 * name, an array, a dictionary): each C API call costs a handle
+		 * lookup in qpdf, and a document has thousands of keys.
+		 */
+		enum qpdf_object_type_e t = qpdf_oh_get_type_code(c->q, v);
+		const char *name = t == ot_name ? qpdf_oh_get_name(c->q, v) : NULL;
 
 		if (!strcmp(k, "/S") && name) {
 			if (!strcmp(name, "/Transparency"))
@@ -522,33 +529,49 @@ static void walk_dict(struct ctx *c, qpdf_oh d, int depth, bool stream, int obj)
 			   (qpdf_oh_get_int_value(c->q, v) & 1)) {
 			c->r->acroform_sigflags = true;
 		}
-		walk_value(c, v, depth + 1, obj);
+		if (qpdf_oh_is_indirect(c->q, v))
+			push(c, v);
+		else
+			walk_typed(c, v, t, depth + 1, obj);
 	}
 	for (size_t i = 0; i < nkeys; i++)
 		free(keys[i]);
 	free(keys);
 }
 
-static void walk_value(struct ctx *c, qpdf_oh h, int depth, int obj)
+/*
+ * h of type t (qpdf_oh_get_type_code: an indirect h is typed by what it
+ * refers to), once the caller has queued it instead when it is indirect
+ * below the top.
+ */
+static void walk_typed(struct ctx *c, qpdf_oh h, enum qpdf_object_type_e t, int depth, int obj)
 {
 	if (c->stop)
 		return;
-	if (depth > 0 && qpdf_oh_is_indirect(c->q, h)) {
-		push(c, h);
-		return;
-	}
 	if (depth > WALK_MAX_DEPTH) {
 		limit(c, "objects nested too deeply");
 		return;
 	}
-	if (qpdf_oh_is_dictionary(c->q, h)) {
+	if (t == ot_dictionary) {
 		walk_dict(c, h, depth, false, obj);
-	} else if (qpdf_oh_is_array(c->q, h)) {
+	} else if (t == ot_array) {
 		int n = qpdf_oh_get_array_n_items(c->q, h);
 
 		for (int i = 0; i < n && !c->stop; i++)
 			walk_value(c, qpdf_oh_get_array_item(c->q, h, i), depth + 1, obj);
 	}
+}
+
+static void walk_value(struct ctx *c, qpdf_oh h, int depth, int obj)
+{
+	if (c->stop)
+		return;
+	/* An indirect value below the top is only queued: not resolved here. */
+	if (depth > 0 && qpdf_oh_is_indirect(c->q, h)) {
+		push(c, h);
+		return;
+	}
+	walk_typed(c, h, qpdf_oh_get_type_code(c->q, h), depth, obj);
 }
 
 static void walk(struct ctx *c)

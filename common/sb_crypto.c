@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +28,30 @@ struct sb_pkey {
 	EVP_PKEY *pkey;
 };
 
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+/*
+ * Fetched once: with EVP_sha256() OpenSSL 3 looks the implementation up in
+ * its provider store at every digest, under a lock that all workers share,
+ * which costs more than hashing a short text.
+ */
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *sha256_impl(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
+
 void sb_sha256(const void *p, size_t len, unsigned char out[SB_SHA256_LEN])
 {
 	unsigned int n = 0;
 
-	if (EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) != 1 || n != SB_SHA256_LEN)
+	if (EVP_Digest(p, len, out, &n, sha256_impl(), NULL) != 1 || n != SB_SHA256_LEN)
 		SB_ASSERT(!"EVP_Digest sha256 failed");
 }
 
@@ -41,7 +61,7 @@ struct sb_sha256_ctx *sb_sha256_begin(void)
 
 	c->md = EVP_MD_CTX_new();
 	SB_ASSERT(c->md);
-	if (EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
+	if (EVP_DigestInit_ex(c->md, sha256_impl(), NULL) != 1)
 		SB_ASSERT(!"EVP_DigestInit_ex failed");
 	return c;
 }

@@ -427,6 +427,24 @@ cleanup:
 	return rc;
 }
 
+static int fd_sink(void *ctx, const void *p, size_t len)
+{
+	const int *fd = ctx;
+	const char *b = p;
+
+	while (len) {
+		ssize_t n = write(*fd, b, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return SB_EIO;
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int send_fetch_url(struct send_client *c, const char *url, const char *out_path, uint64_t max,
 		   uint64_t *len_out, struct sb_err *err)
 {
@@ -435,13 +453,19 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
 	char *tmp = sb_xasprintf("%s.part", out_path);
 	int rc, fd;
 
+	/* Our own descriptor, so that the one written is the one synced: no second open. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = sb_err_set(err, SB_EIO, errno, "cannot create '%s': %s", tmp, strerror(errno));
+		free(tmp);
+		return rc;
+	}
 	/* Pre-signed URLs carry their own authorisation: no x-api-key, no Bearer. */
 	req.method = "GET";
 	req.url = url;
-	req.out_file = tmp;
 	req.out_file_max = max;
 	req.timeout_ms = c->upload_timeout_ms;
-	rc = sb_http_do(c->http, &req, &resp, err);
+	rc = sb_http_do_sink(c->http, &req, &resp, fd_sink, &fd, err);
 	if (rc < 0) {
 		send_err_scrub_query(err);
 		goto cleanup;
@@ -450,14 +474,16 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
 		rc = send_reply_error(&resp, "download", err);
 		goto cleanup;
 	}
-	fd = open(tmp, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0) {
+	if (fsync(fd) < 0) {
 		rc = sb_err_set(err, SB_EIO, errno, "cannot sync '%s': %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		goto cleanup;
 	}
-	close(fd);
+	rc = close(fd);
+	fd = -1;
+	if (rc < 0) {
+		rc = sb_err_set(err, SB_EIO, errno, "cannot write '%s': %s", tmp, strerror(errno));
+		goto cleanup;
+	}
 	if (rename(tmp, out_path) < 0) {
 		rc = sb_err_set(err, SB_EIO, errno, "cannot rename to '%s': %s", out_path,
 				strerror(errno));
@@ -466,6 +492,8 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
 	if (len_out)
 		*len_out = resp.file_len;
 cleanup:
+	if (fd >= 0)
+		close(fd);
 	if (rc < 0)
 		unlink(tmp);
 	sb_http_resp_release(&resp);

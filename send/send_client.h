@@ -107,10 +107,22 @@ struct send_upload {
 	const char *content_type;  /* SEND_CT_PDF or SEND_CT_JSON */
 	const char *preload_idx;   /* ^[a-zA-Z0-9._-]{1,512}$, unique in the call */
 	struct send_file_ref ref;  /* output */
+	/*
+	 * Optional (NULL: hashed here): the file's SHA-256 in hex and its size,
+	 * from an earlier read of these bytes that the caller trusts, such as
+	 * the hash recorded at intake. The file is then not read to be hashed,
+	 * only its size is compared; a change of the same size is still caught,
+	 * by SEND's storage, which checks x-amz-checksum-sha256 against what it
+	 * receives (SB_EREJECT).
+	 */
+	const char *known_sha256;
+	uint64_t known_size;
 };
 
 /*
- * Upload n files: hash each one (streamed), preload them in batches of at
+ * Upload n files: hash each one (streamed) unless its hash is known (a known
+ * hash that is not 64 hex digits is SB_EINVAL, a file whose size is not the
+ * known size SB_EIO, both before any request), preload them in batches of at
  * most SEND_MAX_PRELOAD, then send each with the method and URL SEND
  * returned (Content-Type, x-amz-meta-secret, x-amz-checksum-sha256; the file
  * streamed from disk, no auth headers) and keep x-amz-version-id. Each

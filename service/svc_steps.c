@@ -13,8 +13,10 @@
  *            registration of an act id (a crash between the call and the
  *            pipeline's commit registers nothing twice); an act that already
  *            carries protocol.number keeps it;
- *  upload    svc_send_map + send_files_upload; the refs are kept in
- *            `send_uploads` for create and for the final document check;
+ *  upload    svc_send_map + send_files_upload, with the SHA-256 recorded
+ *            at intake (documents) instead of hashing the files again; the
+ *            refs are kept in `send_uploads` for create and for the final
+ *            document check;
  *  create    send_notification_create (token and preload indexes from the
  *            act id, a 409 reconciled by the client);
  *  acceptance  send_request_status_get: WAITING is pending with SEND's
@@ -250,7 +252,9 @@ static int check_step(void *wctx, const struct svc_job *job, struct svc_step_res
 		char where[48];
 
 		snprintf(where, sizeof(where), "documents[%zu].file", i);
-		rc = agid_doc_check_file(&rep, a->documents[i].file.path, &pol, AGID_PDFA_NONE, err);
+		/* The report's hash is not used here: intake recorded the file's (documents). */
+		rc = agid_doc_check_file_flags(&rep, a->documents[i].file.path, &pol,
+					       AGID_PDFA_NONE, AGID_DOC_NO_SHA256, err);
 		if (rc == SB_ENOTFOUND) {
 			sb_problems_add(&res->problems, where, "'%s' cannot be read",
 					a->documents[i].file.name);
@@ -582,21 +586,83 @@ static int uploads_save(struct svc_store *s, const char *act_id, const struct sv
 	return rc;
 }
 
+/* The act's file that a documents row names, or NULL. */
+static const struct svc_act_file *document_file(const struct svc_act *a, const char *kind,
+						int64_t rec, int64_t idx)
+{
+	const struct svc_act_payment *p;
+
+	if (!strcmp(kind, "document"))
+		return idx >= 0 && (size_t)idx < a->ndocuments ? &a->documents[idx].file : NULL;
+	if (rec < 0 || (size_t)rec >= a->nrecipients || idx < 0 ||
+	    (size_t)idx >= a->recipients[rec].npayments)
+		return NULL;
+	p = &a->recipients[rec].payments[idx];
+	if (!strcmp(kind, "pagopa"))
+		return p->has_pagopa_file ? &p->pagopa_file : NULL;
+	if (!strcmp(kind, "f24"))
+		return p->has_f24 ? &p->f24_file : NULL;
+	return NULL;
+}
+
+/*
+ * The SHA-256 and size recorded at intake for each file to upload, so that
+ * send/ does not read and hash them again: intake hashed these same files in
+ * the act's folder in work/, which only the daemon writes. An upload left
+ * without a row is hashed by send/ as before.
+ */
+static int known_hashes(sqlite3 *db, const struct svc_job *job, struct svc_send_map *m,
+			struct kept *k, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prep(db, "SELECT kind, recipient_idx, idx, path, size, sha256 FROM documents"
+		      " WHERE act = ?1", &st, err);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, job->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 3);
+		const struct svc_act_file *f;
+
+		f = kind ? document_file(job->act, kind, sqlite3_column_type(st, 1) == SQLITE_NULL ?
+					 -1 : sqlite3_column_int64(st, 1),
+					 sqlite3_column_int64(st, 2)) : NULL;
+		/* The row must name the same file of the same manifest, or it is not used. */
+		if (!f || !f->path || !name || strcmp(name, f->name) ||
+		    sqlite3_column_int64(st, 4) <= 0)
+			continue;
+		for (size_t i = 0; i < m->nuploads; i++)
+			if (m->uploads[i].path && !strcmp(m->uploads[i].path, f->path) &&
+			    !m->uploads[i].known_sha256) {
+				m->uploads[i].known_size = (uint64_t)sqlite3_column_int64(st, 4);
+				m->uploads[i].known_sha256 = keep_col(k, st, 5);
+			}
+	}
+	sb_sql_finish(st);
+	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, "reading documents");
+}
+
 static int upload_step(void *wctx, const struct svc_job *job, struct svc_step_result *res,
 		       struct sb_err *err)
 {
 	struct worker *w = wctx;
+	struct kept k = { NULL, 0 };
 	struct svc_send_map m;
 	int rc;
 
 	(void)res;
 	rc = svc_send_map_init(&m, job->act, w->c->cfg, job->protocol_number, err);
 	if (rc == 0)
+		rc = known_hashes(svc_store_db(w->store), job, &m, &k, err);
+	if (rc == 0)
 		rc = send_files_upload(w->send, m.uploads, m.nuploads, &w->retry, err);
 	/* A replay uploads again: SEND keeps both copies, the notification names the last. */
 	if (rc == 0)
 		rc = uploads_save(w->store, job->act_id, &m, err);
 	svc_send_map_release(&m);
+	kept_release(&k);
 	return rc;
 }
 
@@ -806,17 +872,21 @@ static bool have_receipt(const struct svc_job *job, const struct svc_step_result
 	return false;
 }
 
-/* dir/receipts/<key with unsafe characters replaced>.pdf, owned. */
-static char *receipt_path(const char *dir, const char *key)
+/*
+ * dir/receipts/<key with unsafe characters replaced>.pdf, owned; the folder
+ * is made when *made is false, once per track step rather than per legal fact.
+ */
+static char *receipt_path(const char *dir, const char *key, bool *made)
 {
 	struct sb_buf b = SB_BUF_INIT(4096);
 	const char *k = strncmp(key, "safestorage://", 14) ? key : key + 14;
 
 	sb_buf_addf(&b, "%s/receipts", dir);
-	if (mkdir(sb_buf_cstr(&b), 0700) < 0 && errno != EEXIST) {
+	if (!*made && mkdir(sb_buf_cstr(&b), 0700) < 0 && errno != EEXIST) {
 		sb_buf_release(&b);
 		return NULL;
 	}
+	*made = true;
 	sb_buf_addch(&b, '/');
 	for (; *k && b.len < 400; k++)
 		sb_buf_addch(&b, (*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
@@ -826,13 +896,13 @@ static char *receipt_path(const char *dir, const char *key)
 }
 
 static int register_legal_fact(struct worker *w, const struct svc_job *job, const char *key,
-			       const char *category, struct svc_step_result *res,
+			       const char *category, bool *dir_made, struct svc_step_result *res,
 			       struct sb_err *err)
 {
 	struct svc_receipt *out = &res->receipts[res->nreceipts];
 	struct proto_reg *reg = NULL;
 	struct proto_id outgoing;
-	char *path = receipt_path(job->dir, key);
+	char *path = receipt_path(job->dir, key, dir_made);
 	int rc;
 
 	if (!path)
@@ -954,7 +1024,7 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 		      struct sb_err *err)
 {
 	struct worker *w = wctx;
-	bool final = false, more = false, cancelled = false;
+	bool final = false, more = false, cancelled = false, dir_made = false;
 	int rc = 0;
 
 	for (size_t i = 0; i < job->nevents && rc == 0; i++) {
@@ -983,7 +1053,8 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 				more = true;
 				break;
 			}
-			rc = register_legal_fact(w, job, key, cat ? cat : "UNKNOWN", res, err);
+			rc = register_legal_fact(w, job, key, cat ? cat : "UNKNOWN", &dir_made, res,
+						 err);
 			if (rc < 0)
 				break;
 		}

@@ -97,6 +97,27 @@ static void test_agid_doc__pdfa_passes_with_its_hash(void **state)
 	agid_doc_report_free(r);
 }
 
+/* Without the hash the verdict is the same and sha256 is left empty, as the flag says. */
+static void test_agid_doc__no_sha256_flag_leaves_the_hash_out(void **state)
+{
+	struct agid_doc_report *r = NULL;
+	struct sb_err err = SB_ERR_INIT;
+
+	(void)state;
+	assert_int_equal(agid_doc_check_file_flags(&r, pdfa, NULL, AGID_PDFA_NONE,
+						   AGID_DOC_NO_SHA256, &err), 0);
+	assert_non_null(r);
+	assert_int_equal(r->verdict, AGID_VALID);
+	assert_int_equal(r->nfindings, 0);
+	assert_string_equal(r->sha256, "");
+	agid_doc_report_free(r);
+	r = NULL;
+	assert_int_equal(agid_doc_check_file_flags(&r, "/nonexistent/a.pdf", NULL, AGID_PDFA_NONE,
+						   AGID_DOC_NO_SHA256, &err), SB_ENOTFOUND);
+	assert_null(r);
+	assert_true(err.msg[0] != '\0');
+}
+
 static void test_agid_doc__policy_from_configuration(void **state)
 {
 	struct sb_cfg *cfg = NULL;
@@ -335,6 +356,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agid_doc__pdfa_passes_with_its_hash),
+		cmocka_unit_test(test_agid_doc__no_sha256_flag_leaves_the_hash_out),
 		cmocka_unit_test(test_agid_doc__policy_from_configuration),
 		cmocka_unit_test(test_agid_doc__send_limits),
 		cmocka_unit_test(test_agid_doc__errors),

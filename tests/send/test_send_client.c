@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "send_fixture.h"
+#include "send_int.h"   /* send_fetch_url: the module's own test */
+#include "sb_crypto.h"
 
 /* A JWT-shaped voucher with typ at+jwt, as PDND issues (signature not checked by the sim). */
 #define VOUCHER "eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2ln"
@@ -25,7 +27,7 @@ static int setup(void **state)
 static int upload_one(struct sf *f, struct send_client *c, struct sb_err *err)
 {
 	char *pdf = sf_file(f, "one.pdf", "%PDF-1.4\n% tiny test file\n%%EOF\n");
-	struct send_upload u = { pdf, SEND_CT_PDF, "one", { { 0 }, { 0 }, { 0 }, NULL } };
+	struct send_upload u = { .path = pdf, .content_type = SEND_CT_PDF, .preload_idx = "one" };
 	struct send_retry r = f->retry;
 	int rc;
 
@@ -254,7 +256,7 @@ static void test_send_client__429_retry_after_honoured(void **state)
 	struct sf *f = *state;
 	struct sb_err err = SB_ERR_INIT;
 	char *pdf = sf_file(f, "r.pdf", "%PDF-1.4\n%%EOF\n");
-	struct send_upload u = { pdf, SEND_CT_PDF, "r", { { 0 }, { 0 }, { 0 }, NULL } };
+	struct send_upload u = { .path = pdf, .content_type = SEND_CT_PDF, .preload_idx = "r" };
 	struct send_retry r = f->retry;
 
 	sf_faults(f, "{\"pct429\":100,\"retryAfter\":2}");
@@ -349,8 +351,8 @@ static void test_send_client__upload_input_errors(void **state)
 	char *pdf = sf_file(f, "e.pdf", "%PDF-1.4\n%%EOF\n");
 	char *missing = sb_xasprintf("%s/missing.pdf", f->dir);
 	struct send_upload u[2] = {
-		{ pdf, SEND_CT_PDF, "same", { { 0 }, { 0 }, { 0 }, NULL } },
-		{ pdf, SEND_CT_PDF, "same", { { 0 }, { 0 }, { 0 }, NULL } },
+		{ .path = pdf, .content_type = SEND_CT_PDF, .preload_idx = "same" },
+		{ .path = pdf, .content_type = SEND_CT_PDF, .preload_idx = "same" },
 	};
 
 	assert_int_equal(send_files_upload(f->c, u, 2, &f->retry, &err), SB_EINVAL);
@@ -371,6 +373,115 @@ static void test_send_client__upload_input_errors(void **state)
 	free(missing);
 }
 
+/*
+ * A download lands whole under its name, written through one descriptor and
+ * synced; a failed one leaves neither the file nor its .part.
+ */
+static void test_send_client__fetch_url_writes_whole_or_nothing(void **state)
+{
+	struct sf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	char *out = sb_xasprintf("%s/fetched.json", f->dir);
+	char *part = sb_xasprintf("%s.part", out);
+	char *ok_url = sb_xasprintf("%s/_sim/faults", f->sim.url);
+	char *bad_url = sb_xasprintf("%s/_sim/no-such-file", f->sim.url);
+	char *bytes;
+	uint64_t len = 0;
+	size_t got = 0;
+
+	assert_int_equal(send_fetch_url(f->c, ok_url, out, 65536, &len, &err), 0);
+	bytes = th_read(out, &got);
+	assert_non_null(bytes);
+	assert_int_equal(got, len);
+	assert_non_null(strstr(bytes, "\"calls\":"));
+	assert_int_equal(access(part, F_OK), -1);
+	free(bytes);
+
+	unlink(out);
+	assert_true(send_fetch_url(f->c, bad_url, out, 65536, &len, &err) < 0);
+	assert_true(err.msg[0] != '\0');
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(access(part, F_OK), -1);
+
+	/* Larger than allowed: stopped, nothing kept. */
+	sb_err_clear(&err);
+	assert_int_equal(send_fetch_url(f->c, ok_url, out, 4, &len, &err), SB_ETOOBIG);
+	assert_int_equal(access(out, F_OK), -1);
+	assert_int_equal(access(part, F_OK), -1);
+	free(out);
+	free(part);
+	free(ok_url);
+	free(bad_url);
+}
+
+/* Requests send-sim has answered so far. */
+static long sim_calls(struct sf *f)
+{
+	struct sb_buf b = SB_BUF_INIT(4096);
+	const char *p;
+	long n;
+
+	sf_raw(f, "GET", "/_sim/faults", NULL, NULL, &b, NULL);
+	p = strstr(sb_buf_cstr(&b), "\"calls\":");
+	assert_non_null(p);
+	n = strtol(p + 8, NULL, 10);
+	sb_buf_release(&b);
+	return n;
+}
+
+/*
+ * A hash known from intake is sent as it is, the file not hashed again; a
+ * file whose size is not the hashed one is stopped before any request, and
+ * one changed at the same size is refused by SEND's checksum check.
+ */
+static void test_send_client__upload_with_known_hash(void **state)
+{
+	struct sf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	const char *content = "%PDF-1.4\n% known hash\n%%EOF\n";
+	char *pdf = sf_file(f, "k.pdf", content);
+	unsigned char d[SB_SHA256_LEN];
+	struct sb_buf hex = SB_BUF_INIT(80), b64 = SB_BUF_INIT(64);
+	struct send_upload u = { .path = pdf, .content_type = SEND_CT_PDF, .preload_idx = "known" };
+	long files = sf_ledger(f, NULL, "files"), calls;
+
+	sb_sha256(content, strlen(content), d);
+	sb_hex_encode(d, sizeof(d), &hex);
+	sb_base64_encode(d, sizeof(d), &b64);
+	u.known_sha256 = sb_buf_cstr(&hex);
+	u.known_size = strlen(content);
+	assert_int_equal(send_files_upload(f->c, &u, 1, &f->retry, &err), 0);
+	assert_string_equal(u.ref.sha256, sb_buf_cstr(&b64));
+	assert_int_equal(sf_ledger(f, NULL, "files") - files, 1);
+
+	/* Another size than the hashed one: the file changed, nothing is sent. */
+	calls = sim_calls(f);
+	u.known_size = strlen(content) + 1;
+	assert_int_equal(send_files_upload(f->c, &u, 1, &f->retry, &err), SB_EIO);
+	assert_int_equal(err.code, SB_EIO);
+	assert_non_null(strstr(err.msg, "changed"));
+	assert_int_equal(sim_calls(f), calls);
+
+	/* The same size, other bytes: SEND's storage recomputes the checksum and refuses them. */
+	free(sf_file(f, "k.pdf", "%PDF-1.4\n% KNOWN HASH\n%%EOF\n"));
+	u.known_size = strlen(content);
+	sb_err_clear(&err);
+	assert_int_equal(send_files_upload(f->c, &u, 1, &f->retry, &err), SB_EREJECT);
+	assert_int_equal(err.code, SB_EREJECT);
+	assert_true(err.msg[0] != '\0');
+	assert_int_equal(err.http, 400);
+
+	/* A known hash that is not a hex digest: refused before any request. */
+	calls = sim_calls(f);
+	u.known_sha256 = "not-a-digest";
+	assert_int_equal(send_files_upload(f->c, &u, 1, &f->retry, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "sha256"));
+	assert_int_equal(sim_calls(f), calls);
+	sb_buf_release(&hex);
+	sb_buf_release(&b64);
+	free(pdf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,6 +496,8 @@ int main(void)
 		cmocka_unit_test(test_send_client__timeout_is_temporary),
 		cmocka_unit_test(test_send_client__preload_batches_of_15),
 		cmocka_unit_test(test_send_client__upload_input_errors),
+		cmocka_unit_test(test_send_client__upload_with_known_hash),
+		cmocka_unit_test(test_send_client__fetch_url_writes_whole_or_nothing),
 	};
 
 	sb_http_global_init();

@@ -2,8 +2,9 @@
  * The platform steps (service/svc_steps.c) one by one, on their error
  * paths: configuration refused at start, a worker that cannot open the
  * protocol register, a document that is not PDF/A, an unreachable SEND,
- * a store newer than the build. The flow itself is proven end to end by
- * tests/e2e/test_e2e_pipeline.c.
+ * a store newer than the build; and the upload, which sends the hashes
+ * recorded at intake instead of hashing again. The flow itself is proven
+ * end to end by tests/e2e/test_e2e_pipeline.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 
 #include "sb_common.h"
 #include "sb_cfg.h"
+#include "sb_crypto.h"
 #include "svc_act.h"
 #include "svc_steps.h"
 #include "svc_store.h"
@@ -27,13 +29,14 @@
 
 struct fx {
 	char *dir, *db, *api, *proto;
+	const char *send_url;                /* NULL: a port where nothing listens */
 	struct sb_cfg *cfg;
 	struct svc_clients *clients;
 	struct svc_store *store;
 	void *wctx;
 };
 
-/* A configuration over dir with extra INI text; SEND at a port where nothing listens. */
+/* A configuration over dir with extra INI text; SEND at f->send_url or where nothing listens. */
 static struct sb_cfg *load_cfg(struct fx *f, const char *extra)
 {
 	struct sb_problems probs = SB_PROBLEMS_INIT;
@@ -42,9 +45,9 @@ static struct sb_cfg *load_cfg(struct fx *f, const char *extra)
 	char *ini = sb_xasprintf(
 		"[service]\nsender_denomination = Comune di Esempio\nsender_tax_id = 80012345676\n"
 		"[outbox]\ndir = %s/outbox\n[store]\npath = %s\n"
-		"[send]\nbase_url = http://127.0.0.1:1\napi_key_file = %s\ntimeout_ms = 2000\n"
+		"[send]\nbase_url = %s\napi_key_file = %s\ntimeout_ms = 2000\n"
 		"[office.polizia-municipale]\noperators = agente.bianchi\n%s",
-		f->dir, f->db, f->api, extra);
+		f->dir, f->db, f->send_url ? f->send_url : "http://127.0.0.1:1", f->api, extra);
 	struct sb_cfg *cfg = NULL;
 
 	th_write_str(path, ini, 0600);
@@ -238,6 +241,80 @@ static void test_svc_steps__a_good_act_is_checked_resolved_and_registered_once(v
 	svc_act_free(a);
 }
 
+/*
+ * Upload sends the SHA-256 that intake recorded (documents) and does not hash
+ * the files again: a document whose size changed in the act's folder after
+ * intake is stopped before SEND sees it, and the unchanged one goes up with
+ * the recorded hash.
+ */
+static void test_svc_steps__upload_uses_the_hash_recorded_at_intake(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_step_result res;
+	struct svc_job job = { 0 };
+	struct th_sim sim;
+	const struct svc_steps *steps;
+	struct svc_act *a;
+	char *json, *doc, *bytes, *longer, *sent, *recorded;
+	size_t len = 0;
+	int64_t id = 0;
+
+	th_sim_start(&sim, NULL);
+	f->send_url = sim.url;
+	steps = open_worker(f);
+	a = load_act(f, "hash-1", NULL);
+	json = sb_xasprintf("%s/act.json", a->dir);
+	doc = sb_xasprintf("%s/atto.pdf", a->dir);
+	bytes = th_read(json, &len);
+	assert_non_null(bytes);
+	assert_int_equal(svc_store_act_insert(f->store, a, bytes, &id, &err), 0);
+	free(bytes);
+	job.id = id;
+	job.act_id = a->id;
+	job.dir = a->dir;
+	job.act = a;
+	job.protocol_number = "c_x000|2026|0000001";
+
+	bytes = th_read(doc, &len);
+	assert_non_null(bytes);
+	longer = sb_xmalloc(len + 1);
+	memcpy(longer, bytes, len);
+	longer[len] = '\n';
+	th_write(doc, longer, len + 1, 0640);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(steps->upload(f->wctx, &job, &res, &err), SB_EIO);
+	assert_int_equal(err.code, SB_EIO);
+	assert_non_null(strstr(err.msg, "changed"));
+	assert_int_equal(th_e2e_int(svc_store_db(f->store), "SELECT count(*) FROM send_uploads"
+				    " WHERE act_id = ?1", "hash-1"), 0);
+
+	th_write(doc, bytes, len, 0640);
+	sb_err_clear(&err);
+	assert_int_equal(steps->upload(f->wctx, &job, &res, &err), 0);
+	sent = th_e2e_text(svc_store_db(f->store), "SELECT sha256 FROM send_uploads"
+			   " WHERE act_id = ?1", "hash-1");
+	recorded = th_e2e_text(svc_store_db(f->store), "SELECT d.sha256 FROM documents d"
+			       " JOIN acts a ON a.id = d.act WHERE a.act_id = ?1", "hash-1");
+	{
+		struct sb_buf raw = SB_BUF_INIT(64), b64 = SB_BUF_INIT(64);
+
+		assert_int_equal(sb_hex_decode(recorded, strlen(recorded), &raw), 0);
+		sb_base64_encode(raw.buf, raw.len, &b64);
+		assert_string_equal(sent, sb_buf_cstr(&b64));
+		sb_buf_release(&raw);
+		sb_buf_release(&b64);
+	}
+	free(sent);
+	free(recorded);
+	free(longer);
+	free(bytes);
+	free(doc);
+	free(json);
+	svc_act_free(a);
+	th_sim_stop(&sim);
+}
+
 static void test_svc_steps__a_newer_store_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -261,6 +338,7 @@ int main(void)
 		T(a_worker_without_protocol_seal_does_not_start),
 		T(a_document_that_is_not_pdfa_is_named),
 		T(a_good_act_is_checked_resolved_and_registered_once),
+		T(upload_uses_the_hash_recorded_at_intake),
 		T(a_newer_store_is_refused),
 	};
 
