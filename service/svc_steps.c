@@ -18,7 +18,8 @@
  *            refs are kept in `send_uploads` for create and for the final
  *            document check;
  *  create    send_notification_create (token and preload indexes from the
- *            act id, a 409 reconciled by the client);
+ *            act id, a 409 reconciled by the client), only once the stream
+ *            exists: it would not report a notification older than itself;
  *  acceptance  send_request_status_get: WAITING is pending with SEND's
  *            retryAfter, REFUSED ends the act with SEND's codes;
  *  stream    one TIMELINE stream, created once under a title stored
@@ -683,6 +684,24 @@ static int create_step(void *wctx, const struct svc_job *job, struct svc_step_re
 	bool existing = false;
 	int rc;
 
+	/*
+	 * SEND's stream reports only what happens after the stream exists: a
+	 * notification created before it (the daemon's first start, with the
+	 * stream's creation refused or slow) would never be tracked. The stream
+	 * reader creates it at start; until then the act waits here.
+	 */
+	char *stream_id = NULL;
+
+	rc = svc_store_meta_get(w->store, "send.stream_id", &stream_id, err);
+	free(stream_id);
+	if (rc == SB_ENOTFOUND) {
+		sb_err_clear(err);
+		res->pending = true;
+		res->wait_ms = 1000;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
 	rc = svc_send_map_init(&m, job->act, w->c->cfg, job->protocol_number, err);
 	if (rc == 0)
 		rc = uploads_load(svc_store_db(w->store), job->act_id, &m, err);

@@ -41,14 +41,6 @@ struct conn_state {
 	bool too_big;
 };
 
-static volatile sig_atomic_t stop;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
-
 const char *sim_header(const struct sim_request *rq, const char *name)
 {
 	return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
@@ -284,6 +276,8 @@ int main(int argc, char **argv)
 	uint64_t port = 0, v;
 	const union MHD_DaemonInfo *info;
 	struct sockaddr_storage ss;
+	sigset_t stop_signals;
+	int sig = 0;
 	/* AUTO: poll() in each connection's thread, not select() (cheaper, and no FD_SETSIZE cap). */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_AUTO | MHD_USE_ERROR_LOG;
@@ -354,6 +348,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "send-sim: --listen must be 127.0.0.1 or ::1\n");
 		return 2;
 	}
+	/*
+	 * SIGINT and SIGTERM blocked in every thread (MHD's inherit the mask) and
+	 * taken by sigwait below: a flag checked around pause() could miss a
+	 * signal that arrived between the check and the pause, or that a server
+	 * thread took, and the simulator would never stop.
+	 */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, &s,
 			     MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, &s,
@@ -382,11 +387,8 @@ int main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "send-sim %s listening on %s\n", SB_VERSION, s.base_url);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
-	while (!stop)
-		pause();
+	while (sigwait(&stop_signals, &sig) != 0)
+		;
 	MHD_stop_daemon(d);
 	pthread_mutex_destroy(&s.lock);
 	return 0;

@@ -202,6 +202,38 @@ static void test_svc_steps__a_document_that_is_not_pdfa_is_named(void **state)
 	free(bad);
 }
 
+/*
+ * No notification is created before the event stream exists (SEND's stream
+ * reports only what happens after its creation): create waits, and goes
+ * on once the stream's id is stored.
+ */
+static void test_svc_steps__create_waits_for_the_stream(void **state)
+{
+	struct fx *f = *state;
+	const struct svc_steps *steps = open_worker(f);
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_step_result res;
+	struct svc_act *a = load_act(f, "good-2", NULL);
+	struct svc_job job = { 0 };
+
+	job.act_id = a->id;
+	job.dir = a->dir;
+	job.act = a;
+	job.protocol_number = "PG/2026/0000001";
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(steps->create(f->wctx, &job, &res, &err), 0);
+	assert_true(res.pending);
+	assert_true(res.wait_ms > 0);
+	assert_int_equal(svc_store_meta_set(f->store, "send.stream_id",
+					    "df568178-32be-46ba-a46f-db3005efe263", &err), 0);
+	memset(&res, 0, sizeof(res));
+	/* Now it goes on, and stops at the next thing missing: this act was never uploaded. */
+	assert_int_not_equal(steps->create(f->wctx, &job, &res, &err), 0);
+	assert_false(res.pending);
+	assert_non_null(strstr(err.msg, "is not recorded"));
+	svc_act_free(a);
+}
+
 static void test_svc_steps__a_good_act_is_checked_resolved_and_registered_once(void **state)
 {
 	struct fx *f = *state;
@@ -337,6 +369,7 @@ int main(void)
 		T(pdnd_without_its_key_is_a_configuration_error),
 		T(a_worker_without_protocol_seal_does_not_start),
 		T(a_document_that_is_not_pdfa_is_named),
+		T(create_waits_for_the_stream),
 		T(a_good_act_is_checked_resolved_and_registered_once),
 		T(upload_uses_the_hash_recorded_at_intake),
 		T(a_newer_store_is_refused),
