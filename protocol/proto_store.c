@@ -211,54 +211,50 @@ void proto_db_rollback(struct proto *p)
 	sb_sql_end(p->db, false);
 }
 
-int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,
-			 struct sb_err *err)
+/* The counter's last number from sql (bound: register, year); SB_ENOTFOUND without a row. */
+static int counter_last(struct proto *p, const char *sql, const char *reg, int year,
+			uint64_t *last, struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc = prepare(p->db, sql, &st, err);
 
-	/* The caller holds the write lock (BEGIN IMMEDIATE): read and bump cannot interleave. */
-	rc = prepare(p->db, "INSERT INTO proto_counters (register, year, last) VALUES (?, ?, 1)"
-		     " ON CONFLICT (register, year) DO UPDATE SET last = last + 1"
-		     " RETURNING last", &st, err);
 	if (rc < 0)
 		return rc;
 	sb_sql_bind_text(st, 1, reg);
 	sqlite3_bind_int(st, 2, year);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		*out = (uint64_t)sqlite3_column_int64(st, 0);
+		*last = (uint64_t)sqlite3_column_int64(st, 0);
 		rc = 0;
 	} else {
-		rc = db_err(p->db, err, rc, "numbering");
+		rc = rc == SQLITE_DONE ? SB_ENOTFOUND : db_err(p->db, err, rc, "numbering");
 	}
 	sb_sql_finish(st);
 	return rc;
 }
 
+int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,
+			 struct sb_err *err)
+{
+	/* The caller holds the write lock (BEGIN IMMEDIATE): read and bump cannot interleave. */
+	int rc = counter_last(p, "INSERT INTO proto_counters (register, year, last) VALUES (?, ?, 1)"
+			      " ON CONFLICT (register, year) DO UPDATE SET last = last + 1"
+			      " RETURNING last", reg, year, out, err);
+
+	return rc == SB_ENOTFOUND ? db_err(p->db, err, SQLITE_DONE, "numbering") : rc;
+}
+
 int proto_db_peek_number(struct proto *p, const char *reg, int year, uint64_t *out,
 			 struct sb_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	uint64_t last = 0;
+	int rc = counter_last(p, "SELECT last FROM proto_counters WHERE register = ? AND year = ?",
+			      reg, year, &last, err);
 
-	rc = prepare(p->db, "SELECT last FROM proto_counters WHERE register = ? AND year = ?", &st,
-		     err);
-	if (rc < 0)
-		return rc;
-	sb_sql_bind_text(st, 1, reg);
-	sqlite3_bind_int(st, 2, year);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*out = (uint64_t)sqlite3_column_int64(st, 0) + 1;
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		*out = 1;
-		rc = 0;
-	} else {
-		rc = db_err(p->db, err, rc, "numbering");
-	}
-	sb_sql_finish(st);
+	if (rc == SB_ENOTFOUND)
+		rc = 0;   /* a new year: nothing taken yet */
+	if (rc == 0)
+		*out = last + 1;
 	return rc;
 }
 

@@ -292,16 +292,18 @@ struct writer {
 	const char *db;
 	int id;
 	int failures;
+	bool shared;
 };
 
-/* Each writer: its own connection, WRITES transactions of two rows each. */
+/* Each writer: its own connection (or the shared one), WRITES transactions of two rows each. */
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
 	struct sb_err err = SB_ERR_INIT;
 	struct svc_store *s = NULL;
 
-	if (svc_store_open(&s, w->db, 10000, &err) != 0) {
+	if ((w->shared ? svc_store_open_shared(&s, w->db, 10000, &err) :
+			 svc_store_open(&s, w->db, 10000, &err)) != 0) {
 		w->failures = WRITES;
 		return NULL;
 	}
@@ -337,7 +339,7 @@ static void test_svc_store__concurrent_writers_all_commit(void **state)
 	assert_int_equal(scalar(s, "PRAGMA synchronous"), 1);   /* NORMAL: see svc_store.c */
 	svc_store_close(s);
 	for (int i = 0; i < WRITERS; i++) {
-		w[i] = (struct writer){ f->db, i, 0 };
+		w[i] = (struct writer){ f->db, i, 0, false };
 		assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
 	}
 	for (int i = 0; i < WRITERS; i++) {
@@ -350,32 +352,6 @@ static void test_svc_store__concurrent_writers_all_commit(void **state)
 	assert_int_equal(scalar(s, "SELECT count(*) FROM pragma_integrity_check "
 				   "WHERE integrity_check <> 'ok'"), 0);
 	svc_store_close(s);
-}
-
-/* Each writer: a shared handle, WRITES transactions of two rows each. */
-static void *shared_writer_main(void *arg)
-{
-	struct writer *w = arg;
-	struct sb_err err = SB_ERR_INIT;
-	struct svc_store *s = NULL;
-
-	if (svc_store_open_shared(&s, w->db, 10000, &err) != 0) {
-		w->failures = WRITES;
-		return NULL;
-	}
-	for (int i = 0; i < WRITES; i++) {
-		char k1[64], k2[64];
-
-		snprintf(k1, sizeof(k1), "w%d.%d.a", w->id, i);
-		snprintf(k2, sizeof(k2), "w%d.%d.b", w->id, i);
-		if (svc_store_begin(s, &err) != 0 || svc_store_meta_set(s, k1, "1", &err) != 0 ||
-		    svc_store_meta_set(s, k2, "2", &err) != 0 || svc_store_commit(s, &err) != 0) {
-			svc_store_rollback(s);
-			w->failures++;
-		}
-	}
-	svc_store_close(s);
-	return NULL;
 }
 
 /*
@@ -398,8 +374,8 @@ static void test_svc_store__shared_connection_writers_all_commit(void **state)
 	svc_store_close(other);
 	svc_store_sync_stats(&commits0, &syncs0);
 	for (int i = 0; i < WRITERS; i++) {
-		w[i] = (struct writer){ f->db, i, 0 };
-		assert_int_equal(pthread_create(&t[i], NULL, shared_writer_main, &w[i]), 0);
+		w[i] = (struct writer){ f->db, i, 0, true };
+		assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
 	}
 	for (int i = 0; i < WRITERS; i++) {
 		pthread_join(t[i], NULL);
