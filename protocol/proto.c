@@ -29,6 +29,7 @@
 #include "sb_cfg.h"
 #include "sb_crypto.h"
 #include "sb_http.h"
+#include "sb_sql.h"
 #include "sb_time.h"
 #include "proto_int.h"
 
@@ -518,6 +519,12 @@ static int register_embedded(struct proto *p, struct proto_row *row, const char 
 	uint64_t taken = 0;
 	int rc = 0;
 
+	/*
+	 * Never inside the caller's transaction: it would hold the store (shared by
+	 * the daemon's workers) through the sealing, and take the two locks in the
+	 * other order from a worker already waiting on numbering for the store.
+	 */
+	SB_ASSERT(sb_sql_depth(p->db) == 0);
 	pthread_mutex_lock(&numbering);
 	for (int round = 0; rc == 0; round++) {
 		if (round == NUMBERING_ROUNDS) {
