@@ -102,7 +102,11 @@ static struct conn *shared;
 
 static int wait_pending(void);
 
-/* A commit this thread made inside sb_sql_begin, waiting for sb_sql_end to make it durable. */
+/*
+ * The last commit this thread made and has not seen on disk yet: sb_sql_end
+ * waits for it on a connection of a handle's own, svc_store_barrier on the
+ * shared one.
+ */
 static _Thread_local struct group *pending_group;
 static _Thread_local uint64_t pending_commit;
 static _Thread_local int64_t busy_since_ms;
@@ -803,8 +807,15 @@ void svc_store_close(struct svc_store *s)
 		return;
 	if (s->in_tx)
 		svc_store_rollback(s);
-	/* What this thread committed is on disk before its connection may go. */
-	wait_pending();
+	/*
+	 * What this thread committed is on disk before its connection may go. If
+	 * the disk refuses, the debt is dropped with the connection: its group may
+	 * be freed below.
+	 */
+	if (wait_pending() != SQLITE_OK && pending_group == s->c->group) {
+		pending_group = NULL;
+		pending_commit = 0;
+	}
 	conn_put(s->c);
 	free(s);
 }
