@@ -4,25 +4,28 @@
  *
  * Spec: ../shared/specs/agid/SUMMARY.md section 2. R2 asks for number,
  * date, segnatura and seal in one step. For the embedded register the
- * number is chosen, the segnatura built and sealed, and then the number
- * taken and the row written in one short transaction that checks the
+ * number and time are chosen, the segnatura built and sealed, and then the
+ * number taken and the row written in one short transaction that checks the
  * number is still the next one; a failure anywhere (bad document, seal,
  * XSD) takes no number and leaves no gap. Sealing (most of a registration's
- * time) stays outside the transaction, so the store is not held for it:
- * in this process registrations queue on a mutex of their own, and a
- * registration made meanwhile by another process sends this one round
- * again with the next number. With the REST back end the vendor assigns
- * the number; the mirror row and the segnatura are then written in one
- * transaction.
+ * time) stays outside the transaction and outside any lock, so that the
+ * daemon's workers seal side by side: in this process each registration
+ * holds a ticket that fixes its number and the order in which the numbers
+ * are taken (see struct ticket), and a registration made meanwhile by
+ * another process sends this one round again with the next number. With
+ * the REST back end the vendor assigns the number; the mirror row and the
+ * segnatura are then written in one transaction.
  *
  * Register dates are civil dates in Italy: the year a number belongs to is
  * the Europe/Rome year, computed here with the EU summer-time rule so that
  * the result does not depend on the machine's TZ.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "sb_common.h"
@@ -352,6 +355,36 @@ static int check_text(const char *what, const char *s, bool required, struct sb_
 }
 
 /* Hash the documents (streamed) into hd[]. */
+/*
+ * A hash given with the document (struct proto_doc): its digest, once the
+ * file is seen to be a file of the size given (errors other than a bad hash
+ * are named by the caller).
+ */
+static int known_hash(const struct proto_doc *d, size_t i, unsigned char md[SB_SHA256_LEN],
+		      uint64_t *size, struct sb_err *err)
+{
+	struct sb_buf raw = SB_BUF_INIT(64);
+	struct stat st;
+	int rc = 0;
+
+	if (strlen(d->sha256_hex) != 64 || sb_hex_decode(d->sha256_hex, 64, &raw) < 0 ||
+	    raw.len != SB_SHA256_LEN)
+		rc = sb_err_set(err, SB_EINVAL, 0, "documents[%zu].sha256_hex is not a SHA-256", i);
+	else if (stat(d->path, &st) < 0)
+		rc = sb_err_set(err, errno == ENOENT ? SB_ENOTFOUND : SB_EIO, errno,
+				"cannot read '%s': %s", d->path, strerror(errno));
+	else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != d->size)
+		rc = sb_err_set(err, SB_EIO, 0, "changed since it was hashed (%llu bytes, not"
+				" %llu)", (unsigned long long)st.st_size,
+				(unsigned long long)d->size);
+	if (rc == 0) {
+		memcpy(md, raw.buf, SB_SHA256_LEN);
+		*size = d->size;
+	}
+	sb_buf_release(&raw);
+	return rc;
+}
+
 static int hash_docs(const struct proto_doc *docs, size_t n, struct proto_hdoc *hd,
 		     struct sb_err *err)
 {
@@ -369,7 +402,9 @@ static int hash_docs(const struct proto_doc *docs, size_t n, struct proto_hdoc *
 		}
 		if (rc == 0 && !docs[i].path)
 			rc = sb_err_set(err, SB_EINVAL, 0, "documents[%zu].path is required", i);
-		if (rc == 0)
+		if (rc == 0 && docs[i].sha256_hex)
+			rc = known_hash(&docs[i], i, md, &hd[i].size, err);
+		else if (rc == 0)
 			rc = sb_sha256_file(docs[i].path, md, &hd[i].size, err);
 		if (rc < 0)
 			return rc == SB_ENOTFOUND || rc == SB_EIO ?
@@ -499,76 +534,209 @@ static struct proto_reg *reg_from_written(const struct proto_row *row, int64_t r
 	return r;
 }
 
-/* Embedded numbering: one registration at a time in this process (see the top). */
-static pthread_mutex_t numbering = PTHREAD_MUTEX_INITIALIZER;
+/*
+ * Embedded numbering in this process. A registration takes a ticket under
+ * `numbering`: its time and the number after the last ticket of the same
+ * register (or the store's next one). It seals without the mutex, so that
+ * registrations seal side by side, and then takes its number in the store in
+ * ticket order: a ticket waits until no earlier ticket of its register is
+ * left. A ticket that fails (seal, store, or its number taken meanwhile by
+ * another process) leaves with every ticket behind it, whose numbers counted
+ * on it; they go round again with fresh numbers. The store's check that the
+ * number is still the next one stays the final word, so the tickets only
+ * decide the order, never a number on their own.
+ */
+struct ticket {
+	struct ticket *next;
+	const char *file;        /* the store's file: every connection to it shares the order */
+	const char *reg;
+	int year;
+	uint64_t number;
+	bool stale;              /* left with a failed ticket ahead: go round again */
+	pthread_cond_t turn;     /* signalled when it comes first, or goes stale */
+};
 
-/* Rounds lost to other processes' registrations before giving up (SB_ETEMP). */
+static pthread_mutex_t numbering = PTHREAD_MUTEX_INITIALIZER;
+static struct ticket *tickets;   /* in the order taken */
+
+/* Rounds lost (another process's registration, or a failed ticket ahead) before SB_ETEMP. */
 #define NUMBERING_ROUNDS 8
 
+static bool same_register(const struct ticket *a, const struct ticket *b)
+{
+	return !strcmp(a->file, b->file) && !strcmp(a->reg, b->reg);
+}
+
+/* Under numbering: t's time and number, and t queued. */
+static int ticket_take(struct proto *p, struct proto_row *row, struct ticket *t,
+		       struct sb_err *err)
+{
+	const struct ticket *last = NULL;
+	struct ticket **end = &tickets;
+	int rc = 0;
+
+	for (; *end; end = &(*end)->next)
+		if (same_register(*end, t))
+			last = *end;
+	row->registered_at = proto_now(p);
+	proto_rome_time(row->registered_at, &row->id.year, row->date, row->time);
+	if (last && last->year == row->id.year)
+		row->id.number = last->number + 1;
+	else
+		rc = proto_db_peek_number(p, row->id.reg, row->id.year, &row->id.number, err);
+	if (rc < 0)
+		return rc;
+	t->year = row->id.year;
+	t->number = row->id.number;
+	t->stale = false;
+	t->next = NULL;
+	*end = t;
+	return 0;
+}
+
+/* Under numbering: no ticket of t's register is ahead of it. */
+static bool ticket_first(const struct ticket *t)
+{
+	for (const struct ticket *q = tickets; q && q != t; q = q->next)
+		if (same_register(q, t))
+			return false;
+	return true;
+}
+
+/* Under numbering: until t's turn, or until a failed ticket ahead takes it out. */
+static void ticket_wait_turn(struct ticket *t)
+{
+	while (!t->stale && !ticket_first(t))
+		pthread_cond_wait(&t->turn, &numbering);
+}
+
 /*
- * The embedded register's registration: the next number is read, the row
- * sealed with it outside any transaction, and the number taken in one short
- * transaction only if it is still the next one.
+ * Under numbering: t leaves the queue; with behind_too, so does every later
+ * ticket of its register, marked stale (their numbers assumed t's taken).
+ */
+static void ticket_leave(struct ticket *t, bool behind_too)
+{
+	struct ticket **pp = &tickets;
+	bool after = false;
+
+	while (*pp) {
+		struct ticket *q = *pp;
+
+		if (q == t) {
+			*pp = q->next;
+			after = true;
+			continue;
+		}
+		if (after && behind_too && same_register(q, t)) {
+			q->stale = true;
+			*pp = q->next;
+			pthread_cond_signal(&q->turn);
+			continue;
+		}
+		pp = &q->next;
+	}
+	/* Wake only the ticket that now comes first in t's register. */
+	for (struct ticket *q = tickets; q; q = q->next)
+		if (same_register(q, t)) {
+			pthread_cond_signal(&q->turn);
+			break;
+		}
+}
+
+/*
+ * The embedded register's registration: a ticket (time and number), the row
+ * sealed with it outside any lock, and the number taken in one short
+ * transaction, in ticket order, only if it is still the next one.
  */
 static int register_embedded(struct proto *p, struct proto_row *row, const char *key,
 			     const char *value, struct proto_reg **out, struct sb_err *err)
 {
 	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
 	struct proto_reg *r = NULL;
+	struct ticket t;
+	const char *file = sqlite3_db_filename(p->db, "main");
+	char own[32];
 	int64_t row_id = 0;
-	uint64_t taken = 0;
+	bool taken = false;
 	int rc = 0;
 
 	/*
 	 * Never inside the caller's transaction: it would hold the store (shared by
-	 * the daemon's workers) through the sealing, and take the two locks in the
-	 * other order from a worker already waiting on numbering for the store.
+	 * the daemon's workers) through the sealing and the wait for this ticket's
+	 * turn, which may depend on another worker's commit.
 	 */
 	SB_ASSERT(sb_sql_depth(p->db) == 0);
-	pthread_mutex_lock(&numbering);
+	if (!file || !*file) {
+		/* A temporary or in-memory store: only this connection sees it. */
+		snprintf(own, sizeof(own), "%p", (void *)p->db);
+		file = own;
+	}
+	memset(&t, 0, sizeof(t));
+	t.file = file;
+	t.reg = row->id.reg;
+	pthread_cond_init(&t.turn, NULL);
 	for (int round = 0; rc == 0; round++) {
+		bool committed = false, elsewhere = false;
+
 		if (round == NUMBERING_ROUNDS) {
-			rc = sb_err_set(err, SB_ETEMP, 0, "protocol: registrations by another process "
-					"kept taking the next number; try again");
+			rc = sb_err_set(err, SB_ETEMP, 0, "protocol: other registrations kept taking"
+					" the next number; try again");
 			break;
 		}
-		/* Registered by someone else since the caller's first look: that one stands. */
-		rc = proto_db_find(p, key, value, &r, err);
-		if (rc != SB_ENOTFOUND)
+		/*
+		 * Registered by someone else since the caller's first look (made just
+		 * before round 0): that one stands.
+		 */
+		if (round > 0) {
+			rc = proto_db_find(p, key, value, &r, err);
+			if (rc != SB_ENOTFOUND)
+				break;
+			sb_err_clear(err);
+			rc = 0;
+		}
+		pthread_mutex_lock(&numbering);
+		rc = ticket_take(p, row, &t, err);
+		pthread_mutex_unlock(&numbering);
+		if (rc < 0)
 			break;
-		sb_err_clear(err);
-		row->registered_at = proto_now(p);
-		proto_rome_time(row->registered_at, &row->id.year, row->date, row->time);
-		rc = proto_db_peek_number(p, row->id.reg, row->id.year, &row->id.number, err);
 		sb_buf_reset(&xml);
+		rc = proto_segnatura_build(p, row, &xml, err);
+		pthread_mutex_lock(&numbering);
 		if (rc == 0)
-			rc = proto_segnatura_build(p, row, &xml, err);
+			ticket_wait_turn(&t);
+		pthread_mutex_unlock(&numbering);
+		if (rc == 0 && t.stale)
+			continue;        /* a failed ticket ahead has taken this one out */
 		if (rc == 0)
 			rc = proto_db_begin(p, err);
-		if (rc < 0)
-			break;
-		rc = proto_db_find(p, key, value, &r, err);
-		if (rc == 0 || rc != SB_ENOTFOUND) {
-			proto_db_rollback(p);
-			break;
+		if (rc == 0) {
+			rc = proto_db_find(p, key, value, &r, err);
+			if (rc == SB_ENOTFOUND) {
+				sb_err_clear(err);
+				rc = proto_db_take_number(p, row->id.reg, row->id.year,
+							  row->id.number, &taken, err);
+				/* Taken meanwhile by another process: round again. */
+				elsewhere = rc == 0 && !taken;
+				if (rc == 0 && !elsewhere)
+					rc = proto_db_insert(p, row, sb_buf_cstr(&xml), &row_id, err);
+				if (rc == 0 && !elsewhere)
+					rc = proto_db_commit(p, err);
+				committed = rc == 0 && !elsewhere;
+			}
+			if (!committed)
+				proto_db_rollback(p);
 		}
-		sb_err_clear(err);
-		rc = proto_db_next_number(p, row->id.reg, row->id.year, &taken, err);
-		if (rc == 0 && taken != row->id.number) {
-			proto_db_rollback(p);
+		/* Unless this number is now in the store, the tickets behind counted on it. */
+		pthread_mutex_lock(&numbering);
+		ticket_leave(&t, !committed);
+		pthread_mutex_unlock(&numbering);
+		if (elsewhere)
 			continue;
-		}
-		if (rc == 0)
-			rc = proto_db_insert(p, row, sb_buf_cstr(&xml), &row_id, err);
-		if (rc == 0)
-			rc = proto_db_commit(p, err);
-		if (rc < 0)
-			proto_db_rollback(p);
-		else
+		if (committed)
 			r = reg_from_written(row, row_id);
 		break;
 	}
-	pthread_mutex_unlock(&numbering);
+	pthread_cond_destroy(&t.turn);
 	sb_buf_release(&xml);
 	if (rc == 0)
 		*out = r;
@@ -726,7 +894,7 @@ int proto_register_receipt(struct proto *p, const struct proto_receipt *in,
 	struct proto_reg *link = NULL, *existing = NULL;
 	struct proto_party sender = { PROTO_PG, PROTO_SEND_NAME, NULL, NULL, PROTO_SEND_TAX_ID,
 				      NULL };
-	struct proto_doc doc;
+	struct proto_doc doc = { 0 };
 	struct proto_hdoc hd;
 	struct proto_row row;
 	struct sb_buf subject = SB_BUF_INIT(MAX_FIELD), name = SB_BUF_INIT(256);

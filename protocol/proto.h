@@ -67,12 +67,18 @@ struct proto_party {
 	const char *ipa_code;     /* PA only */
 };
 
-/* A document to register: the file is hashed (SHA-256) at registration. */
+/*
+ * A document to register: the file is hashed (SHA-256) at registration,
+ * unless the caller gives the hash it computed when it took the file in (the
+ * daemon's intake); then only the file's size is checked against it.
+ */
 struct proto_doc {
 	const char *path;
 	const char *name;         /* file name in the segnatura (nomeFile) */
 	const char *mime_type;    /* NULL: application/pdf */
 	const char *title;        /* optional description */
+	const char *sha256_hex;   /* NULL, or 64 hex digits with size */
+	uint64_t size;
 };
 
 /* An outgoing act. documents[0] is the primary document, the rest attachments. */

@@ -84,9 +84,13 @@ int64_t proto_now(const struct proto *p);
 int proto_db_begin(struct proto *p, struct sb_err *err);
 int proto_db_commit(struct proto *p, struct sb_err *err);
 void proto_db_rollback(struct proto *p);
-/* Next number of (reg, year), inside a transaction: last + 1, recorded. */
-int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,
-			 struct sb_err *err);
+/*
+ * Inside a transaction: take number for (reg, year) if it is the next one
+ * (*taken true), or leave the counter as it is (*taken false: another
+ * registration has it).
+ */
+int proto_db_take_number(struct proto *p, const char *reg, int year, uint64_t number,
+			 bool *taken, struct sb_err *err);
 /* The number proto_db_next_number would give now (read only; 1 for a new year). */
 int proto_db_peek_number(struct proto *p, const char *reg, int year, uint64_t *out,
 			 struct sb_err *err);

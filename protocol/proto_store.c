@@ -233,15 +233,37 @@ static int counter_last(struct proto *p, const char *sql, const char *reg, int y
 	return rc;
 }
 
-int proto_db_next_number(struct proto *p, const char *reg, int year, uint64_t *out,
-			 struct sb_err *err)
+int proto_db_take_number(struct proto *p, const char *reg, int year, uint64_t number,
+			 bool *taken, struct sb_err *err)
 {
-	/* The caller holds the write lock (BEGIN IMMEDIATE): read and bump cannot interleave. */
-	int rc = counter_last(p, "INSERT INTO proto_counters (register, year, last) VALUES (?, ?, 1)"
-			      " ON CONFLICT (register, year) DO UPDATE SET last = last + 1"
-			      " RETURNING last", reg, year, out, err);
+	/*
+	 * The caller holds the write lock (BEGIN IMMEDIATE): the check and the bump
+	 * cannot interleave with another registration. A plain statement and
+	 * sqlite3_changes, not RETURNING: RETURNING buffers its rows in a temporary
+	 * b-tree, a pager opened and freed at every registration.
+	 */
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(p->db, number == 1 ?
+			 "INSERT OR IGNORE INTO proto_counters (register, year, last)"
+			 " VALUES (?1, ?2, 1)" :
+			 "UPDATE proto_counters SET last = ?3"
+			 " WHERE register = ?1 AND year = ?2 AND last = ?3 - 1", &st, err);
 
-	return rc == SB_ENOTFOUND ? db_err(p->db, err, SQLITE_DONE, "numbering") : rc;
+	if (rc < 0)
+		return rc;
+	sb_sql_bind_text(st, 1, reg);
+	sqlite3_bind_int(st, 2, year);
+	if (number != 1)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)number);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		*taken = sqlite3_changes(p->db) == 1;
+		rc = 0;
+	} else {
+		rc = db_err(p->db, err, rc, "numbering");
+	}
+	sb_sql_finish(st);
+	return rc;
 }
 
 int proto_db_peek_number(struct proto *p, const char *reg, int year, uint64_t *out,

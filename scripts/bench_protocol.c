@@ -66,8 +66,9 @@ int main(int argc, char **argv)
 	if (proto_store_migrate(svc_store_db(store), &err) < 0 ||
 	    proto_open(&p, svc_store_db(store), &o, &err) < 0)
 		return die("open", &err);
-	docs[0] = (struct proto_doc){ argv[5], "verbale.pdf", NULL, "Verbale di accertamento" };
-	docs[1] = (struct proto_doc){ argv[6], "avviso-pagopa.pdf", NULL, NULL };
+	docs[0] = (struct proto_doc){ .path = argv[5], .name = "verbale.pdf",
+				      .title = "Verbale di accertamento" };
+	docs[1] = (struct proto_doc){ .path = argv[6], .name = "avviso-pagopa.pdf" };
 	memset(&in, 0, sizeof(in));
 	in.subject = "Verbale di accertamento n. 1001/2026 - art. 142 CdS";
 	in.classification = "VI.4";

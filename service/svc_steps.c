@@ -472,6 +472,41 @@ static int apply_resolutions(sqlite3 *db, const char *act_id, struct svc_send_ma
 
 /* ---- register ---------------------------------------------------------------------------- */
 
+/*
+ * The SHA-256 and size intake recorded for each document, given to the
+ * protocol register so that it does not read and hash the files again (as
+ * known_hashes does for the upload); a document without its row is hashed by
+ * the register.
+ */
+static int intake_hashes(sqlite3 *db, const struct svc_job *job, struct proto_doc *docs,
+			 char (*hashes)[65], struct sb_err *err)
+{
+	const struct svc_act *a = job->act;
+	sqlite3_stmt *st = NULL;
+	int rc = prep(db, "SELECT idx, path, size, sha256 FROM documents"
+		      " WHERE act = ?1 AND kind = 'document'", &st, err);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, job->id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t i = sqlite3_column_int64(st, 0);
+		const char *name = (const char *)sqlite3_column_text(st, 1);
+		const char *hex = (const char *)sqlite3_column_text(st, 3);
+
+		/* The row must name the same file of the same manifest, or it is not used. */
+		if (i < 0 || (size_t)i >= a->ndocuments || !name ||
+		    strcmp(name, a->documents[i].file.name) || !hex || strlen(hex) != 64 ||
+		    sqlite3_column_int64(st, 2) <= 0)
+			continue;
+		snprintf(hashes[i], sizeof(hashes[i]), "%s", hex);
+		docs[i].sha256_hex = hashes[i];
+		docs[i].size = (uint64_t)sqlite3_column_int64(st, 2);
+	}
+	sb_sql_finish(st);
+	return rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, "reading documents");
+}
+
 static int register_step(void *wctx, const struct svc_job *job, struct svc_step_result *res,
 			 struct sb_err *err)
 {
@@ -480,6 +515,7 @@ static int register_step(void *wctx, const struct svc_job *job, struct svc_step_
 	struct proto_party *parties = NULL;
 	struct proto_doc *docs = NULL;
 	struct proto_reg *reg = NULL;
+	char (*hashes)[65] = NULL;
 	char section[80];
 	int rc;
 
@@ -490,6 +526,7 @@ static int register_step(void *wctx, const struct svc_job *job, struct svc_step_
 	}
 	SB_ALLOC_ARRAY(parties, a->nrecipients);
 	SB_ALLOC_ARRAY(docs, a->ndocuments);
+	SB_ALLOC_ARRAY(hashes, a->ndocuments);
 	for (size_t i = 0; i < a->nrecipients; i++)
 		parties[i] = (struct proto_party){
 			.type = a->recipients[i].type == SVC_PF ? PROTO_PF : PROTO_PG,
@@ -504,6 +541,9 @@ static int register_step(void *wctx, const struct svc_job *job, struct svc_step_
 			.title = a->documents[i].title,
 		};
 	}
+	rc = intake_hashes(svc_store_db(w->store), job, docs, hashes, err);
+	if (rc < 0)
+		goto cleanup;
 	snprintf(section, sizeof(section), "office.%s", a->office);
 	{
 		struct proto_outgoing in = {
@@ -519,9 +559,11 @@ static int register_step(void *wctx, const struct svc_job *job, struct svc_step_
 	}
 	if (rc == 0)
 		snprintf(res->value, sizeof(res->value), "%s", reg->text);
+cleanup:
 	proto_reg_free(reg);
 	free(parties);
 	free(docs);
+	free(hashes);
 	return rc;
 }
 

@@ -123,9 +123,10 @@ static void pf_act_init(struct pf *f, struct pf_act *a, const char *act_id)
 					   "RSSMRA80A01H501U", NULL };
 	a->rcpt[1] = (struct proto_party){ PROTO_PG, "Esempio S.r.l.", NULL, NULL, "12345678901",
 					   NULL };
-	a->docs[0] = (struct proto_doc){ f->pdf, "verbale.pdf", "application/pdf",
-					 "Verbale di accertamento" };
-	a->docs[1] = (struct proto_doc){ f->pdf2, "avviso-pagopa.pdf", NULL, NULL };
+	a->docs[0] = (struct proto_doc){ .path = f->pdf, .name = "verbale.pdf",
+					 .mime_type = "application/pdf",
+					 .title = "Verbale di accertamento" };
+	a->docs[1] = (struct proto_doc){ .path = f->pdf2, .name = "avviso-pagopa.pdf" };
 	a->in.act_id = act_id;
 	a->in.subject = "Verbale di accertamento n. 1001/2026 - art. 142 CdS";
 	a->in.classification = "VI.4";

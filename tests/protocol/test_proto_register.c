@@ -108,6 +108,29 @@ static void test_proto_register__outgoing_numbers_dates_impronte(void **state)
 	assert_int_equal(proto_lookup_act(f->p, "no-such-act", &b, &err), SB_ENOTFOUND);
 	assert_int_equal(err.code, SB_ENOTFOUND);
 	assert_true(err.msg[0] != '\0');
+
+	/* A hash the caller computed at intake is the impronta, in the row and the segnatura. */
+	{
+		struct sb_buf xml = SB_BUF_INIT(1 << 20), raw = SB_BUF_INIT(64), b64 = SB_BUF_INIT(64);
+		struct stat st;
+
+		openssl_sha256(f->pdf, hex);
+		assert_int_equal(stat(f->pdf, &st), 0);
+		act.docs[0].sha256_hex = hex;
+		act.docs[0].size = (uint64_t)st.st_size;
+		act.in.act_id = "act-0004";
+		assert_int_equal(proto_register_outgoing(f->p, &act.in, &c, &err), 0);
+		assert_string_equal(c->docs[0].sha256_hex, hex);
+		assert_int_equal(c->docs[0].size, (uint64_t)st.st_size);
+		assert_int_equal(proto_segnatura_get(f->p, &c->id, &xml, &err), 0);
+		assert_int_equal(sb_hex_decode(hex, 64, &raw), 0);
+		sb_base64_encode(raw.buf, raw.len, &b64);
+		assert_non_null(strstr(sb_buf_cstr(&xml), sb_buf_cstr(&b64)));
+		proto_reg_free(c);
+		sb_buf_release(&xml);
+		sb_buf_release(&raw);
+		sb_buf_release(&b64);
+	}
 }
 
 static void test_proto_register__year_rollover_in_rome_time(void **state)
@@ -227,6 +250,18 @@ static void test_proto_register__concurrent_writers_no_gap_no_duplicate(void **s
 	assert_int_equal(sqlite3_column_int(st, 3), WRITERS * PER_WRITER);
 	assert_int_equal(sqlite3_column_int(st, 4), 1);
 	sqlite3_finalize(st);
+	/*
+	 * The writers sealed side by side, but the numbers went into the store in
+	 * their order: rows written in number order, times that never go back.
+	 */
+	assert_int_equal(sqlite3_prepare_v2(db(f),
+					    "SELECT count(*) FROM proto_registrations a"
+					    " JOIN proto_registrations b ON b.number = a.number + 1"
+					    " WHERE b.id < a.id OR b.registered_at < a.registered_at",
+					    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
 }
 
 /* Run sql; return the SQLite result code and the message. */
@@ -311,6 +346,165 @@ static void test_proto_register__number_taken_meanwhile_goes_round_again(void **
 	proto_reg_free(a);
 	proto_reg_free(b);
 	proto_free(p);
+}
+
+/* Two registrations in this process: A seals while B queues behind it. */
+struct queued {
+	struct pf *f;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int a_calls, b_calls;
+	bool b_queued;
+	struct proto_reg *a;
+	int a_rc;
+	char a_error[256];
+};
+
+/*
+ * A's clock: at its seal (call 2) another process takes A's number, and A
+ * waits until B has taken the ticket behind it.
+ */
+static int64_t queued_clock_a(void *arg)
+{
+	struct queued *q = arg;
+	struct intruding_clock intruder = { q->f, 0, 1 };
+
+	pthread_mutex_lock(&q->m);
+	q->a_calls++;
+	pthread_cond_broadcast(&q->c);
+	if (q->a_calls == 2) {
+		pthread_mutex_unlock(&q->m);
+		(void)intruding_clock(&intruder);
+		pthread_mutex_lock(&q->m);
+		while (!q->b_queued)
+			pthread_cond_wait(&q->c, &q->m);
+	}
+	pthread_mutex_unlock(&q->m);
+	return q->f->now;
+}
+
+static int64_t queued_clock_b(void *arg)
+{
+	struct queued *q = arg;
+
+	pthread_mutex_lock(&q->m);
+	q->b_calls++;
+	q->b_queued = true;
+	pthread_cond_broadcast(&q->c);
+	pthread_mutex_unlock(&q->m);
+	return q->f->now;
+}
+
+static struct proto *queued_proto(struct queued *q, struct svc_store **s,
+				  int64_t (*clock)(void *))
+{
+	struct sb_err err = SB_ERR_INIT;
+	struct proto_opts o = q->f->o;
+	struct proto *p = NULL;
+
+	o.clock = clock;
+	o.clock_arg = q;
+	assert_int_equal(svc_store_open(s, q->f->db_path, 5000, &err), 0);
+	assert_int_equal(proto_open(&p, svc_store_db(*s), &o, &err), 0);
+	return p;
+}
+
+static void *queued_a(void *arg)
+{
+	struct queued *q = arg;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct proto *p = queued_proto(q, &s, queued_clock_a);
+	struct pf_act act;
+
+	pf_act_init(q->f, &act, "act-a");
+	q->a_rc = proto_register_outgoing(p, &act.in, &q->a, &err);
+	snprintf(q->a_error, sizeof(q->a_error), "%s", err.msg);
+	proto_free(p);
+	svc_store_close(s);
+	return NULL;
+}
+
+/* The segnatura of r verifies and carries r's own number. */
+static void assert_sealed_with_own_number(struct proto *p, const struct proto_reg *r)
+{
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_buf xml = SB_BUF_INIT(1 << 20);
+	char want[32];
+
+	snprintf(want, sizeof(want), ">%07llu<", (unsigned long long)r->id.number);
+	assert_int_equal(proto_segnatura_get(p, &r->id, &xml, &err), 0);
+	assert_non_null(strstr(sb_buf_cstr(&xml), want));
+	assert_int_equal(proto_segnatura_verify(p, sb_buf_cstr(&xml), xml.len, &err), 0);
+	sb_buf_release(&xml);
+}
+
+/*
+ * Registrations in one process seal side by side and take their numbers in
+ * ticket order. When the first one's number is taken by another process
+ * while it seals, it goes round again, and so does the one queued behind
+ * it, whose number counted on the first: both end with numbers of their own
+ * and segnature sealed for those numbers, with no gap or duplicate.
+ */
+static void test_proto_register__a_failed_ticket_sends_the_ones_behind_round_again(void **state)
+{
+	struct pf *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct queued q;
+	struct svc_store *s = NULL;
+	struct proto *pb;
+	struct proto_reg *first = NULL, *b = NULL, *other = NULL;
+	struct pf_act act;
+	pthread_t t;
+
+	memset(&q, 0, sizeof(q));
+	q.f = f;
+	pthread_mutex_init(&q.m, NULL);
+	pthread_cond_init(&q.c, NULL);
+	pf_act_init(f, &act, "act-0001");
+	assert_int_equal(proto_register_outgoing(f->p, &act.in, &first, &err), 0);
+	assert_int_equal(first->id.number, 1);
+
+	pb = queued_proto(&q, &s, queued_clock_b);
+	assert_int_equal(pthread_create(&t, NULL, queued_a, &q), 0);
+	/* B starts once A holds its ticket (number 2): B's is number 3, behind it. */
+	pthread_mutex_lock(&q.m);
+	while (q.a_calls < 1)
+		pthread_cond_wait(&q.c, &q.m);
+	pthread_mutex_unlock(&q.m);
+	pf_act_init(f, &act, "act-b");
+	assert_int_equal(proto_register_outgoing(pb, &act.in, &b, &err), 0);
+	pthread_join(t, NULL);
+	if (q.a_rc != 0)
+		fail_msg("A: %s", q.a_error);
+
+	assert_int_equal(proto_lookup_act(pb, "act-elsewhere", &other, &err), 0);
+	assert_int_equal(other->id.number, 2);
+	assert_int_equal(q.a->id.number + b->id.number, 3 + 4);
+	assert_true(q.a->id.number == 3 || q.a->id.number == 4);
+	/* B sealed twice: its first number went with A's failure. */
+	assert_true(q.b_calls >= 4);
+	assert_sealed_with_own_number(pb, q.a);
+	assert_sealed_with_own_number(pb, b);
+	{
+		sqlite3_stmt *st = NULL;
+
+		assert_int_equal(sqlite3_prepare_v2(db(f), "SELECT count(*), max(number)"
+						    " FROM proto_registrations", -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), 4);
+		assert_int_equal(sqlite3_column_int(st, 1), 4);
+		sqlite3_finalize(st);
+	}
+	proto_reg_free(first);
+	proto_reg_free(other);
+	proto_reg_free(q.a);
+	proto_reg_free(b);
+	proto_free(pb);
+	svc_store_close(s);
+	pthread_cond_destroy(&q.c);
+	pthread_mutex_destroy(&q.m);
 }
 
 static void test_proto_register__protected_fields_refused_by_the_store(void **state)
@@ -681,6 +875,7 @@ static void test_proto_register__bad_input_named_and_no_gap(void **state)
 	struct proto_reg *r = NULL;
 	struct pf_act act;
 	char *empty = sb_xasprintf("%s/empty.pdf", f->dir);
+	const char *known = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 	struct {
 		const char *what;
 		int code;
@@ -690,6 +885,9 @@ static void test_proto_register__bad_input_named_and_no_gap(void **state)
 		{ "recipients[0].name", SB_EINVAL }, { "documents[1]", SB_ENOTFOUND },
 		{ "documents[0] is an empty", SB_EINVAL }, { "subject is not valid UTF-8", SB_EINVAL },
 		{ "subject has a control", SB_EINVAL },
+		{ "documents[0].sha256_hex is not a SHA-256", SB_EINVAL },
+		{ "documents[0]: changed since it was hashed", SB_EIO },
+		{ "documents[1]", SB_ENOTFOUND },
 	};
 
 	th_write(empty, "", 0, 0644);
@@ -706,6 +904,20 @@ static void test_proto_register__bad_input_named_and_no_gap(void **state)
 		case 7: act.docs[0].path = empty; break;
 		case 8: act.in.subject = "Verbale \xc3\x28"; break;
 		case 9: act.in.subject = "Verbale\r\nX-Injected: 1"; break;
+		/* A hash given by the caller: well formed, and for a file of its size. */
+		case 10:
+			act.docs[0].sha256_hex = "zz";
+			act.docs[0].size = 1;
+			break;
+		case 11:
+			act.docs[0].sha256_hex = known;
+			act.docs[0].size = 7;
+			break;
+		case 12:
+			act.docs[1].path = "/nonexistent/file.pdf";
+			act.docs[1].sha256_hex = known;
+			act.docs[1].size = 7;
+			break;
 		}
 		sb_err_clear(&err);
 		r = NULL;
@@ -813,6 +1025,9 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_proto_register__number_taken_meanwhile_goes_round_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_proto_register__a_failed_ticket_sends_the_ones_behind_round_again, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__year_rollover_in_rome_time,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(

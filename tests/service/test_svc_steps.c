@@ -2,8 +2,9 @@
  * The platform steps (service/svc_steps.c) one by one, on their error
  * paths: configuration refused at start, a worker that cannot open the
  * protocol register, a document that is not PDF/A, an unreachable SEND,
- * a store newer than the build; and the upload, which sends the hashes
- * recorded at intake instead of hashing again. The flow itself is proven
+ * a store newer than the build; and the upload and the protocol
+ * registration, which use the hashes recorded at intake instead of hashing
+ * again. The flow itself is proven
  * end to end by tests/e2e/test_e2e_pipeline.c.
  */
 #include <stdarg.h>
@@ -347,6 +348,82 @@ static void test_svc_steps__upload_uses_the_hash_recorded_at_intake(void **state
 	th_sim_stop(&sim);
 }
 
+/*
+ * The protocol registration takes the SHA-256 recorded at intake as the
+ * documents' impronta and does not hash them again: a document whose size
+ * changed in the act's folder after intake takes no number; one changed in
+ * place is registered with the impronta of what intake checked (SEND then
+ * refuses its upload by checksum, test_sim_send), not of the new bytes.
+ */
+static void test_svc_steps__register_uses_the_hash_recorded_at_intake(void **state)
+{
+	struct fx *f = *state;
+	const struct svc_steps *steps = open_worker(f);
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_step_result res;
+	struct svc_act *a = load_act(f, "hash-2", NULL);
+	struct svc_job job = { 0 };
+	char *json, *doc, *bytes, *longer, *recorded, *registered, *want;
+	size_t len = 0;
+	int64_t id = 0;
+
+	json = sb_xasprintf("%s/act.json", a->dir);
+	doc = sb_xasprintf("%s/atto.pdf", a->dir);
+	bytes = th_read(json, &len);
+	assert_non_null(bytes);
+	assert_int_equal(svc_store_act_insert(f->store, a, bytes, &id, &err), 0);
+	free(bytes);
+	job.id = id;
+	job.act_id = a->id;
+	job.dir = a->dir;
+	job.act = a;
+
+	bytes = th_read(doc, &len);
+	assert_non_null(bytes);
+	longer = sb_xmalloc(len + 1);
+	memcpy(longer, bytes, len);
+	longer[len] = '\n';
+	th_write(doc, longer, len + 1, 0640);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(steps->register_protocol(f->wctx, &job, &res, &err), SB_EIO);
+	assert_non_null(strstr(err.msg, "documents[0]"));
+	assert_non_null(strstr(err.msg, "changed"));
+	assert_int_equal(th_e2e_int(svc_store_db(f->store), "SELECT count(*) FROM proto_registrations"
+				    " WHERE act_id = ?1", "hash-2"), 0);
+
+	/* Same size, one byte changed: the impronta stays the one intake recorded. */
+	bytes[len / 2] ^= 0x01;
+	th_write(doc, bytes, len, 0640);
+	sb_err_clear(&err);
+	assert_int_equal(steps->register_protocol(f->wctx, &job, &res, &err), 0);
+	recorded = th_e2e_text(svc_store_db(f->store), "SELECT d.sha256 FROM documents d"
+			       " JOIN acts a ON a.id = d.act WHERE a.act_id = ?1", "hash-2");
+	registered = th_e2e_text(svc_store_db(f->store), "SELECT json_extract(documents,"
+				 " '$[0].sha256') FROM proto_registrations WHERE act_id = ?1",
+				 "hash-2");
+	assert_int_equal(strlen(recorded), 64);
+	assert_string_equal(registered, recorded);
+	want = sb_xasprintf("%s", recorded);
+	{
+		unsigned char md[SB_SHA256_LEN];
+		struct sb_buf hex = SB_BUF_INIT(80);
+		uint64_t size = 0;
+
+		assert_int_equal(sb_sha256_file(doc, md, &size, &err), 0);
+		sb_hex_encode(md, sizeof(md), &hex);
+		assert_string_not_equal(sb_buf_cstr(&hex), want);
+		sb_buf_release(&hex);
+	}
+	free(want);
+	free(registered);
+	free(recorded);
+	free(longer);
+	free(bytes);
+	free(doc);
+	free(json);
+	svc_act_free(a);
+}
+
 static void test_svc_steps__a_newer_store_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -372,6 +449,7 @@ int main(void)
 		T(create_waits_for_the_stream),
 		T(a_good_act_is_checked_resolved_and_registered_once),
 		T(upload_uses_the_hash_recorded_at_intake),
+		T(register_uses_the_hash_recorded_at_intake),
 		T(a_newer_store_is_refused),
 	};
 
