@@ -274,6 +274,39 @@ static void test_svc_steps__a_good_act_is_checked_resolved_and_registered_once(v
 	svc_act_free(a);
 }
 
+/* Record a as intake does (documents with their SHA-256) and point job at it. */
+static void intake_act(struct fx *f, struct svc_act *a, struct svc_job *job)
+{
+	struct sb_err err = SB_ERR_INIT;
+	char *json = sb_xasprintf("%s/act.json", a->dir), *bytes;
+	size_t len = 0;
+	int64_t id = 0;
+
+	bytes = th_read(json, &len);
+	assert_non_null(bytes);
+	assert_int_equal(svc_store_act_insert(f->store, a, bytes, &id, &err), 0);
+	free(bytes);
+	free(json);
+	job->id = id;
+	job->act_id = a->id;
+	job->dir = a->dir;
+	job->act = a;
+}
+
+/* The bytes of doc (returned, with their length), and doc made one byte longer. */
+static char *grow_file(const char *doc, size_t *len)
+{
+	char *bytes = th_read(doc, len), *longer;
+
+	assert_non_null(bytes);
+	longer = sb_xmalloc(*len + 1);
+	memcpy(longer, bytes, *len);
+	longer[*len] = '\n';
+	th_write(doc, longer, *len + 1, 0640);
+	free(longer);
+	return bytes;
+}
+
 /*
  * Upload sends the SHA-256 that intake recorded (documents) and does not hash
  * the files again: a document whose size changed in the act's folder after
@@ -289,32 +322,18 @@ static void test_svc_steps__upload_uses_the_hash_recorded_at_intake(void **state
 	struct th_sim sim;
 	const struct svc_steps *steps;
 	struct svc_act *a;
-	char *json, *doc, *bytes, *longer, *sent, *recorded;
+	char *doc, *bytes, *sent, *recorded;
 	size_t len = 0;
-	int64_t id = 0;
 
 	th_sim_start(&sim, NULL);
 	f->send_url = sim.url;
 	steps = open_worker(f);
 	a = load_act(f, "hash-1", NULL);
-	json = sb_xasprintf("%s/act.json", a->dir);
 	doc = sb_xasprintf("%s/atto.pdf", a->dir);
-	bytes = th_read(json, &len);
-	assert_non_null(bytes);
-	assert_int_equal(svc_store_act_insert(f->store, a, bytes, &id, &err), 0);
-	free(bytes);
-	job.id = id;
-	job.act_id = a->id;
-	job.dir = a->dir;
-	job.act = a;
+	intake_act(f, a, &job);
 	job.protocol_number = "c_x000|2026|0000001";
 
-	bytes = th_read(doc, &len);
-	assert_non_null(bytes);
-	longer = sb_xmalloc(len + 1);
-	memcpy(longer, bytes, len);
-	longer[len] = '\n';
-	th_write(doc, longer, len + 1, 0640);
+	bytes = grow_file(doc, &len);
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(steps->upload(f->wctx, &job, &res, &err), SB_EIO);
 	assert_int_equal(err.code, SB_EIO);
@@ -340,10 +359,8 @@ static void test_svc_steps__upload_uses_the_hash_recorded_at_intake(void **state
 	}
 	free(sent);
 	free(recorded);
-	free(longer);
 	free(bytes);
 	free(doc);
-	free(json);
 	svc_act_free(a);
 	th_sim_stop(&sim);
 }
@@ -363,27 +380,11 @@ static void test_svc_steps__register_uses_the_hash_recorded_at_intake(void **sta
 	struct svc_step_result res;
 	struct svc_act *a = load_act(f, "hash-2", NULL);
 	struct svc_job job = { 0 };
-	char *json, *doc, *bytes, *longer, *recorded, *registered, *want;
+	char *doc = sb_xasprintf("%s/atto.pdf", a->dir), *bytes, *recorded, *registered, *want;
 	size_t len = 0;
-	int64_t id = 0;
 
-	json = sb_xasprintf("%s/act.json", a->dir);
-	doc = sb_xasprintf("%s/atto.pdf", a->dir);
-	bytes = th_read(json, &len);
-	assert_non_null(bytes);
-	assert_int_equal(svc_store_act_insert(f->store, a, bytes, &id, &err), 0);
-	free(bytes);
-	job.id = id;
-	job.act_id = a->id;
-	job.dir = a->dir;
-	job.act = a;
-
-	bytes = th_read(doc, &len);
-	assert_non_null(bytes);
-	longer = sb_xmalloc(len + 1);
-	memcpy(longer, bytes, len);
-	longer[len] = '\n';
-	th_write(doc, longer, len + 1, 0640);
+	intake_act(f, a, &job);
+	bytes = grow_file(doc, &len);
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(steps->register_protocol(f->wctx, &job, &res, &err), SB_EIO);
 	assert_non_null(strstr(err.msg, "documents[0]"));
@@ -417,10 +418,8 @@ static void test_svc_steps__register_uses_the_hash_recorded_at_intake(void **sta
 	free(want);
 	free(registered);
 	free(recorded);
-	free(longer);
 	free(bytes);
 	free(doc);
-	free(json);
 	svc_act_free(a);
 }
 
