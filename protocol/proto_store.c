@@ -211,28 +211,6 @@ void proto_db_rollback(struct proto *p)
 	sb_sql_end(p->db, false);
 }
 
-/* The counter's last number from sql (bound: register, year); SB_ENOTFOUND without a row. */
-static int counter_last(struct proto *p, const char *sql, const char *reg, int year,
-			uint64_t *last, struct sb_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = prepare(p->db, sql, &st, err);
-
-	if (rc < 0)
-		return rc;
-	sb_sql_bind_text(st, 1, reg);
-	sqlite3_bind_int(st, 2, year);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*last = (uint64_t)sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = rc == SQLITE_DONE ? SB_ENOTFOUND : db_err(p->db, err, rc, "numbering");
-	}
-	sb_sql_finish(st);
-	return rc;
-}
-
 int proto_db_take_number(struct proto *p, const char *reg, int year, uint64_t number,
 			 bool *taken, struct sb_err *err)
 {
@@ -269,14 +247,23 @@ int proto_db_take_number(struct proto *p, const char *reg, int year, uint64_t nu
 int proto_db_peek_number(struct proto *p, const char *reg, int year, uint64_t *out,
 			 struct sb_err *err)
 {
-	uint64_t last = 0;
-	int rc = counter_last(p, "SELECT last FROM proto_counters WHERE register = ? AND year = ?",
-			      reg, year, &last, err);
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(p->db, "SELECT last FROM proto_counters WHERE register = ? AND year = ?",
+			 &st, err);
 
-	if (rc == SB_ENOTFOUND)
-		rc = 0;   /* a new year: nothing taken yet */
-	if (rc == 0)
-		*out = last + 1;
+	if (rc < 0)
+		return rc;
+	sb_sql_bind_text(st, 1, reg);
+	sqlite3_bind_int(st, 2, year);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		/* No row: a new year, nothing taken yet. */
+		*out = (rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0) + 1;
+		rc = 0;
+	} else {
+		rc = db_err(p->db, err, rc, "numbering");
+	}
+	sb_sql_finish(st);
 	return rc;
 }
 
