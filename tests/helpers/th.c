@@ -112,13 +112,15 @@ char *th_shared(const char *rel)
 {
 	const char *base = getenv("SB_SHARED");
 	char *p = sb_xasprintf("%s/%s", base && *base ? base : "../shared", rel);
-	struct stat st;
+	char *abs = realpath(p, NULL);
 
-	if (stat(p, &st) < 0) {
-		free(p);
-		return NULL;
-	}
-	return p;
+	/*
+	 * Absolute: the path often goes into a configuration written in a
+	 * temporary folder, where a relative one would be read against that
+	 * folder (sb_cfg resolves paths against the file's own folder).
+	 */
+	free(p);
+	return abs;
 }
 
 static void drain(int fd, struct sb_buf *b)
