@@ -14,6 +14,7 @@
 # per act with, under latency, the concurrency bound (workers / (calls per act x latency))
 # and the share of it reached, and the result:
 #   sim: cpu_s_per_act=... peak_rss_mb=...
+#   io: write_kb_per_act=... disk_kb_per_act=... rw_calls_per_act=...
 #   calls: per_act=... [bound_acts_per_s=... of_bound_pct=...]
 #   bench: n=... latency_ms=... acts_per_s=... p50_ms=... p99_ms=... cpu_s_per_act=... peak_rss_mb=...
 set -eu
@@ -144,6 +145,13 @@ JSON
 	ticks=$(getconf CLK_TCK)
 	cpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
 	rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$RUN/status)
+	# What the daemon asked of the kernel per act: bytes written (WAL, database, receipts),
+	# bytes that reached the disk, and read/write calls; steadier than the times on a
+	# shared VM, so a change's effect shows even when the throughput is noise.
+	io=$(awk -v n="$N" '{ v[$1] = $2 } END {
+		printf "io: write_kb_per_act=%.0f disk_kb_per_act=%.0f rw_calls_per_act=%.0f\n",
+			v["wchar:"] / 1024 / n, v["write_bytes:"] / 1024 / n, (v["syscr:"] + v["syscw:"]) / n
+	}' /proc/$RUN/io)
 	# send-sim shares the cores with the daemon: its CPU is the test rig's share.
 	set -- $(cat /proc/$SIM/stat | sed 's/.*) //')
 	simcpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
@@ -163,6 +171,7 @@ JSON
 	p99=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	aps=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", n * 1000 / ms }')
 	echo "sim: cpu_s_per_act=$simcpu peak_rss_mb=$simrss"
+	echo "$io"
 	# The issue's bound with latency: workers / (calls per act x latency).
 	awk -v c="${calls:-0}" -v n="$N" -v w="$WORKERS" -v l="$lat" -v a="$aps" 'BEGIN {
 		per = c / n
