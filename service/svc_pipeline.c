@@ -587,7 +587,7 @@ void svc_event_batch_release(struct svc_event_batch *b)
 	events_free(b->events, b->n);
 	free(b->position);
 	memset(b, 0, sizeof(*b));
-	b->retry_after = -1;
+	b->retry_after_ms = -1;
 }
 
 /* The stored events of one IUN, oldest first. */
@@ -701,7 +701,7 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
 		svc_metrics_set_stream_lag(sb_now() > t ? sb_now() - t : 0);
 	if (fresh)
 		sb_log(SB_LOG_DEBUG, "pipeline", "stream events=%zu new=%zu", b.n, fresh);
-	*wait_ms_out = b.n ? 0 : b.retry_after > 0 ? (int64_t)b.retry_after * 1000 : p->opts.poll_ms;
+	*wait_ms_out = b.n ? 0 : b.retry_after_ms > 0 ? (int64_t)b.retry_after_ms : p->opts.poll_ms;
 cleanup:
 	svc_event_batch_release(&b);
 	free(position);

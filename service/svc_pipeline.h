@@ -65,7 +65,7 @@ struct svc_event_batch {
 	struct svc_event *events;
 	size_t n;
 	char *position;      /* where the next read starts (lastEventId); NULL: unchanged */
-	long retry_after;    /* seconds SEND asked to wait before the next read; -1: none */
+	long retry_after_ms; /* what SEND asked to wait before the next read; -1: none */
 };
 
 /* Append one event (copies the texts; element may be NULL). */
@@ -256,8 +256,8 @@ int svc_pipeline_next_due(const struct svc_pipeline *p, struct svc_store *s, int
  * position, wake the acts in accepted or delivering whose IUN has a new
  * event, and publish the stream's lag. *wait_ms_out gets how long to wait
  * before the next read: 0 when the batch was not empty, else SEND's
- * retry_after when positive, else poll_ms. Errors are the store's or stream_read's (the position is
- * then unchanged).
+ * retry_after_ms when positive, else poll_ms. Errors are the store's or
+ * stream_read's (the position is then unchanged).
  */
 int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
 			     int64_t *wait_ms_out, struct sb_err *err);

@@ -902,7 +902,8 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 	}
 	if (cursor[0] && (!position || strcmp(cursor, position)))
 		out->position = sb_xstrdup(cursor);
-	out->retry_after = retry_ms > 0 ? (retry_ms + 999) / 1000 : out->n ? 0 : -1;
+	/* SEND gives it in milliseconds; rounded up to seconds, a 200 ms wait would be 1 s. */
+	out->retry_after_ms = retry_ms > 0 ? retry_ms : out->n ? 0 : -1;
 cleanup:
 	free(stream_id);
 	return rc;

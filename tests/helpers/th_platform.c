@@ -290,7 +290,7 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 	}
 	free(txt);
 	out->position = sb_xasprintf("%llu", (unsigned long long)line);
-	out->retry_after = -1;
+	out->retry_after_ms = -1;
 	return 0;
 }
 

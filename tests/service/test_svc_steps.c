@@ -366,6 +366,31 @@ static void test_svc_steps__upload_uses_the_hash_recorded_at_intake(void **state
 }
 
 /*
+ * An empty page of the stream says, in milliseconds, when to read again:
+ * the wait is SEND's to the millisecond, not rounded up to whole seconds
+ * (a 250 ms interval must not become 1 s behind every event).
+ */
+static void test_svc_steps__an_empty_stream_page_waits_what_send_says(void **state)
+{
+	static const char *const extra[] = { "--send-stream-interval-ms", "250", NULL };
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_event_batch b = { NULL, 0, NULL, -1 };
+	const struct svc_steps *steps;
+	struct th_sim sim;
+
+	th_sim_start(&sim, extra);
+	f->send_url = sim.url;
+	steps = open_worker(f);
+	if (steps->stream_read(f->wctx, NULL, &b, &err) < 0)
+		fail_msg("stream_read: %s", err.msg);
+	assert_int_equal(b.n, 0);
+	assert_int_equal(b.retry_after_ms, 250);
+	svc_event_batch_release(&b);
+	th_sim_stop(&sim);
+}
+
+/*
  * The protocol registration takes the SHA-256 recorded at intake as the
  * documents' impronta and does not hash them again: a document whose size
  * changed in the act's folder after intake takes no number; one changed in
@@ -448,6 +473,7 @@ int main(void)
 		T(create_waits_for_the_stream),
 		T(a_good_act_is_checked_resolved_and_registered_once),
 		T(upload_uses_the_hash_recorded_at_intake),
+		T(an_empty_stream_page_waits_what_send_says),
 		T(register_uses_the_hash_recorded_at_intake),
 		T(a_newer_store_is_refused),
 	};
