@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 #include <libxml/tree.h>
 #include <libxml/xmlschemas.h>
+#include <libxml/xmlschemastypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,6 +80,12 @@ static void silent(void *ctx, const char *msg, ...)
 static void lib_init(void)
 {
 	xmlInitParser();
+	/*
+	 * libxml2 2.9 (Debian 12) builds its table of XSD types at the first
+	 * schema parse, without a lock: workers opening the register side by
+	 * side raced on it and leaked. Built here, once, before any parse.
+	 */
+	xmlSchemaInitTypes();
 	/* libxml2 would print parse errors on stderr: they may quote personal data. */
 	xmlSetGenericErrorFunc(NULL, silent);
 	if (xmlSecInit() < 0 || xmlSecCheckVersion() != 1 || xmlSecCryptoAppInit(NULL) < 0 ||

@@ -39,7 +39,6 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -172,8 +171,6 @@ static bool pdnd_configured(const struct sb_cfg *cfg)
 
 static void worker_release(void *data, void *wctx);
 
-static pthread_mutex_t proto_open_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static int worker_init(void *data, void **wctx_out, struct sb_err *err)
 {
 	struct svc_clients *c = data;
@@ -191,16 +188,8 @@ static int worker_init(void *data, void **wctx_out, struct sb_err *err)
 	rc = svc_store_open_shared(&w->store, c->store_path, c->busy_ms, err);
 	if (rc == 0)
 		rc = send_client_new(&w->send, c->cfg, c->has_vp ? &c->vp : NULL, err);
-	if (rc == 0) {
-		/*
-		 * One worker at a time: proto_open parses the segnatura XSD, and
-		 * libxml2 2.9 (Debian 12) initialises its schema type tables lazily
-		 * and without a lock, so parallel first parses race and leak.
-		 */
-		pthread_mutex_lock(&proto_open_lock);
+	if (rc == 0)
 		rc = proto_open(&w->proto, svc_store_db(w->store), &c->popts, err);
-		pthread_mutex_unlock(&proto_open_lock);
-	}
 	if (rc == 0 && c->pdnd) {
 		ho.ca_file = sb_cfg_str(c->cfg, "pdnd", "ca_file");
 		ho.timeout_ms = (long)sb_cfg_int(c->cfg, "pdnd", "timeout_ms");
