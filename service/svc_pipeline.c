@@ -860,14 +860,14 @@ static int commit_step(struct svc_store *s, const char *name, struct row *r, enu
 		free(reason);
 	}
 	if (rc == 0)
-		rc = set_schedule(db, r->id, to, 0, to == r->state ? next_at : 0, NULL, err);
+		rc = set_schedule(db, r->id, to, 0, next_at, NULL, err);
 	if (rc == 0)
 		rc = svc_store_commit(s, err);
 	if (rc < 0) {
 		svc_store_rollback(s);
 		return rc;
 	}
-	r->next_at = to == r->state ? next_at : 0;
+	r->next_at = next_at;
 	r->state = to;
 	r->attempts = 0;
 	r->cancelled = to == SVC_CLOSED && res->cancelled;
@@ -1007,10 +1007,15 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 	if (src == 0) {
 		enum svc_state from = r->state;
 
+		int64_t next_at;
+
 		to = next_state(from, &res);
-		/* Asked again later: the outcome and the next time go in one commit. */
-		rc = commit_step(s, name, r, to, &res, sb_now_ms() +
-				 (res.wait_ms > 0 ? res.wait_ms : p->opts.poll_ms), err);
+		/* Asked again later, or the next step held back: outcome and time in one commit. */
+		if (to == from)
+			next_at = sb_now_ms() + (res.wait_ms > 0 ? res.wait_ms : p->opts.poll_ms);
+		else
+			next_at = res.wait_ms > 0 ? sb_now_ms() + res.wait_ms : 0;
+		rc = commit_step(s, name, r, to, &res, next_at, err);
 		if (rc == 0 && to == from)
 			*progress = SVC_PROGRESS_WAITING;
 	} else if (src == SB_ETEMP && r->attempts + 1 < p->opts.max_attempts) {

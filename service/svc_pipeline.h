@@ -106,8 +106,9 @@ struct svc_step_result {
 	char value[128];          /* register: protocol number; create: notificationRequestId;
 				     acceptance: IUN */
 	bool pending;             /* acceptance, track: nothing new yet; ask again after wait_ms */
-	int64_t wait_ms;          /* with pending: the platform's own delay (SEND's retryAfter);
-				     0: poll_ms */
+	int64_t wait_ms;          /* with pending: the platform's own delay (SEND's retryAfter),
+				     0: poll_ms; when the act moves on: the next step is not
+				     due before this (0: at once) */
 	bool delivering;          /* track: SEND is delivering (accepted -> delivering) */
 	bool closed;              /* track: notification final and every receipt registered */
 	bool cancelled;           /* track, with closed: SEND cancelled the notification */

@@ -20,7 +20,8 @@
  *  create    send_notification_create (token and preload indexes from the
  *            act id, a 409 reconciled by the client), only once the stream
  *            exists: it would not report a notification older than itself;
- *  acceptance  send_request_status_get: WAITING is pending with SEND's
+ *  acceptance  send_request_status_get, first asked a second after create
+ *            (ACCEPTANCE_FIRST_POLL_MS): WAITING is pending with SEND's
  *            retryAfter, REFUSED ends the act with SEND's codes;
  *  stream    one TIMELINE stream, created once under a title stored
  *            first (meta "send.stream_title", so a restart finds a stream
@@ -66,6 +67,13 @@
 
 /* How long one step may wait inside SEND's client for a legal fact or a document. */
 #define STEP_MAX_WAIT_MS 30000
+
+/*
+ * SEND validates a new notification asynchronously, never within the create
+ * call: a status request right after it only ever hears WAITING. The first
+ * one waits this long (later ones wait SEND's retryAfter).
+ */
+#define ACCEPTANCE_FIRST_POLL_MS 1000
 
 struct svc_clients {
 	struct svc_steps steps;
@@ -742,6 +750,7 @@ static int create_step(void *wctx, const struct svc_job *job, struct svc_step_re
 		rc = send_notification_create(w->send, &m.n, &w->retry, request_id, &existing, err);
 	if (rc == 0) {
 		snprintf(res->value, sizeof(res->value), "%s", request_id);
+		res->wait_ms = ACCEPTANCE_FIRST_POLL_MS;
 		if (existing)
 			sb_log(SB_LOG_INFO, "steps", "notification request already at SEND act=%s "
 			       "(reconciled)", job->act_id);

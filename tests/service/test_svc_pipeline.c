@@ -277,6 +277,45 @@ static void test_svc_pipeline__retry_after_is_honoured(void **state)
 	assert_int_equal(th_platform_calls(&f->plat, "check", "pec-1"), 1);
 }
 
+static svc_step_fn real_create;
+
+/* The platform's create, asking for the next step to wait a minute (as SEND's acceptance does). */
+static int create_then_hold(void *wctx, const struct svc_job *job, struct svc_step_result *res,
+			    struct sb_err *err)
+{
+	int rc = real_create(wctx, job, res, err);
+
+	if (rc == 0)
+		res->wait_ms = 60000;
+	return rc;
+}
+
+static void test_svc_pipeline__a_step_can_hold_the_next_one_back(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	char **names = NULL;
+	size_t n = 9;
+
+	real_create = f->steps.create;
+	f->steps.create = create_then_hold;
+	pipeline_make(f);
+	th_outbox_publish(f->root, "acts/fine-pec", "held");
+	claim(f, "held");
+	assert_int_equal(process(f, "held"), SVC_PROGRESS_WAITING);
+	assert_state(f, "held", "submitted");
+	assert_true(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "held") >=
+		    sb_now_ms() + 59000);
+	/* Moved on, but the next step is not due: no status request yet, however often asked. */
+	assert_int_equal(process(f, "held"), SVC_PROGRESS_WAITING);
+	assert_int_equal(th_platform_calls(&f->plat, "acceptance", "held"), 0);
+	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms(), 10, &names, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms() + 61000, 10, &names, &n, &err), 0);
+	assert_int_equal(n, 1);
+	svc_outbox_names_free(names, n);
+}
+
 static void test_svc_pipeline__backoff_doubles_with_jitter_and_a_ceiling(void **state)
 {
 	struct svc_pipeline_opts o = { 1000, 8000, 10, 0 };
@@ -663,6 +702,7 @@ int main(void)
 		T(an_act_goes_from_outbox_to_done),
 		T(temporary_errors_are_retried_with_backoff),
 		T(retry_after_is_honoured),
+		T(a_step_can_hold_the_next_one_back),
 		cmocka_unit_test(test_svc_pipeline__backoff_doubles_with_jitter_and_a_ceiling),
 		T(gives_up_after_max_attempts),
 		T(a_permanent_check_error_rejects_field_by_field),
