@@ -46,7 +46,22 @@ struct sim_request {
 	struct MHD_Connection *conn;
 	const char *body;          /* NUL-terminated copy of the body */
 	size_t body_len;
+	struct sb_buf *own;        /* where body lives: sim_request_take_body */
 };
+
+/*
+ * Stored bytes (an uploaded file) shared by reference: a download sends them
+ * as they are, with no copy of its own, and a new upload of the same key
+ * replaces them without pulling them from under a download in flight.
+ */
+struct sim_blob;
+
+/* The body as a blob, taken from the request (rq->body is empty afterwards). */
+struct sim_blob *sim_request_take_body(const struct sim_request *rq);
+struct sim_blob *sim_blob_ref(struct sim_blob *b);
+void sim_blob_unref(struct sim_blob *b);    /* NULL is fine */
+const char *sim_blob_data(const struct sim_blob *b);
+size_t sim_blob_len(const struct sim_blob *b);
 
 #define SIM_MAX_HEADERS 8
 
@@ -63,6 +78,7 @@ struct sim_response {
 	char *headers[SIM_MAX_HEADERS];   /* "Name: value", owned */
 	size_t nheaders;
 	bool drop;                         /* close the connection without answering */
+	struct sim_blob *blob;             /* a reference: sent as the body instead of body */
 };
 
 /* Request helpers: header (case-insensitive) and query argument, borrowed; NULL if absent. */

@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,50 @@ struct conn_state {
 	struct sb_buf body;
 	bool too_big;
 };
+
+struct sim_blob {
+	atomic_uint refs;
+	size_t len;
+	char *data;
+};
+
+struct sim_blob *sim_request_take_body(const struct sim_request *rq)
+{
+	struct sim_blob *b = sb_xcalloc(1, sizeof(*b));
+
+	atomic_init(&b->refs, 1);
+	b->data = sb_buf_detach(rq->own, &b->len);
+	return b;
+}
+
+struct sim_blob *sim_blob_ref(struct sim_blob *b)
+{
+	atomic_fetch_add(&b->refs, 1);
+	return b;
+}
+
+void sim_blob_unref(struct sim_blob *b)
+{
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+		free(b->data);
+		free(b);
+	}
+}
+
+const char *sim_blob_data(const struct sim_blob *b)
+{
+	return b->data;
+}
+
+size_t sim_blob_len(const struct sim_blob *b)
+{
+	return b->len;
+}
+
+static void blob_sent(void *cls)
+{
+	sim_blob_unref(cls);
+}
 
 const char *sim_header(const struct sim_request *rq, const char *name)
 {
@@ -169,6 +214,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 	rq.conn = conn;
 	rq.body = sb_buf_cstr(&cs->body);
 	rq.body_len = cs->body.len;
+	rq.own = &cs->body;
 
 	if (cs->too_big) {
 		sim_reply_json(&rs, 413, "{\"message\":\"Request Entity Too Large\"}");
@@ -194,10 +240,18 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 	if (rs.drop) {
 		ret = MHD_NO;
 	} else {
-		/* MHD 0.9.75 takes void *; with MUST_COPY it only reads the buffer. */
-		resp = MHD_create_response_from_buffer(rs.body.len,
-						       (void *)(uintptr_t)sb_buf_cstr(&rs.body),
-						       MHD_RESPMEM_MUST_COPY);
+		/* MHD 0.9.75 takes void *; it only reads the buffer. */
+		if (rs.blob) {
+			/* Sent from the stored bytes; the reference goes when MHD is done. */
+			resp = MHD_create_response_from_buffer_with_free_callback_cls(
+				rs.blob->len, rs.blob->data, blob_sent, rs.blob);
+			if (resp)
+				rs.blob = NULL;
+		} else {
+			resp = MHD_create_response_from_buffer(
+				rs.body.len, (void *)(uintptr_t)sb_buf_cstr(&rs.body),
+				MHD_RESPMEM_MUST_COPY);
+		}
 		if (*rs.content_type)
 			MHD_add_response_header(resp, "Content-Type", rs.content_type);
 		for (size_t i = 0; i < rs.nheaders; i++) {
@@ -213,6 +267,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 	}
 	for (size_t i = 0; i < rs.nheaders; i++)
 		free(rs.headers[i]);
+	sim_blob_unref(rs.blob);
 	sb_buf_release(&rs.body);
 	return ret;
 }

@@ -602,10 +602,9 @@ static void s3_put(struct sim_send *ss, const char *key, const struct sim_reques
 	}
 	snprintf(f->actual, sizeof(f->actual), "%s", sb_buf_cstr(&b));
 	sb_buf_release(&b);
-	free(f->data);
-	f->data = sb_xmalloc(rq->body_len ? rq->body_len : 1);
-	memcpy(f->data, rq->body, rq->body_len);
-	f->len = rq->body_len;
+	/* Kept as received, not copied: a download in flight keeps the old bytes alive. */
+	sim_blob_unref(f->blob);
+	f->blob = sim_request_take_body(rq);
 	f->uploaded = true;
 	snprintf(f->version, sizeof(f->version), "v%llu.sim",
 		 (unsigned long long)++ss->counter);
@@ -636,9 +635,13 @@ static void s3_request(struct sim_send *ss, const struct sim_request *rq, struct
 		rs->status = 200;
 		sim_reply_type(rs, f->content_type);
 		sb_buf_reset(&rs->body);
-		sb_buf_add(&rs->body, f->data, f->len);
+		if (!sim_query(rq, "corrupt")) {
+			rs->blob = sim_blob_ref(f->blob);
+			return;
+		}
 		/* --send-corrupt-notice: SEND's copy is not what was uploaded. */
-		if (sim_query(rq, "corrupt") && rs->body.len)
+		sb_buf_add(&rs->body, sim_blob_data(f->blob), sim_blob_len(f->blob));
+		if (rs->body.len)
 			rs->body.buf[rs->body.len - 1] ^= 0x01;
 		return;
 	}

@@ -356,11 +356,12 @@ static void check_file(struct sim_send *ss, const json_t *att, const char *el, b
 		refuse(errs, "FILE_SHA_ERROR", el, "sha256 does not match the uploaded file", rec);
 		return;
 	}
-	if (pdf && f->len > 200ull * 1024 * 1024)
+	if (pdf && sim_blob_len(f->blob) > 200ull * 1024 * 1024)
 		refuse(errs, "FILE_PDF_TOOBIG_ERROR", el, "pdf larger than 200 MB", rec);
-	else if (pdf && (f->len < 5 || memcmp(f->data, "%PDF-", 5)))
+	else if (pdf && (sim_blob_len(f->blob) < 5 || memcmp(sim_blob_data(f->blob), "%PDF-", 5)))
 		refuse(errs, "FILE_PDF_INVALID_ERROR", el, "not a pdf file", rec);
-	else if (!pdf && sb_json_parse(f->data, f->len, 1024 * 1024, "f24", &j, NULL) < 0)
+	else if (!pdf && sb_json_parse(sim_blob_data(f->blob), sim_blob_len(f->blob), 1024 * 1024,
+				       "f24", &j, NULL) < 0)
 		refuse(errs, "F24_METADATA_NOT_VALID", el, "f24 metadata is not valid json", rec);
 	json_decref(j);
 }
@@ -607,7 +608,7 @@ static void attachment_meta(struct sim *s, struct sim_send *ss, struct ss_notif 
 	o = json_object();
 	json_object_set_new(o, "filename", json_string(f->key));
 	json_object_set_new(o, "contentType", json_string(f->content_type));
-	json_object_set_new(o, "contentLength", json_integer((json_int_t)f->len));
+	json_object_set_new(o, "contentLength", json_integer((json_int_t)sim_blob_len(f->blob)));
 	json_object_set_new(o, "sha256", json_string(f->actual));
 	json_object_set_new(o, "url", json_string(url));
 	ss_reply(rs, 200, o);
@@ -946,7 +947,7 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 void ss_flow_free(struct sim_send *ss)
 {
 	for (size_t i = 0; i < ss->nfiles; i++)
-		free(ss->files[i].data);
+		sim_blob_unref(ss->files[i].blob);
 	free(ss->files);
 	for (size_t i = 0; i < ss->nnotifs; i++) {
 		struct ss_notif *n = &ss->notifs[i];

@@ -21,8 +21,7 @@ struct ss_file {
 	char actual[48];          /* of the bytes uploaded (base64) */
 	char version[40];
 	bool uploaded;
-	char *data;
-	size_t len;
+	struct sim_blob *blob;    /* the bytes uploaded; NULL before */
 };
 
 enum ss_state { SS_WAITING, SS_ACCEPTED, SS_REFUSED };
