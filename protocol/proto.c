@@ -945,6 +945,8 @@ int proto_register_receipt(struct proto *p, const struct proto_receipt *in,
 		goto cleanup;
 	}
 	doc.path = in->pdf_path;
+	doc.sha256_hex = in->sha256_hex;
+	doc.size = in->size;
 	doc.name = sb_buf_cstr(&name);
 	doc.mime_type = "application/pdf";
 	doc.title = receipt_subjects[category_index(in->category)];

@@ -106,6 +106,9 @@ struct proto_receipt {
 	const char *iun;
 	struct proto_id outgoing;     /* the act's registration */
 	const char *pdf_path;         /* the legal fact as downloaded */
+	const char *sha256_hex;       /* NULL, or its SHA-256 (64 hex digits) with size, as
+					 hashed on download: the file is not read again */
+	uint64_t size;
 	const char *author;           /* NULL: "send-bridge" */
 };
 

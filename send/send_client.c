@@ -427,13 +427,20 @@ cleanup:
 	return rc;
 }
 
+struct file_sink {
+	int fd;
+	struct sb_sha256_ctx *sha;    /* NULL: not hashed */
+};
+
 static int fd_sink(void *ctx, const void *p, size_t len)
 {
-	const int *fd = ctx;
+	const struct file_sink *fs = ctx;
 	const char *b = p;
 
+	if (fs->sha)
+		sb_sha256_update(fs->sha, p, len);
 	while (len) {
-		ssize_t n = write(*fd, b, len);
+		ssize_t n = write(fs->fd, b, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -446,11 +453,12 @@ static int fd_sink(void *ctx, const void *p, size_t len)
 }
 
 int send_fetch_url(struct send_client *c, const char *url, const char *out_path, uint64_t max,
-		   uint64_t *len_out, struct sb_err *err)
+		   uint64_t *len_out, unsigned char digest[SB_SHA256_LEN], struct sb_err *err)
 {
 	struct sb_http_resp resp = { 0 };
 	struct sb_http_req req = { 0 };
 	char *tmp = sb_xasprintf("%s.part", out_path);
+	struct file_sink fs = { -1, NULL };
 	int rc, fd;
 
 	/* Our own descriptor, so that the one written is the one synced: no second open. */
@@ -460,12 +468,16 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
 		free(tmp);
 		return rc;
 	}
+	fs.fd = fd;
+	/* Hashed on the way in: whoever files the download need not read it back. */
+	if (digest)
+		fs.sha = sb_sha256_begin();
 	/* Pre-signed URLs carry their own authorisation: no x-api-key, no Bearer. */
 	req.method = "GET";
 	req.url = url;
 	req.out_file_max = max;
 	req.timeout_ms = c->upload_timeout_ms;
-	rc = sb_http_do_sink(c->http, &req, &resp, fd_sink, &fd, err);
+	rc = sb_http_do_sink(c->http, &req, &resp, fd_sink, &fs, err);
 	if (rc < 0) {
 		send_err_scrub_query(err);
 		goto cleanup;
@@ -492,6 +504,8 @@ int send_fetch_url(struct send_client *c, const char *url, const char *out_path,
 	if (len_out)
 		*len_out = resp.file_len;
 cleanup:
+	if (fs.sha)
+		sb_sha256_end(fs.sha, digest);
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0)

@@ -347,11 +347,12 @@ void send_legal_facts_free(struct send_legal_fact *f, size_t n);
  * /delivery-push/{iun}/download/legal-facts/{id} (the key without
  * "safestorage://"), waits retryAfter seconds while the file is being made
  * (at most max_wait_ms), downloads the url without auth headers and checks
- * that the length equals contentLength. size_out may be NULL.
+ * that the length equals contentLength. size_out and sha256_out (the
+ * SHA-256 of the bytes written, hashed as they arrived) may be NULL.
  */
 int send_legal_fact_download(struct send_client *c, const char *iun, const char *key,
 			     const char *out_path, long max_wait_ms, const struct send_retry *r,
-			     uint64_t *size_out, struct sb_err *err);
+			     uint64_t *size_out, unsigned char sha256_out[32], struct sb_err *err);
 
 /* ---- attachments --------------------------------------------------------- */
 

@@ -44,9 +44,12 @@ int send_call(struct send_client *c, const char *method, const char *path, const
  */
 int send_reply_error(const struct sb_http_resp *resp, const char *what, struct sb_err *err);
 
-/* GET a pre-signed URL to out_path (0600, temp + rename) with no auth headers. */
+/*
+ * GET a pre-signed URL to out_path (0600, temp + rename) with no auth headers;
+ * digest (may be NULL) gets the SHA-256 of the bytes written, hashed as they arrive.
+ */
 int send_fetch_url(struct send_client *c, const char *url, const char *out_path, uint64_t max,
-		   uint64_t *len_out, struct sb_err *err);
+		   uint64_t *len_out, unsigned char digest[32], struct sb_err *err);
 /* The same, the bytes only hashed (SHA-256 into digest), never written. */
 int send_fetch_url_sha256(struct send_client *c, const char *url, uint64_t max,
 			  unsigned char digest[32], uint64_t *len_out, struct sb_err *err);

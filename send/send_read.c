@@ -280,7 +280,7 @@ struct fetch_op {
 	struct send_client *c;
 	const char *url, *out_path;
 	uint64_t max, len;
-	unsigned char digest[SB_SHA256_LEN];   /* without out_path: of the bytes */
+	unsigned char digest[SB_SHA256_LEN];   /* of the bytes */
 };
 
 static int fetch_once(void *ctx, struct sb_err *err)
@@ -289,12 +289,12 @@ static int fetch_once(void *ctx, struct sb_err *err)
 
 	if (!op->out_path)
 		return send_fetch_url_sha256(op->c, op->url, op->max, op->digest, &op->len, err);
-	return send_fetch_url(op->c, op->url, op->out_path, op->max, &op->len, err);
+	return send_fetch_url(op->c, op->url, op->out_path, op->max, &op->len, op->digest, err);
 }
 
 /*
  * Download url after metadata, checking the declared length: to out_path,
- * or with out_path NULL only hashed into digest (may be NULL otherwise).
+ * or with out_path NULL only hashed; digest (may be NULL) gets the SHA-256.
  */
 static int fetch_checked(struct send_client *c, const json_t *meta, const char *out_path,
 			 const struct send_retry *r, uint64_t *len_out,
@@ -323,14 +323,15 @@ static int fetch_checked(struct send_client *c, const json_t *meta, const char *
 	}
 	if (len_out)
 		*len_out = op.len;
-	if (!out_path && digest)
+	if (digest)
 		memcpy(digest, op.digest, sizeof(op.digest));
 	return 0;
 }
 
 int send_legal_fact_download(struct send_client *c, const char *iun, const char *key,
 			     const char *out_path, long max_wait_ms, const struct send_retry *r,
-			     uint64_t *size_out, struct sb_err *err)
+			     uint64_t *size_out, unsigned char sha256_out[SB_SHA256_LEN],
+			     struct sb_err *err)
 {
 	struct sb_buf path = SB_BUF_INIT(2048);
 	json_t *meta = NULL;
@@ -348,7 +349,7 @@ int send_legal_fact_download(struct send_client *c, const char *iun, const char 
 	send_url_escape(key, &path);
 	rc = metadata_wait(c, sb_buf_cstr(&path), max_wait_ms, r, &meta, err);
 	if (rc == 0)
-		rc = fetch_checked(c, meta, out_path, r, size_out, NULL, err);
+		rc = fetch_checked(c, meta, out_path, r, size_out, sha256_out, err);
 	if (rc < 0)
 		sb_err_prefix(err, "legal fact");
 	json_decref(meta);
@@ -395,10 +396,6 @@ int send_attachment_download(struct send_client *c, const char *iun,
 		goto cleanup;
 	}
 	rc = fetch_checked(c, meta, out_path, r, NULL, d, err);
-	if (rc < 0)
-		goto cleanup;
-	if (out_path)
-		rc = sb_sha256_file(out_path, d, NULL, err);
 	if (rc < 0)
 		goto cleanup;
 	sb_base64_encode(d, sizeof(d), &b64);

@@ -232,7 +232,7 @@ static int legal_facts(const struct send_args *a, struct send_client *c)
 		char *path = sb_xasprintf("%s/%02zu-%s.pdf", a->out_dir, i, lf[i].category);
 		uint64_t size = 0;
 
-		if (send_legal_fact_download(c, a->arg, lf[i].key, path, 600000, NULL, &size,
+		if (send_legal_fact_download(c, a->arg, lf[i].key, path, 600000, NULL, &size, NULL,
 					     &err) < 0) {
 			rc = svc_fail(&err);
 			free(path);

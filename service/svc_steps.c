@@ -960,15 +960,20 @@ static int register_legal_fact(struct worker *w, const struct svc_job *job, cons
 			       struct sb_err *err)
 {
 	struct svc_receipt *out = &res->receipts[res->nreceipts];
+	struct sb_buf hex = SB_BUF_INIT(80);
 	struct proto_reg *reg = NULL;
 	struct proto_id outgoing;
 	char *path = receipt_path(job->dir, key, dir_made);
+	unsigned char md[SB_SHA256_LEN];
+	uint64_t size = 0;
 	int rc;
 
 	if (!path)
 		return sb_err_set(err, SB_EIO, errno, "cannot create '%s/receipts'", job->act_id);
 	rc = send_legal_fact_download(w->send, job->iun, key, path, STEP_MAX_WAIT_MS, &w->retry,
-				      NULL, err);
+				      &size, md, err);
+	if (rc == 0)
+		sb_hex_encode(md, sizeof(md), &hex);
 	if (rc == 0 && !proto_receipt_category_valid(category)) {
 		sb_log(SB_LOG_WARN, "steps", "legal fact kept, not registered act=%s iun=%s "
 		       "category=%s: not a protocol receipt category", job->act_id, job->iun,
@@ -977,9 +982,11 @@ static int register_legal_fact(struct worker *w, const struct svc_job *job, cons
 		rc = proto_id_parse(job->protocol_number, proto_register_code(w->proto),
 				    proto_rome_year(sb_now()), &outgoing, err);
 		if (rc == 0) {
+			/* The impronta is the hash of the bytes as they arrived. */
 			struct proto_receipt in = { .legal_fact_id = key, .category = category,
 						    .iun = job->iun, .outgoing = outgoing,
-						    .pdf_path = path };
+						    .pdf_path = path, .sha256_hex = sb_buf_cstr(&hex),
+						    .size = size };
 
 			/* Idempotent on the key: a replay returns the first registration. */
 			rc = proto_register_receipt(w->proto, &in, &reg, err);
@@ -1000,6 +1007,7 @@ static int register_legal_fact(struct worker *w, const struct svc_job *job, cons
 		res->nreceipts++;
 	}
 	proto_reg_free(reg);
+	sb_buf_release(&hex);
 	free(path);
 	return rc;
 }

@@ -750,6 +750,33 @@ static void test_proto_register__receipts_linked_and_idempotent(void **state)
 		assert_string_equal(none->text, "PG/2026/0000004");
 		proto_reg_free(none);
 	}
+	/*
+	 * Given the hash taken as it was downloaded, the register files that
+	 * one and does not read the file again (a same-size file with other
+	 * bytes keeps it); a file whose size changed meanwhile is refused.
+	 */
+	{
+		static const char digits[] = "0123456789abcdef0123456789abcdef"
+					     "0123456789abcdef0123456789abcdef";
+		struct proto_receipt known = rc_in;
+		struct proto_reg *kr = NULL;
+		struct stat st;
+
+		assert_int_equal(stat(f->pdf2, &st), 0);
+		known.legal_fact_id = "PN_LEGAL_FACTS-0010";
+		known.category = "PEC_RECEIPT";
+		known.sha256_hex = digits;
+		known.size = (uint64_t)st.st_size + 1;
+		assert_int_equal(proto_register_receipt(f->p, &known, &kr, &err), SB_EIO);
+		assert_non_null(strstr(err.msg, "changed since it was hashed"));
+		assert_null(kr);
+		known.size = (uint64_t)st.st_size;
+		assert_int_equal(proto_register_receipt(f->p, &known, &kr, &err), 0);
+		assert_string_equal(kr->text, "PG/2026/0000005");
+		assert_string_equal(kr->docs[0].sha256_hex, digits);
+		assert_int_equal(kr->docs[0].size, (uint64_t)st.st_size);
+		proto_reg_free(kr);
+	}
 	proto_reg_free(out);
 	proto_reg_free(r1);
 	proto_reg_free(r2);

@@ -385,27 +385,31 @@ static void test_send_client__fetch_url_writes_whole_or_nothing(void **state)
 	char *part = sb_xasprintf("%s.part", out);
 	char *ok_url = sb_xasprintf("%s/_sim/faults", f->sim.url);
 	char *bad_url = sb_xasprintf("%s/_sim/no-such-file", f->sim.url);
+	unsigned char md[SB_SHA256_LEN], file_md[SB_SHA256_LEN];
 	char *bytes;
 	uint64_t len = 0;
 	size_t got = 0;
 
-	assert_int_equal(send_fetch_url(f->c, ok_url, out, 65536, &len, &err), 0);
+	assert_int_equal(send_fetch_url(f->c, ok_url, out, 65536, &len, md, &err), 0);
 	bytes = th_read(out, &got);
 	assert_non_null(bytes);
 	assert_int_equal(got, len);
 	assert_non_null(strstr(bytes, "\"calls\":"));
 	assert_int_equal(access(part, F_OK), -1);
+	/* The digest given back is the one of the bytes on disk. */
+	sb_sha256(bytes, got, file_md);
+	assert_memory_equal(md, file_md, sizeof(md));
 	free(bytes);
 
 	unlink(out);
-	assert_true(send_fetch_url(f->c, bad_url, out, 65536, &len, &err) < 0);
+	assert_true(send_fetch_url(f->c, bad_url, out, 65536, &len, NULL, &err) < 0);
 	assert_true(err.msg[0] != '\0');
 	assert_int_equal(access(out, F_OK), -1);
 	assert_int_equal(access(part, F_OK), -1);
 
 	/* Larger than allowed: stopped, nothing kept. */
 	sb_err_clear(&err);
-	assert_int_equal(send_fetch_url(f->c, ok_url, out, 4, &len, &err), SB_ETOOBIG);
+	assert_int_equal(send_fetch_url(f->c, ok_url, out, 4, &len, NULL, &err), SB_ETOOBIG);
 	assert_int_equal(access(out, F_OK), -1);
 	assert_int_equal(access(part, F_OK), -1);
 	free(out);

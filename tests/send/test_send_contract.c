@@ -242,7 +242,8 @@ static void contract_flow(struct sf *f)
 	OK(send_request_status_find(f->c, x.proto, x.token, &st, &err));
 	OK(send_legal_facts_list(f->c, st.iun, &lf, &nlf, &err));
 	assert_true(nlf > 0);
-	OK(send_legal_fact_download(f->c, st.iun, lf[0].key, out, 30000, &f->retry, NULL, &err));
+	OK(send_legal_fact_download(f->c, st.iun, lf[0].key, out, 30000, &f->retry, NULL, NULL,
+				    &err));
 	OK(send_attachment_download(f->c, st.iun, &doc, x.up[0].ref.sha256, out, 10000, &f->retry,
 				    NULL, &err));
 	OK(send_attachment_download(f->c, st.iun, &pay, x.up[1].ref.sha256, out, 10000, &f->retry,

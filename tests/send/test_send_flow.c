@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include "sb_crypto.h"
 #include "sb_ids.h"
 #include "send_fixture.h"
 
@@ -294,7 +295,8 @@ static void test_send_flow__legal_facts_listed_and_downloaded(void **state)
 	struct send_legal_fact *lf = NULL;
 	struct sb_err err = SB_ERR_INIT;
 	size_t nlf = 0, ack = SIZE_MAX;
-	uint64_t size = 0;
+	uint64_t size = 0, file_size = 0;
+	unsigned char md[SB_SHA256_LEN], file_md[SB_SHA256_LEN];
 	char *out = sb_xasprintf("%s/ack.pdf", f->dir);
 
 	n = sf_deliver(f, &x, "mario.rossi@pec.example.it", NULL, "DELIVERED|EFFECTIVE_DATE", &st);
@@ -309,16 +311,20 @@ static void test_send_flow__legal_facts_listed_and_downloaded(void **state)
 	assert_int_equal(strncmp(lf[ack].key, "safestorage://", 14), 0);
 	f->nslept = 0;
 	assert_int_equal(send_legal_fact_download(f->c, st.iun, lf[ack].key, out, 30000, &f->retry,
-						  &size, &err), 0);
+						  &size, md, &err), 0);
 	/* The first metadata answer was retryAfter=1 (seconds): honoured. */
 	assert_true(sf_slept(f, 1000));
 	assert_true(size > 100);
 	assert_true(pdf_ok(out));
+	/* Hashed as it arrived: the digest is the file's. */
+	assert_int_equal(sb_sha256_file(out, file_md, &file_size, &err), 0);
+	assert_int_equal(file_size, size);
+	assert_memory_equal(md, file_md, sizeof(md));
 
 	/* Errors: unknown key, bad IUN; nothing written. */
 	unlink(out);
 	assert_int_equal(send_legal_fact_download(f->c, st.iun, "PN_LEGAL_FACTS-nope.pdf", out, 1000,
-						  &f->retry, NULL, &err), SB_ENOTFOUND);
+						  &f->retry, NULL, NULL, &err), SB_ENOTFOUND);
 	assert_true(err.msg[0] != '\0');
 	assert_int_equal(access(out, F_OK), -1);
 	assert_int_equal(send_legal_facts_list(f->c, "not-an-iun", &lf, &nlf, &err), SB_EINVAL);
