@@ -330,14 +330,14 @@ static int parse_expect(const struct opts *o, struct pdnd_access_head *e, bool *
 
 /* The store, and the audit key when one is configured. */
 static int open_audit(const struct svc_cli *cli, struct sb_cfg **cfg, struct svc_store **store,
-		      unsigned char key[PDND_AUDIT_KEY_SIZE], bool *have_key)
+		      unsigned char key[SB_AUDIT_KEY_SIZE], bool *have_key)
 {
 	struct sb_err err = SB_ERR_INIT;
 	int rc = svc_load_config(cli, cfg);
 
 	if (rc)
 		return rc;
-	if (pdnd_audit_key_load(*cfg, key, have_key, &err) < 0 || open_store(*cfg, store, &err) < 0)
+	if (sb_audit_key_load(*cfg, key, have_key, &err) < 0 || open_store(*cfg, store, &err) < 0)
 		return svc_fail(&err);
 	return 0;
 }
@@ -348,7 +348,7 @@ static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
 	struct svc_store *store = NULL;
 	struct sb_err err = SB_ERR_INIT;
 	struct pdnd_access_head head, expect = { 0 };
-	unsigned char key[PDND_AUDIT_KEY_SIZE];
+	unsigned char key[SB_AUDIT_KEY_SIZE];
 	bool have_key = false, have_expect;
 	int64_t rows = 0;
 	int rc;
@@ -396,7 +396,7 @@ static int cmd_audit_seal(const struct svc_cli *cli)
 	struct svc_store *store = NULL;
 	struct sb_err err = SB_ERR_INIT;
 	struct pdnd_access_head head;
-	unsigned char key[PDND_AUDIT_KEY_SIZE];
+	unsigned char key[SB_AUDIT_KEY_SIZE];
 	bool have_key = false;
 	int rc;
 
