@@ -1,5 +1,6 @@
 # common/: HTTP, JSON, logging, configuration, crypto, time, identifiers.
 COMMON_SRCS := \
+	common/sb_audit.c \
 	common/sb_buf.c \
 	common/sb_cfg.c \
 	common/sb_cfg_keys.c \

@@ -87,8 +87,9 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	INT("pdnd", "assertion_ttl", "300", 10, 3600,
 	    "lifetime in seconds of client assertions and ModI tokens"),
 	TYPED("pdnd", "audit_key_file", SB_CFG_SECRET, NULL, false,
-	      "key sealing the access trail's head, kept off the store: without it, a trail cut "
-	      "or recomputed together with its head goes unnoticed (docs/pdnd.md)"),
+	      "audit key, kept off the store: seals the heads of the access trail and of the "
+	      "store's audit trail and keys the latter's chain; without it, a trail cut or "
+	      "recomputed together with its head goes unnoticed (docs/pdnd.md)"),
 
 	/* [anpr] */
 	TYPED("anpr", "c030_url", SB_CFG_URL, NULL, false, "ANPR C030 (tax code to idANPR) endpoint"),

@@ -33,7 +33,7 @@ struct pdnd_resolver {
 	struct pdnd_client *client;
 	struct sqlite3 *db;
 	unsigned char key[32];
-	unsigned char audit_key[PDND_AUDIT_KEY_SIZE];
+	unsigned char audit_key[SB_AUDIT_KEY_SIZE];
 	bool has_audit_key;
 	struct pdnd_anpr_cfg anpr;
 	struct pdnd_inad_cfg inad;
@@ -81,7 +81,7 @@ int pdnd_resolver_new(struct pdnd_resolver **out, const struct sb_cfg *cfg,
 	if (rc < 0)
 		return rc;
 	r = sb_xcalloc(1, sizeof(*r));
-	rc = pdnd_audit_key_load(cfg, r->audit_key, &r->has_audit_key, err);
+	rc = sb_audit_key_load(cfg, r->audit_key, &r->has_audit_key, err);
 	if (rc < 0) {
 		free(r);
 		return rc;

@@ -19,8 +19,6 @@
  * why verify prints the head and accepts one to compare.
  */
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +26,10 @@
 
 #include "sb_common.h"
 #include "sb_sql.h"
-#include "sb_cfg.h"
+#include "sb_audit.h"
 #include "sb_crypto.h"
 #include "sb_time.h"
 #include "pdnd_store.h"
-
-#define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 static const char *const migrations[] = {
 	/* 1: access trail and results cache */
@@ -75,7 +71,7 @@ static const char *const migrations[] = {
 	");"
 	"INSERT INTO pdnd_access_head (id, rows, hash)"
 	"  SELECT 1, count(*), coalesce((SELECT hash FROM pdnd_access ORDER BY id DESC LIMIT 1),"
-	"  '" GENESIS "') FROM pdnd_access;"
+	"  '" SB_AUDIT_GENESIS "') FROM pdnd_access;"
 	"CREATE TRIGGER pdnd_access_head_no_delete BEFORE DELETE ON pdnd_access_head"
 	"  BEGIN SELECT RAISE(ABORT, 'the access trail head cannot be deleted'); END;"
 	"CREATE TRIGGER pdnd_access_head_no_rewind BEFORE UPDATE ON pdnd_access_head"
@@ -83,7 +79,7 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'the access trail head cannot move back'); END;",
 };
 
-static const char genesis[] = GENESIS;
+static const char genesis[] = SB_AUDIT_GENESIS;
 
 static int db_error(sqlite3 *db, struct sb_err *err, int rc, const char *what)
 {
@@ -106,14 +102,7 @@ int pdnd_store_migrate(sqlite3 *db, struct sb_err *err)
 void pdnd_subject_hash(const unsigned char key[32], const char *tax_id,
 		       char out[PDND_SUBJECT_HASH_SIZE])
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	struct sb_buf hex = SB_BUF_INIT(PDND_SUBJECT_HASH_SIZE);
-
-	HMAC(EVP_sha256(), key, 32, (const unsigned char *)tax_id, strlen(tax_id), mac, &n);
-	sb_hex_encode(mac, n, &hex);
-	snprintf(out, PDND_SUBJECT_HASH_SIZE, "%s", hex.buf);
-	sb_buf_release(&hex);
+	sb_audit_hmac_hex(key, tax_id, strlen(tax_id), out);
 }
 
 #define NFIELDS 9
@@ -122,46 +111,11 @@ void pdnd_subject_hash(const unsigned char key[32], const char *tax_id,
 static void row_hash(const char *prev, int64_t id, int64_t at, const char *const f[NFIELDS],
 		     char out[65])
 {
-	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT), hex = SB_BUF_INIT(65);
-	unsigned char d[SB_SHA256_LEN];
+	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT);
 
-	sb_buf_addf(&b, "%s|%lld|%lld", prev, (long long)id, (long long)at);
-	for (int i = 0; i < NFIELDS; i++) {
-		/* NULL and "" differ: a NULL act_ref must not be replaced by "" unnoticed. */
-		if (f[i])
-			sb_buf_addf(&b, "|%zu:%s", strlen(f[i]), f[i]);
-		else
-			sb_buf_adds(&b, "|-");
-	}
-	sb_sha256(b.buf, b.len, d);
-	sb_hex_encode(d, sizeof(d), &hex);
-	memcpy(out, hex.buf, 65);
+	sb_audit_row_encode(&b, prev, id, at, f, NFIELDS);
+	sb_audit_sha256_hex(b.buf, b.len, out);
 	sb_buf_release(&b);
-	sb_buf_release(&hex);
-}
-
-int pdnd_audit_key_load(const struct sb_cfg *cfg, unsigned char key[PDND_AUDIT_KEY_SIZE],
-			bool *have, struct sb_err *err)
-{
-	const char *file = sb_cfg_str(cfg, "pdnd", "audit_key_file");
-	char *secret = NULL;
-	int rc;
-
-	*have = false;
-	if (!file)
-		return 0;
-	rc = sb_secret_file_read(file, &secret, err);
-	if (rc < 0)
-		return sb_err_prefix(err, "[pdnd] audit_key_file");
-	if (strlen(secret) < 16) {
-		sb_secret_free(secret);
-		return sb_err_set(err, SB_ECONFIG, 0, "[pdnd] audit_key_file: shorter than 16 bytes");
-	}
-	/* A fixed-size key whatever the file holds (hex, base64 or raw bytes). */
-	sb_sha256(secret, strlen(secret), key);
-	sb_secret_free(secret);
-	*have = true;
-	return 0;
 }
 
 /*
@@ -230,18 +184,11 @@ static int head_read(sqlite3 *db, struct head *h, struct sb_err *err)
 /* hex(HMAC-SHA256(key, "pdnd_access_head|v1|rows|hash")). */
 static void head_mac(const unsigned char *key, int64_t rows, const char *hash, char out[65])
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
 	char msg[128];
-	struct sb_buf hex = SB_BUF_INIT(65);
 	int len = snprintf(msg, sizeof(msg), "pdnd_access_head|v1|%lld|%s", (long long)rows, hash);
 
 	SB_ASSERT(len > 0 && (size_t)len < sizeof(msg));
-	HMAC(EVP_sha256(), key, PDND_AUDIT_KEY_SIZE, (const unsigned char *)msg, (size_t)len, mac,
-	     &n);
-	sb_hex_encode(mac, n, &hex);
-	memcpy(out, hex.buf, 65);
-	sb_buf_release(&hex);
+	sb_audit_hmac_hex(key, msg, (size_t)len, out);
 }
 
 /* The head against the chain's end (rows, last) and, with a key, a seal it carries. */
@@ -510,7 +457,7 @@ int pdnd_access_verify(sqlite3 *db, const unsigned char *key,
 	return rc;
 }
 
-int pdnd_access_seal(sqlite3 *db, const unsigned char key[PDND_AUDIT_KEY_SIZE],
+int pdnd_access_seal(sqlite3 *db, const unsigned char key[SB_AUDIT_KEY_SIZE],
 		     struct pdnd_access_head *head_out, struct sb_err *err)
 {
 	struct pdnd_access_head res;

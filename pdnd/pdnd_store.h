@@ -17,7 +17,7 @@
  * by someone holding the file (it uses no secret). So the store also keeps
  * a head (row count and last hash), updated with each append, and once
  * `audit seal` has run, an HMAC-SHA256 of the head with the audit key
- * ([pdnd] audit_key_file, which is never in the database). A head is
+ * ([pdnd] audit_key_file, which is never in the database; sb_audit_key_load). A head is
  * sealed only by pdnd_access_seal(), a deliberate act: an append never
  * seals an unsealed head, or someone who stripped the seal and rewrote the
  * chain would have it blessed by the next query.
@@ -29,14 +29,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sb_audit.h"
 #include "sb_err.h"
 
 struct sqlite3;
-struct sb_cfg;
 
 #define PDND_STORE_VERSION 2
 #define PDND_SUBJECT_HASH_SIZE 65
-#define PDND_AUDIT_KEY_SIZE 32
 #define PDND_HEAD_HASH_SIZE 65
 
 /* Create or upgrade pdnd/'s tables in one transaction. SB_ECONFIG for a newer schema. */
@@ -57,16 +56,6 @@ struct pdnd_access {
 	const char *outcome;        /* "found", "not-found", "refused", "error: ..." */
 	const char *correlation;    /* GovWay / PDND ids, may be NULL */
 };
-
-/*
- * The audit key from [pdnd] audit_key_file: SHA-256 of the file's content
- * (white space trimmed, at least 16 bytes; the file must not be readable
- * by group or others). *have is false, and key untouched, when the key is
- * not configured. SB_ECONFIG naming the key for a bad file. Wipe the key
- * with sb_wipe() when done.
- */
-int pdnd_audit_key_load(const struct sb_cfg *cfg, unsigned char key[PDND_AUDIT_KEY_SIZE],
-			bool *have, struct sb_err *err);
 
 /*
  * Append a row (time now) linked to the previous one by SHA-256, and move
@@ -116,7 +105,7 @@ int pdnd_access_verify(struct sqlite3 *db, const unsigned char *key,
  * with key is left as it is; one sealed with another key, or a broken
  * chain, is refused with SB_EINVAL. head_out (may be NULL) as for verify.
  */
-int pdnd_access_seal(struct sqlite3 *db, const unsigned char key[PDND_AUDIT_KEY_SIZE],
+int pdnd_access_seal(struct sqlite3 *db, const unsigned char key[SB_AUDIT_KEY_SIZE],
 		     struct pdnd_access_head *head_out, struct sb_err *err);
 
 /*

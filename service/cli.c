@@ -29,7 +29,7 @@ static const struct svc_cmd commands[] = {
 	  svc_cmd_protocol, svc_help_protocol },
 	{ "pdnd", "PDND key id and voucher check", svc_cmd_pdnd, svc_help_pdnd },
 	{ "resolve", "resolve a recipient through INAD and ANPR", svc_cmd_resolve, svc_help_resolve },
-	{ "audit", "verify the access trail, report queries", svc_cmd_audit, svc_help_audit },
+	{ "audit", "verify and seal the audit trails, report queries", svc_cmd_audit, svc_help_audit },
 	{ "validate", "check documents: PDF/A, signatures, SEND limits", svc_cmd_validate, svc_help_validate },
 	{ "submit", "notify one act folder through SEND, print the IUN", svc_cmd_send, svc_help_send },
 	{ "notification", "status and timeline of a SEND notification", svc_cmd_send, svc_help_send },

@@ -67,14 +67,16 @@ void svc_help_audit(FILE *out)
 		"       send-bridge audit seal [-c FILE]\n"
 		"       send-bridge audit report --from YYYY-MM-DD --to YYYY-MM-DD [-c FILE]\n"
 		"\n"
-		"verify  walks the hash chains of the PDND access trail and of the store's\n"
-		"        audit table and checks the trail's head (and its seal, with [pdnd]\n"
-		"        audit_key_file); exit 1 naming the first altered, removed or moved row.\n"
-		"        Prints the head (rows and last hash): record it outside the machine\n"
-		"        (e.g. in the daily register) and check it later with --expect-rows and\n"
-		"        --expect-head (row N must still carry HASH)\n"
-		"seal    seals the trail's head with [pdnd] audit_key_file, once, after checking\n"
-		"        the chain; from then on each query keeps it sealed\n"
+		"verify  walks the chains of the PDND access trail and of the store's audit\n"
+		"        trail and checks each one's head (and its seal, with [pdnd]\n"
+		"        audit_key_file); exit 1 naming the first altered, removed or moved row,\n"
+		"        rows cut from the end, or a seal that does not match the key.\n"
+		"        Prints the heads (rows and last hash): record the access trail's outside\n"
+		"        the machine (e.g. in the daily register) and check it later with\n"
+		"        --expect-rows and --expect-head (row N must still carry HASH)\n"
+		"seal    seals both heads with [pdnd] audit_key_file, once, after checking the\n"
+		"        chains; from then on each new row keeps them sealed (and the store's\n"
+		"        audit rows are chained with the key)\n"
 		"report  counts e-service queries per operator, e-service and purpose between\n"
 		"        the two dates (inclusive) and lists the queries not tied to an act\n");
 }
@@ -328,18 +330,46 @@ static int parse_expect(const struct opts *o, struct pdnd_access_head *e, bool *
 	return 0;
 }
 
-/* The store, and the audit key when one is configured. */
+/* The store, and the audit key when one is configured (given to the store for its own trail). */
 static int open_audit(const struct svc_cli *cli, struct sb_cfg **cfg, struct svc_store **store,
-		      unsigned char key[PDND_AUDIT_KEY_SIZE], bool *have_key)
+		      unsigned char key[SB_AUDIT_KEY_SIZE], bool *have_key)
 {
 	struct sb_err err = SB_ERR_INIT;
 	int rc = svc_load_config(cli, cfg);
 
 	if (rc)
 		return rc;
-	if (pdnd_audit_key_load(*cfg, key, have_key, &err) < 0 || open_store(*cfg, store, &err) < 0)
+	if (sb_audit_key_load(*cfg, key, have_key, &err) < 0 || open_store(*cfg, store, &err) < 0 ||
+	    (*have_key && svc_store_audit_key(*store, key, &err) < 0))
 		return svc_fail(&err);
 	return 0;
+}
+
+/* The store's own audit trail: what verify found, and what it could not check. */
+static int verify_store_audit(struct svc_store *store)
+{
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store_audit_head head;
+
+	if (svc_store_audit_verify(store, &head, &err) < 0)
+		return svc_fail(&err);
+	printf("store audit: %lld rows, chain intact\n", (long long)head.rows);
+	printf("store audit head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
+	if (head.seal_checked)
+		printf("store audit seal: valid (audit key), rows keyed from row %lld: rows cut from "
+		       "the end or rewritten without the key would show\n",
+		       (long long)head.keyed_from);
+	else if (head.sealed)
+		printf("store audit seal: NOT CHECKED (the trail is sealed but no [pdnd] "
+		       "audit_key_file is configured; %lld keyed rows not checked): rows cut from "
+		       "the end together with the head, or rewritten, would NOT show\n",
+		       (long long)head.unchecked);
+	else
+		printf("store audit seal: NOT CHECKED (no [pdnd] audit_key_file configured): rows "
+		       "cut from the end together with the head, or a chain and head recomputed by "
+		       "someone holding the file, would NOT show; configure the key and run "
+		       "'send-bridge audit seal' (docs/pdnd.md)\n");
+	return SVC_EXIT_OK;
 }
 
 static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
@@ -348,10 +378,9 @@ static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
 	struct svc_store *store = NULL;
 	struct sb_err err = SB_ERR_INIT;
 	struct pdnd_access_head head, expect = { 0 };
-	unsigned char key[PDND_AUDIT_KEY_SIZE];
+	unsigned char key[SB_AUDIT_KEY_SIZE];
 	bool have_key = false, have_expect;
-	int64_t rows = 0;
-	int rc;
+	int rc, store_rc;
 
 	rc = parse_expect(o, &expect, &have_expect);
 	if (rc == 0)
@@ -361,28 +390,28 @@ static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
 	if (pdnd_access_verify(svc_store_db(store), have_key ? key : NULL,
 			       have_expect ? &expect : NULL, &head, &err) < 0) {
 		rc = svc_fail(&err);
-		goto cleanup;
+	} else {
+		printf("access trail: %lld rows, chain intact\n", (long long)head.rows);
+		printf("access trail head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
+		if (head.seal_checked)
+			printf("access trail seal: valid (audit key): rows cut from the end or a chain "
+			       "recomputed without the key would show\n");
+		else
+			printf("access trail seal: NOT CHECKED (%s): rows cut from the end together "
+			       "with the head, or a chain and head recomputed by someone holding the "
+			       "file, would NOT show; configure [pdnd] audit_key_file (docs/pdnd.md) "
+			       "or compare the head with one recorded elsewhere (--expect-rows, "
+			       "--expect-head)\n",
+			       head.sealed ? "the head is sealed but no [pdnd] audit_key_file is "
+			       "configured" : "no [pdnd] audit_key_file configured");
+		if (have_expect)
+			printf("access trail: row %lld matches the recorded head\n",
+			       (long long)expect.rows);
 	}
-	printf("access trail: %lld rows, chain intact\n", (long long)head.rows);
-	printf("access trail head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
-	if (head.seal_checked)
-		printf("access trail seal: valid (audit key): rows cut from the end or a chain "
-		       "recomputed without the key would show\n");
-	else
-		printf("access trail seal: NOT CHECKED (%s): rows cut from the end together with the "
-		       "head, or a chain and head recomputed by someone holding the file, would NOT "
-		       "show; configure [pdnd] audit_key_file (docs/pdnd.md) or compare the head "
-		       "with one recorded elsewhere (--expect-rows, --expect-head)\n",
-		       head.sealed ? "the head is sealed but no [pdnd] audit_key_file is configured"
-				   : "no [pdnd] audit_key_file configured");
-	if (have_expect)
-		printf("access trail: row %lld matches the recorded head\n", (long long)expect.rows);
-	if (svc_store_audit_verify(store, &rows, &err) < 0) {
-		rc = svc_fail(&err);
-		goto cleanup;
-	}
-	printf("store audit: %lld rows, chain intact\n", (long long)rows);
-	rc = SVC_EXIT_OK;
+	/* Both trails are reported: one broken says nothing of the other. */
+	store_rc = verify_store_audit(store);
+	if (rc == SVC_EXIT_OK)
+		rc = store_rc;
 cleanup:
 	sb_wipe(key, sizeof(key));
 	svc_store_close(store);
@@ -396,7 +425,8 @@ static int cmd_audit_seal(const struct svc_cli *cli)
 	struct svc_store *store = NULL;
 	struct sb_err err = SB_ERR_INIT;
 	struct pdnd_access_head head;
-	unsigned char key[PDND_AUDIT_KEY_SIZE];
+	struct svc_store_audit_head shead;
+	unsigned char key[SB_AUDIT_KEY_SIZE];
 	bool have_key = false;
 	int rc;
 
@@ -407,11 +437,15 @@ static int cmd_audit_seal(const struct svc_cli *cli)
 		rc = svc_usage("audit seal needs [pdnd] audit_key_file in the configuration");
 		goto cleanup;
 	}
-	if (pdnd_access_seal(svc_store_db(store), key, &head, &err) < 0) {
+	if (pdnd_access_seal(svc_store_db(store), key, &head, &err) < 0 ||
+	    svc_store_audit_seal(store, &shead, &err) < 0) {
 		rc = svc_fail(&err);
 		goto cleanup;
 	}
 	printf("access trail sealed: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
+	printf("store audit sealed: rows=%lld hash=%s (keyed from row %lld; the rows before it "
+	       "were chained without a key)\n", (long long)shead.rows, shead.hash,
+	       (long long)shead.keyed_from);
 	rc = SVC_EXIT_OK;
 cleanup:
 	sb_wipe(key, sizeof(key));

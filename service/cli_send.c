@@ -276,7 +276,8 @@ static void cancel_record(const struct sb_cfg *cfg, const char *iun)
 
 	if (!path || stat(path, &sb) < 0)
 		return;   /* no store: a notification sent by hand, nothing to record */
-	if (svc_store_open(&s, path, (int)sb_cfg_int(cfg, "store", "busy_timeout_ms"), &err) < 0)
+	if (svc_store_open(&s, path, (int)sb_cfg_int(cfg, "store", "busy_timeout_ms"), &err) < 0 ||
+	    svc_store_audit_key_load(s, cfg, &err) < 0)
 		goto out;
 	if (sb_sql_prepare(svc_store_db(s), "SELECT a.act_id, a.office FROM acts a"
 			   " JOIN notifications n ON n.act = a.id WHERE n.iun = ?1", &st) == SQLITE_OK) {

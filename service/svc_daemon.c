@@ -521,6 +521,9 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 		rc = svc_store_open_shared(&d.store, o->store_path, o->busy_timeout_ms, err);
 	if (rc == 0)
 		rc = svc_steps_migrate_all(svc_store_db(d.store), err);
+	/* On the connection every worker shares, before any of them starts. */
+	if (rc == 0)
+		rc = svc_store_audit_key_load(d.store, o->cfg, err);
 	if (rc == 0)
 		rc = svc_outbox_watch(d.outbox, &inotify_fd, err);
 	if (rc == 0 && o->web_listen)

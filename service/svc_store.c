@@ -32,6 +32,7 @@
  * one wait.
  */
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -43,6 +44,7 @@
 
 #include "sb_common.h"
 #include "sb_sql.h"
+#include "sb_audit.h"
 #include "sb_crypto.h"
 #include "sb_time.h"
 #include "svc_store.h"
@@ -55,6 +57,7 @@ struct conn {
 	int version;
 	int busy_timeout_ms;
 	bool lazy;           /* durability waits for svc_store_barrier */
+	struct sb_audit_mac *audit_mac;   /* the audit chain's key; NULL: none configured */
 	struct group *group;
 	struct conn *next;
 };
@@ -500,6 +503,33 @@ static const char *const migrations[] = {
 
 	/* 4: rewrite_checks (C: it edits the schema's text) */
 	NULL,
+
+	/*
+	 * 5: the audit trail's head, taken from the rows already there, which keep
+	 * their unkeyed hashes and verify as before. It starts unsealed: the key is
+	 * not known here, and sealing is the deliberate `audit seal`, which anchors
+	 * the existing rows under the key with a row saying so (docs/decisions/0014).
+	 */
+	"CREATE TABLE audit_head ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  last_id INTEGER NOT NULL,"
+	"  hash TEXT NOT NULL,"
+	"  keyed_from INTEGER,"
+	"  seal TEXT,"
+	"  CHECK ((keyed_from IS NULL) = (seal IS NULL))"
+	");"
+	"INSERT INTO audit_head (id, last_id, hash)"
+	"  SELECT 1, coalesce(max(id), 0), coalesce((SELECT hash FROM audit ORDER BY id DESC LIMIT 1),"
+	"  '" SB_AUDIT_GENESIS "') FROM audit;"
+	"CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;"
+	"CREATE TRIGGER audit_head_no_rewind BEFORE UPDATE ON audit_head"
+	"  WHEN NEW.last_id < OLD.last_id"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit head cannot move back'); END;"
+	"CREATE TRIGGER audit_head_stays_sealed BEFORE UPDATE ON audit_head"
+	"  WHEN OLD.keyed_from IS NOT NULL"
+	"  AND (NEW.keyed_from IS NOT OLD.keyed_from OR NEW.seal IS NULL)"
+	"  BEGIN SELECT RAISE(ABORT, 'the audit head stays sealed'); END;",
 };
 
 
@@ -746,6 +776,7 @@ static void conn_put(struct conn *c)
 	sb_sql_cache_forget(c->db);
 	sqlite3_close_v2(c->db);
 	group_put(c->group);
+	sb_audit_mac_free(c->audit_mac);
 	free(c->shared_path);
 	free(c);
 }
@@ -1175,115 +1206,402 @@ int svc_store_act_count(struct svc_store *s, enum svc_state state, int64_t *out,
 	return rc;
 }
 
-/* hash = sha256(prev_hash | id | at | actor | office | action | subject | detail), hex. */
-static void audit_hash(const char *prev, int64_t id, int64_t at, const char *actor,
-		       const char *office, const char *action, const char *subject,
-		       const char *detail, char out[65])
-{
-	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT), hex = SB_BUF_INIT(65);
-	unsigned char d[SB_SHA256_LEN];
+/*
+ * The audit trail (docs/decisions/0014). Rows are chained: each names the
+ * previous row's hash and its own hash covers that and every field. Until
+ * the trail is sealed the hash is an unkeyed SHA-256 (audit_legacy_hash, the
+ * only kind before schema 5); from audit_head.keyed_from on it is the link
+ * half of sb_audit_mac_row with the key derived from the audit key, whose
+ * seal half goes into the head and into the next row's MAC. The head (last
+ * row id, its hash, the seal) moves in the same transaction as each row, so
+ * an append costs the head's read (where the last row's used to be), one
+ * hash or MAC, and the head's UPDATE.
+ */
+#define AUDIT_NFIELDS 5
+#define AUDIT_KEY_LABEL "send-bridge store audit v1"
 
-	/* Lengths before each field make the encoding unambiguous. */
-	sb_buf_addf(&b, "%zu:%s|%lld|%lld|%zu:%s|%zu:%s|%zu:%s|%zu:%s|%zu:%s", strlen(prev), prev,
-		    (long long)id, (long long)at, strlen(actor), actor,
-		    office ? strlen(office) : 0, office ? office : "", strlen(action), action,
-		    subject ? strlen(subject) : 0, subject ? subject : "",
-		    detail ? strlen(detail) : 0, detail ? detail : "");
-	sb_sha256(b.buf, b.len, d);
-	sb_hex_encode(d, sizeof(d), &hex);
-	memcpy(out, hex.buf, 65);
+static const char genesis[] = SB_AUDIT_GENESIS;
+
+/* hash = sha256(prev_hash | id | at | actor | office | action | subject | detail), hex. */
+static void audit_legacy_hash(const char *prev, int64_t id, int64_t at,
+			      const char *const f[AUDIT_NFIELDS], char out[65])
+{
+	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT);
+
+	/* Lengths before each field make the encoding unambiguous (NULL reads as ""). */
+	sb_buf_addf(&b, "%zu:%s|%lld|%lld", strlen(prev), prev, (long long)id, (long long)at);
+	for (int i = 0; i < AUDIT_NFIELDS; i++)
+		sb_buf_addf(&b, "|%zu:%s", f[i] ? strlen(f[i]) : 0, f[i] ? f[i] : "");
+	sb_audit_sha256_hex(b.buf, b.len, out);
 	sb_buf_release(&b);
-	sb_buf_release(&hex);
 }
 
-static const char genesis[] = "0000000000000000000000000000000000000000000000000000000000000000";
+static void audit_keyed_hash(const struct sb_audit_mac *m, const char *prev_seal, const char *prev,
+			     int64_t id, int64_t at, const char *const f[AUDIT_NFIELDS],
+			     char link[65], char seal[65])
+{
+	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT);
+
+	sb_audit_row_encode(&b, prev, id, at, f, AUDIT_NFIELDS);
+	sb_audit_mac_row(m, prev_seal, b.buf, b.len, link, seal);
+	sb_buf_release(&b);
+}
+
+/*
+ * The seal that sealing puts on a head of last_id rows ending in hash: the
+ * anchor of the keyed rows that follow. "anchor|" cannot begin a row's
+ * encoding, which begins with 64 hex digits.
+ */
+static void audit_anchor(const struct sb_audit_mac *m, int64_t last_id, const char *hash,
+			 char seal[65])
+{
+	char msg[128], link[65];
+	int len = snprintf(msg, sizeof(msg), "anchor|%lld|%s", (long long)last_id, hash);
+
+	SB_ASSERT(len > 0 && (size_t)len < sizeof(msg));
+	sb_audit_mac_row(m, genesis, msg, (size_t)len, link, seal);
+}
+
+int svc_store_audit_key(struct svc_store *s, const unsigned char *key, struct sb_err *err)
+{
+	unsigned char derived[SB_AUDIT_KEY_SIZE];
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	sb_audit_mac_free(s->c->audit_mac);
+	s->c->audit_mac = NULL;
+	if (key) {
+		sb_audit_key_derive(key, AUDIT_KEY_LABEL, derived);
+		s->c->audit_mac = sb_audit_mac_new(derived);
+		sb_wipe(derived, sizeof(derived));
+		return 0;
+	}
+	rc = prepare(s, "SELECT keyed_from IS NOT NULL FROM audit_head WHERE id = 1", &st, err);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_column_int(st, 0) ?
+			sb_err_set(err, SB_ECONFIG, 0, "the store's audit trail is sealed: writing "
+				   "to it needs [pdnd] audit_key_file") : 0;
+	else if (rc == SQLITE_DONE)
+		rc = 0;   /* the head is missing: verify and the next append say so */
+	else
+		rc = db_error(s, err, rc, "reading the audit head");
+	sb_sql_finish(st);
+	return rc;
+}
+
+int svc_store_audit_key_load(struct svc_store *s, const struct sb_cfg *cfg, struct sb_err *err)
+{
+	unsigned char key[SB_AUDIT_KEY_SIZE];
+	bool have = false;
+	int rc = cfg ? sb_audit_key_load(cfg, key, &have, err) : 0;
+
+	if (rc == 0)
+		rc = svc_store_audit_key(s, have ? key : NULL, err);
+	sb_wipe(key, sizeof(key));
+	return rc;
+}
+
+struct audit_head {
+	int64_t last_id, keyed_from;   /* keyed_from 0: not sealed */
+	char hash[65], seal[65];
+};
+
+static int audit_head_read(struct svc_store *s, struct audit_head *h, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	rc = prepare(s, "SELECT last_id, hash, keyed_from, seal FROM audit_head WHERE id = 1", &st,
+		     err);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		h->last_id = sqlite3_column_int64(st, 0);
+		snprintf(h->hash, sizeof(h->hash), "%s", sb_sql_col(st, 1) ? sb_sql_col(st, 1) : "");
+		h->keyed_from = sqlite3_column_int64(st, 2);
+		snprintf(h->seal, sizeof(h->seal), "%s", sb_sql_col(st, 3) ? sb_sql_col(st, 3) : "");
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = sb_err_set(err, SB_EINVAL, 0,
+				"store audit head is missing: deleted outside send-bridge");
+	} else {
+		rc = db_error(s, err, rc, "reading the audit head");
+	}
+	sb_sql_finish(st);
+	return rc;
+}
+
+static int audit_head_write(struct svc_store *s, const struct audit_head *h, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = prepare(s, "UPDATE audit_head SET last_id = ?1, hash = ?2, keyed_from = ?3, seal = ?4"
+		     " WHERE id = 1", &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, h->last_id);
+	sb_sql_bind_text(st, 2, h->hash);
+	if (h->keyed_from)
+		sqlite3_bind_int64(st, 3, h->keyed_from);
+	sb_sql_bind_text(st, 4, h->keyed_from ? h->seal : NULL);
+	return run(s, st, "moving the audit head", err);
+}
+
+/* Append inside the caller's transaction. */
+static int audit_append(struct svc_store *s, const char *const f[AUDIT_NFIELDS],
+			struct sb_err *err)
+{
+	const struct sb_audit_mac *m = s->c->audit_mac;
+	sqlite3_stmt *st = NULL;
+	struct audit_head h;
+	char prev[65], seal[65];
+	int64_t at = sb_now();
+	int rc;
+
+	rc = audit_head_read(s, &h, err);
+	if (rc < 0)
+		return rc;
+	/*
+	 * Not past a sealed head without the key: unkeyed rows after keyed ones
+	 * would be a downgrade anyone could forge. An unsealed head stays unsealed
+	 * even with the key: only svc_store_audit_seal seals, or someone who
+	 * stripped the seal and rewrote the rows would have them blessed here.
+	 */
+	if (h.keyed_from && !m)
+		return sb_err_set(err, SB_ECONFIG, 0, "the store's audit trail is sealed: writing "
+				  "to it needs [pdnd] audit_key_file");
+	memcpy(prev, h.hash, sizeof(prev));
+	h.last_id++;
+	if (h.keyed_from) {
+		/*
+		 * The head's seal enters this row's MAC unchecked (checking it would be
+		 * a second HMAC per row): a forged head makes this row fail verify.
+		 */
+		audit_keyed_hash(m, h.seal, prev, h.last_id, at, f, h.hash, seal);
+		memcpy(h.seal, seal, sizeof(seal));
+	} else {
+		audit_legacy_hash(prev, h.last_id, at, f, h.hash);
+	}
+	rc = prepare(s, "INSERT INTO audit (id, at, actor, office, action, subject, detail,"
+		     " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, h.last_id);
+	sqlite3_bind_int64(st, 2, at);
+	for (int i = 0; i < AUDIT_NFIELDS; i++)
+		sb_sql_bind_text(st, 3 + i, f[i]);
+	sb_sql_bind_text(st, 8, prev);
+	sb_sql_bind_text(st, 9, h.hash);
+	/* A row already there with this id was added past the head: refused, verify names it. */
+	rc = run(s, st, "appending audit row", err);
+	if (rc == 0)
+		rc = audit_head_write(s, &h, err);
+	return rc;
+}
 
 int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
 		    const char *action, const char *subject, const char *detail,
 		    struct sb_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	char prev[65], hash[65];
-	int64_t id = 1, at = sb_now();
+	const char *const f[AUDIT_NFIELDS] = { actor, office, action, subject, detail };
+	bool own_tx = sb_sql_depth(s->c->db) == 0;
 	int rc;
 
-	/* Callers hold a write transaction, so the last row cannot change under us. */
-	rc = prepare(s, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st, err);
-	if (rc < 0)
+	/* The row and the head move together, or not at all. */
+	if (own_tx && (rc = svc_store_begin(s, err)) < 0)
 		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0) + 1;
-		snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 1));
-	} else if (rc == SQLITE_DONE) {
-		memcpy(prev, genesis, sizeof(prev));
-	} else {
-		sb_sql_finish(st);
-		return db_error(s, err, rc, "reading audit chain");
+	rc = audit_append(s, f, err);
+	if (own_tx) {
+		if (rc == 0)
+			rc = svc_store_commit(s, err);
+		if (rc < 0)
+			svc_store_rollback(s);
 	}
-	sb_sql_finish(st);
-	audit_hash(prev, id, at, actor, office, action, subject, detail, hash);
-	rc = prepare(s, "INSERT INTO audit (id, at, actor, office, action, subject, detail,"
-		     " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, err);
-	if (rc < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, at);
-	sb_sql_bind_text(st, 3, actor);
-	sb_sql_bind_text(st, 4, office);
-	sb_sql_bind_text(st, 5, action);
-	sb_sql_bind_text(st, 6, subject);
-	sb_sql_bind_text(st, 7, detail);
-	sb_sql_bind_text(st, 8, prev);
-	sb_sql_bind_text(st, 9, hash);
-	return run(s, st, "appending audit row", err);
+	return rc;
 }
 
-int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err *err)
+/*
+ * Walk the rows from the genesis and check them and the head, inside the
+ * caller's transaction, with the key m (NULL: the keyed rows' MACs and the
+ * seal go unchecked, counted in res->unchecked).
+ */
+static int audit_check(struct svc_store *s, const struct sb_audit_mac *m,
+		       const struct audit_head *h, struct svc_store_audit_head *res,
+		       struct sb_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	char prev[65], hash[65];
-	int64_t expect_id = 1, rows = 0;
+	char prev[65], hash[65], seal[65] = "";
+	int64_t expect_id = 1;
 	int rc;
 
+	memset(res, 0, sizeof(*res));
 	memcpy(prev, genesis, sizeof(prev));
+	res->keyed_from = h->keyed_from;
+	res->sealed = h->keyed_from != 0;
+	if (h->keyed_from == 1 && m)
+		audit_anchor(m, 0, genesis, seal);
 	rc = prepare(s, "SELECT id, at, actor, office, action, subject, detail, prev_hash, hash"
 		     " FROM audit ORDER BY id", &st, err);
 	if (rc < 0)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
+		int64_t id = sqlite3_column_int64(st, 0), at = sqlite3_column_int64(st, 1);
+		const char *f[AUDIT_NFIELDS] = { sb_sql_col(st, 2), sb_sql_col(st, 3),
+						 sb_sql_col(st, 4), sb_sql_col(st, 5),
+						 sb_sql_col(st, 6) };
+		const char *stored = sb_sql_col(st, 8);
+		bool keyed = h->keyed_from && id >= h->keyed_from;
 
 		if (id != expect_id) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken: row %lld missing",
-					(long long)expect_id);
-			goto done;
+			rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken: row %lld missing "
+					"(deleted outside send-bridge)", (long long)expect_id);
+			goto cleanup;
 		}
 		if (!sb_sql_col(st, 7) || strcmp(sb_sql_col(st, 7), prev)) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: wrong link",
-					(long long)id);
-			goto done;
+			rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken at row %lld: not "
+					"linked to row %lld (removed or reordered rows)", (long long)id,
+					(long long)id - 1);
+			goto cleanup;
 		}
-		audit_hash(prev, id, sqlite3_column_int64(st, 1), sb_sql_col(st, 2),
-			   sb_sql_col(st, 3), sb_sql_col(st, 4), sb_sql_col(st, 5),
-			   sb_sql_col(st, 6), hash);
-		if (!sb_sql_col(st, 8) || strcmp(sb_sql_col(st, 8), hash)) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "audit chain broken at row %lld: altered",
-					(long long)id);
-			goto done;
+		if (keyed && m) {
+			char next[65];
+
+			audit_keyed_hash(m, seal, prev, id, at, f, hash, next);
+			memcpy(seal, next, sizeof(seal));
+		} else if (keyed) {
+			res->unchecked++;
+			snprintf(hash, sizeof(hash), "%s", stored ? stored : "");
+		} else {
+			audit_legacy_hash(prev, id, at, f, hash);
+		}
+		if (!stored || strcmp(stored, hash)) {
+			rc = sb_err_set(err, SB_EINVAL, 0, keyed ?
+					"store audit broken at row %lld: altered (its MAC does not "
+					"match the audit key: rewritten without the key)" :
+					"store audit broken at row %lld: altered", (long long)id);
+			goto cleanup;
 		}
 		memcpy(prev, hash, sizeof(prev));
+		if (m && id + 1 == h->keyed_from)
+			audit_anchor(m, id, prev, seal);
+		res->rows = id;
 		expect_id++;
-		rows++;
 	}
 	if (rc != SQLITE_DONE) {
-		rc = db_error(s, err, rc, "reading audit chain");
+		rc = db_error(s, err, rc, "reading the audit trail");
+		goto cleanup;
+	}
+	memcpy(res->hash, prev, sizeof(prev));
+	if (h->last_id > res->rows)
+		rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken: %lld rows but the head "
+				"records %lld (rows removed from the end)", (long long)res->rows,
+				(long long)h->last_id);
+	else if (h->last_id != res->rows || strcmp(h->hash, prev) ||
+		 h->keyed_from > res->rows + 1)
+		rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken: the head (row %lld) does "
+				"not match the last row (%lld): head or rows changed outside "
+				"send-bridge", (long long)h->last_id, (long long)res->rows);
+	else if (h->keyed_from && m &&
+		 (strlen(h->seal) != 64 || CRYPTO_memcmp(seal, h->seal, 64)))
+		rc = sb_err_set(err, SB_EINVAL, 0, "store audit seal does not match the audit key: "
+				"rows removed from the end with the head moved back, rows rewritten "
+				"without the key, or [pdnd] audit_key_file is not the key that "
+				"sealed it");
+	else if (!h->keyed_from && m)
+		rc = sb_err_set(err, SB_EINVAL, 0, "store audit is not sealed: if 'send-bridge "
+				"audit seal' was never run with this key, run it; otherwise the seal "
+				"was removed and the trail may have been rewritten");
+	else
+		rc = 0;
+	res->seal_checked = rc == 0 && h->keyed_from && m;
+cleanup:
+	sb_sql_finish(st);
+	return rc;
+}
+
+/* A transaction of its own, or a savepoint inside the caller's. */
+static int audit_tx(struct svc_store *s, bool write, struct sb_err *err)
+{
+	int rc = sb_sql_begin(s->c->db, write);
+
+	return rc == SQLITE_OK ? 0 : db_error(s, err, rc, "starting an audit transaction");
+}
+
+static int audit_tx_end(struct svc_store *s, int rc, struct sb_err *err)
+{
+	int src = sb_sql_end(s->c->db, rc == 0);
+
+	if (rc == 0 && src != SQLITE_OK)
+		rc = db_error(s, err, src, "committing the audit trail");
+	return rc;
+}
+
+int svc_store_audit_verify(struct svc_store *s, struct svc_store_audit_head *head_out,
+			   struct sb_err *err)
+{
+	struct svc_store_audit_head res;
+	struct audit_head h;
+	int rc;
+
+	rc = audit_tx(s, false, err);
+	if (rc < 0)
+		return rc;
+	rc = audit_head_read(s, &h, err);
+	if (rc == 0)
+		rc = audit_check(s, s->c->audit_mac, &h, &res, err);
+	rc = audit_tx_end(s, rc, err);
+	if (rc == 0 && head_out)
+		*head_out = res;
+	return rc;
+}
+
+int svc_store_audit_seal(struct svc_store *s, struct svc_store_audit_head *head_out,
+			 struct sb_err *err)
+{
+	const char *f[AUDIT_NFIELDS] = { "send-bridge", NULL, "audit.sealed", NULL, NULL };
+	struct svc_store_audit_head res;
+	struct audit_head h;
+	char detail[96];
+	int rc;
+
+	if (!s->c->audit_mac)
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "sealing the store's audit trail needs [pdnd] audit_key_file");
+	rc = audit_tx(s, true, err);
+	if (rc < 0)
+		return rc;
+	rc = audit_head_read(s, &h, err);
+	if (rc == 0 && h.keyed_from) {
+		rc = audit_check(s, s->c->audit_mac, &h, &res, err);   /* sealed already: this key? */
 		goto done;
 	}
-	rc = 0;
-	if (rows_out)
-		*rows_out = rows;
+	/* Checked as unsealed: the rows so far must verify before the key vouches for them. */
+	if (rc == 0)
+		rc = audit_check(s, NULL, &h, &res, err);
+	if (rc < 0)
+		goto done;
+	h.keyed_from = h.last_id + 1;
+	audit_anchor(s->c->audit_mac, h.last_id, h.hash, h.seal);
+	rc = audit_head_write(s, &h, err);
+	/* The re-anchoring, in the trail itself: the rows before this one had no key. */
+	snprintf(detail, sizeof(detail), "rows 1-%lld chained without a key, anchored here",
+		 (long long)h.last_id);
+	f[4] = detail;
+	if (rc == 0)
+		rc = audit_append(s, f, err);
+	if (rc == 0)
+		rc = audit_head_read(s, &h, err);
+	if (rc == 0)
+		rc = audit_check(s, s->c->audit_mac, &h, &res, err);
 done:
-	sb_sql_finish(st);
+	rc = audit_tx_end(s, rc, err);
+	if (rc == 0 && head_out)
+		*head_out = res;
 	return rc;
 }

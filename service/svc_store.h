@@ -23,15 +23,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sb_audit.h"
 #include "sb_err.h"
 #include "svc_act.h"
 #include "svc_state.h"
 
 struct svc_store;
 struct sqlite3;
+struct sb_cfg;
 
 /* The schema version this build writes. */
-#define SVC_STORE_VERSION 4
+#define SVC_STORE_VERSION 5
 
 /*
  * Open (creating if needed) and migrate to SVC_STORE_VERSION. A file newer
@@ -97,15 +99,66 @@ int svc_store_act_count(struct svc_store *s, enum svc_state state, int64_t *out,
 			struct sb_err *err);
 
 /*
- * Append to the audit trail: who did what to which subject. Rows cannot be
- * changed or deleted (triggers), and each carries the SHA-256 of the previous
- * one so that a removed or altered row shows.
+ * The audit trail: who did what to which subject, one row each, chained so
+ * that a row altered, removed or moved shows, with a head (last row id, its
+ * hash and a seal) moved with each row so that rows cut from the end show
+ * too. Once sealed (svc_store_audit_seal), rows are chained by a MAC with a
+ * key derived from the audit key ([pdnd] audit_key_file), never stored in
+ * the file, so that someone who can write the file cannot recompute the
+ * chain or move the head back to an earlier row either (docs/decisions/0014).
+ */
+
+/*
+ * Use key (sb_audit_key_load; copied) for the audit trail on s's
+ * connection, shared by every handle on it: call it before other threads
+ * use the connection. With key NULL, SB_ECONFIG when the trail is sealed
+ * (a process that writes audit rows could not): the daemon and the CLI
+ * commands that write call it at start either way.
+ */
+int svc_store_audit_key(struct svc_store *s, const unsigned char *key, struct sb_err *err);
+/* The same with the key read from cfg (may be NULL: no key); SB_ECONFIG for a bad key file. */
+int svc_store_audit_key_load(struct svc_store *s, const struct sb_cfg *cfg, struct sb_err *err);
+
+/*
+ * Append a row (time now), and move the head, in the caller's transaction or
+ * one of its own. Rows cannot be changed or deleted through SQL (triggers).
+ * SB_ECONFIG when the trail is sealed and no key was given; SB_EINVAL when
+ * the head is missing or a row already has the next id.
  */
 int svc_store_audit(struct svc_store *s, const char *actor, const char *office,
 		    const char *action, const char *subject, const char *detail,
 		    struct sb_err *err);
-/* Walk the chain; SB_EINVAL with the first bad row id in err when broken. */
-int svc_store_audit_verify(struct svc_store *s, int64_t *rows_out, struct sb_err *err);
+
+/* The end of the trail as verify or seal found it. */
+struct svc_store_audit_head {
+	int64_t rows;                   /* the last row's id (ids run from 1 without gaps) */
+	char hash[SB_AUDIT_HEX_SIZE];   /* its hash; 64 zeros when empty */
+	int64_t keyed_from;             /* first row chained with the key; 0: not sealed */
+	bool sealed;
+	bool seal_checked;              /* the seal and every keyed row matched the key */
+	int64_t unchecked;              /* keyed rows not checked: no key given */
+};
+
+/*
+ * Walk the chain and check it against the head: SB_EINVAL naming the first
+ * row altered, missing or out of place, rows cut from the end, a head that
+ * does not match the last row. With a key (svc_store_audit_key): every
+ * keyed row's MAC and the head's seal must match it, and the trail must be
+ * sealed, so a chain recomputed without the key and a head moved back show.
+ * head_out (may be NULL) is written on success only.
+ */
+int svc_store_audit_verify(struct svc_store *s, struct svc_store_audit_head *head_out,
+			   struct sb_err *err);
+
+/*
+ * Seal the trail with the key given to svc_store_audit_key (SB_ECONFIG
+ * without one), after verifying it: the head gets its seal and a row
+ * "audit.sealed" says which earlier rows were chained without the key. A
+ * trail already sealed with this key is left as it is; with another key,
+ * or broken, SB_EINVAL. Its own transaction, or a savepoint in the caller's.
+ */
+int svc_store_audit_seal(struct svc_store *s, struct svc_store_audit_head *head_out,
+			 struct sb_err *err);
 
 /*
  * On a shared connection a commit returns before it is on disk; this waits

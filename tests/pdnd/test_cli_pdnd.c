@@ -221,6 +221,7 @@ static void test_cli_pdnd__audit_seal_and_recorded_head(void **state)
 			     "verbale 2026/21", "--operator", "vigile.rossi", NULL), 0);
 	assert_int_equal(run(&out, &err, "-c", ini, "audit", "verify", NULL), 0);
 	assert_non_null(strstr(sb_buf_cstr(&out), "access trail seal: valid (audit key)"));
+	assert_non_null(strstr(sb_buf_cstr(&out), "store audit seal: valid (audit key)"));
 	parse_head(sb_buf_cstr(&out), rows, hash);
 	/* The head recorded elsewhere still matches after more queries. */
 	assert_int_equal(run(&out, &err, "-c", ini, "resolve", "BNCLCU75M45F205E", "--operator",
@@ -254,6 +255,16 @@ static void test_cli_pdnd__audit_seal_and_recorded_head(void **state)
 	assert_int_not_equal(run(&out, &err, "-c", ini, "resolve", "VRDGPP62T10L219Z", "--operator",
 				 "vigile.rossi", NULL), 0);
 	assert_non_null(strstr(sb_buf_cstr(&err), "seal does not match"));
+	/* The store's own trail cut at its end is reported too, beside the access trail. */
+	free(sql);
+	sql = sb_xasprintf("DROP TRIGGER audit_no_delete;"
+			   "DELETE FROM audit WHERE id = (SELECT max(id) FROM audit)");
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+	assert_int_equal(run(&out, &err, "-c", ini, "audit", "verify", NULL), 1);
+	assert_non_null(strstr(sb_buf_cstr(&err), "store audit broken"));
+	assert_non_null(strstr(sb_buf_cstr(&err), "(rows removed from the end)"));
 	free(sql);
 	free(db);
 	free(bad);

@@ -25,8 +25,8 @@
 
 static const unsigned char KEY[32] = "0123456789abcdef0123456789abcde";
 /* The audit key, and another one (a forger's guess, or the wrong file configured). */
-static const unsigned char AKEY[PDND_AUDIT_KEY_SIZE] = "audit key of thirty-two bytes..";
-static const unsigned char OTHER[PDND_AUDIT_KEY_SIZE] = "not the audit key, 32 bytes long";
+static const unsigned char AKEY[SB_AUDIT_KEY_SIZE] = "audit key of thirty-two bytes..";
+static const unsigned char OTHER[SB_AUDIT_KEY_SIZE] = "not the audit key, 32 bytes long";
 
 struct fx {
 	char *dir;

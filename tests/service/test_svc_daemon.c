@@ -185,7 +185,7 @@ static void check_books(struct fx *f, size_t good, size_t broken)
 {
 	struct svc_store *s = NULL;
 	struct sb_err err = SB_ERR_INIT;
-	int64_t rows = 0;
+	struct svc_store_audit_head head;
 	sqlite3 *db;
 
 	assert_int_equal(th_outbox_entries(f->root, "done"), good);
@@ -207,7 +207,7 @@ static void check_books(struct fx *f, size_t good, size_t broken)
 			 (int64_t)broken);
 	if (f->plat.stream)     /* two events per act, however often they were published */
 		assert_int_equal(count(db, "SELECT count(*) FROM events"), (int64_t)good * 2);
-	assert_int_equal(svc_store_audit_verify(s, &rows, &err), 0);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
 	svc_store_close(s);
 	/*
 	 * The platform's log proves "never twice"; a SIGKILL between making a

@@ -198,9 +198,13 @@ static void test_svc_pipeline__an_act_goes_from_outbox_to_done(void **state)
 {
 	struct fx *f = *state;
 	struct sb_err err = SB_ERR_INIT;
-	int64_t rows = 0;
+	struct svc_store_audit_head head;
+	static const unsigned char key[SB_AUDIT_KEY_SIZE] = "pipeline audit key, 32 bytes ..";
 	char *v;
 
+	/* Sealed first, so that every row the act leaves is chained with the key. */
+	assert_int_equal(svc_store_audit_key(f->s, key, &err), 0);
+	assert_int_equal(svc_store_audit_seal(f->s, NULL, &err), 0);
 	th_outbox_publish(f->root, "acts/fine-pagopa", "fine-1");
 	claim(f, "fine-1");
 	assert_int_equal(process(f, "fine-1"), SVC_PROGRESS_WAITING);   /* acceptance pending */
@@ -225,8 +229,10 @@ static void test_svc_pipeline__an_act_goes_from_outbox_to_done(void **state)
 	assert_int_equal(th_platform_count(&f->plat, "receipt fine-1 SENDER_ACK"), 1);
 	assert_int_equal(th_platform_count(&f->plat, "receipt fine-1 DIGITAL_DELIVERY"), 1);
 	/* Every transition is in the audit trail, and the chain holds. */
-	assert_int_equal(svc_store_audit_verify(f->s, &rows, &err), 0);
-	assert_int_equal(rows, 9);   /* received + 8 transitions */
+	assert_int_equal(svc_store_audit_verify(f->s, &head, &err), 0);
+	assert_int_equal(head.rows, 10);   /* the seal's row, received, 8 transitions */
+	assert_int_equal(head.keyed_from, 1);
+	assert_true(head.seal_checked);
 }
 
 static void test_svc_pipeline__temporary_errors_are_retried_with_backoff(void **state)

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sb_common.h"
+#include "sb_crypto.h"
 #include "svc_act.h"
 #include "svc_store.h"
 #include "th.h"
@@ -252,7 +253,7 @@ static void test_svc_store__audit_chain_detects_tampering(void **state)
 	struct sb_err err = SB_ERR_INIT;
 	struct svc_store *s = NULL;
 	sqlite3 *db;
-	int64_t rows = 0;
+	struct svc_store_audit_head head;
 
 	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
 	db = svc_store_db(s);
@@ -265,8 +266,8 @@ static void test_svc_store__audit_chain_detects_tampering(void **state)
 						 &err), 0);
 		assert_int_equal(svc_store_commit(s, &err), 0);
 	}
-	assert_int_equal(svc_store_audit_verify(s, &rows, &err), 0);
-	assert_int_equal(rows, 5);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_int_equal(head.rows, 5);
 	/* the triggers refuse changes and deletions */
 	assert_int_not_equal(sqlite3_exec(db, "UPDATE audit SET actor = 'x' WHERE id = 2", NULL,
 					  NULL, NULL), SQLITE_OK);
@@ -276,12 +277,266 @@ static void test_svc_store__audit_chain_detects_tampering(void **state)
 	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
 				      "UPDATE audit SET actor = 'intruder' WHERE id = 3", NULL, NULL,
 				      NULL), SQLITE_OK);
-	assert_int_equal(svc_store_audit_verify(s, &rows, &err), SB_EINVAL);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 3: altered"));
 	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET actor = 'operator' WHERE id = 3;"
 				      "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(svc_store_audit_verify(s, &rows, &err), SB_EINVAL);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 2 missing"));
+	svc_store_close(s);
+}
+
+static const unsigned char AKEY[SB_AUDIT_KEY_SIZE] = "store audit key, thirty-two b...";
+static const unsigned char OTHER_KEY[SB_AUDIT_KEY_SIZE] = "not the store audit key, 32 b...";
+
+static void audit_rows(struct svc_store *s, int n)
+{
+	struct sb_err err = SB_ERR_INIT;
+
+	for (int i = 0; i < n; i++) {
+		char subject[16];
+
+		snprintf(subject, sizeof(subject), "act#%d", i);
+		assert_int_equal(svc_store_audit(s, "operator", i % 2 ? NULL : "tributi", "test",
+						 subject, NULL, &err), 0);
+	}
+}
+
+/* What someone holding the file runs, on a connection of its own, past the triggers. */
+static void attack(const char *path, const char *sql)
+{
+	sqlite3 *h = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("attack: %s", msg);
+	sqlite3_close(h);
+}
+
+/* The unkeyed hash every row had before schema 5: what anyone can recompute. */
+static void unkeyed_hash(const char *prev, int64_t id, int64_t at, const char *const f[5],
+			 char out[65])
+{
+	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT), hex = SB_BUF_INIT(65);
+	unsigned char d[SB_SHA256_LEN];
+
+	sb_buf_addf(&b, "%zu:%s|%lld|%lld", strlen(prev), prev, (long long)id, (long long)at);
+	for (int i = 0; i < 5; i++)
+		sb_buf_addf(&b, "|%zu:%s", f[i] ? strlen(f[i]) : 0, f[i] ? f[i] : "");
+	sb_sha256(b.buf, b.len, d);
+	sb_hex_encode(d, sizeof(d), &hex);
+	memcpy(out, hex.buf, 65);
+	sb_buf_release(&b);
+	sb_buf_release(&hex);
+}
+
+/*
+ * Rewrite rows from..last of the file at path with actor, recomputing every
+ * unkeyed hash and link and the head's hash, as an attacker without the key
+ * would: the best that can be done with SQL and SHA-256.
+ */
+static void rewrite_unkeyed(const char *path, int64_t from, const char *actor)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL, *up = NULL;
+	char prev[65];
+
+	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_no_update", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "SELECT id, at, actor, office, action, subject,"
+					    " detail, prev_hash FROM audit WHERE id >= ?1 ORDER BY id",
+					    -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit SET actor = ?1, prev_hash = ?2,"
+					    " hash = ?3 WHERE id = ?4", -1, &up, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, from);
+	prev[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const char *f[5] = { actor, (const char *)sqlite3_column_text(st, 3),
+				     (const char *)sqlite3_column_text(st, 4),
+				     (const char *)sqlite3_column_text(st, 5),
+				     (const char *)sqlite3_column_text(st, 6) };
+		char hash[65];
+
+		if (!prev[0])
+			snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 7));
+		unkeyed_hash(prev, id, sqlite3_column_int64(st, 1), f, hash);
+		sqlite3_bind_text(up, 1, actor, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 2, prev, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 3, hash, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 4, id);
+		assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+		sqlite3_reset(up);
+		memcpy(prev, hash, sizeof(prev));
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_head_stays_sealed", NULL, NULL,
+				      NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_head SET hash = ?1", -1, &up, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(up, 1, prev, -1, SQLITE_TRANSIENT);
+	assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+	sqlite3_finalize(up);
+	sqlite3_close(h);
+}
+
+static void test_svc_store__audit_rows_cut_from_the_end_show(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_store_audit_head head;
+
+	/* Unsealed (no key): the head alone shows rows deleted from the end. */
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	audit_rows(s, 6);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_false(head.sealed);
+	attack(f->db, "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id >= 5");
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "4 rows but the head records 6 (rows removed from the end)"));
+	svc_store_close(s);
+}
+
+static void test_svc_store__audit_cut_with_the_head_moved_back_shows_with_the_key(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_store_audit_head head;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	audit_rows(s, 3);
+	assert_int_equal(svc_store_audit_key(s, AKEY, &err), 0);
+	assert_int_equal(svc_store_audit_seal(s, &head, &err), 0);
+	assert_int_equal(head.keyed_from, 4);     /* row 4 records the sealing */
+	audit_rows(s, 4);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_true(head.seal_checked);
+	assert_int_equal(head.rows, 8);
+	/*
+	 * Cut rows 7 and 8, and move the head back to row 6: all anyone can do
+	 * without the key, since row 6 carries no seal.
+	 */
+	attack(f->db, "DROP TRIGGER audit_no_delete; DROP TRIGGER audit_head_no_rewind;"
+	       "DELETE FROM audit WHERE id >= 7;"
+	       "UPDATE audit_head SET last_id = 6, hash = (SELECT hash FROM audit WHERE id = 6)");
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "store audit seal does not match the audit key"));
+	/* Rows written after the cut do not bless it: each covers the head's seal. */
+	audit_rows(s, 1);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "row 7: altered (its MAC does not match the audit key"));
+	/* Without the key, the keyed rows cannot be checked, and verify says so. */
+	svc_store_close(s);
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_audit_key(s, NULL, &err), SB_ECONFIG);
+	assert_non_null(strstr(err.msg, "needs [pdnd] audit_key_file"));
+	assert_int_equal(svc_store_audit(s, "operator", NULL, "test", NULL, NULL, &err), SB_ECONFIG);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_true(head.sealed);
+	assert_false(head.seal_checked);
+	assert_int_equal(head.unchecked, 4);
+	svc_store_close(s);
+}
+
+static void test_svc_store__audit_row_rewritten_without_the_key_shows(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_store_audit_head head;
+
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(svc_store_audit_key(s, AKEY, &err), 0);
+	assert_int_equal(svc_store_audit_seal(s, NULL, &err), 0);
+	audit_rows(s, 5);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_true(head.seal_checked);
+	/* Row 3 and all after it rewritten, links and head made to agree. */
+	rewrite_unkeyed(f->db, 3, "intruder");
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "row 3: altered (its MAC does not match the audit key"));
+	/* ... and the seal stripped, to pass the rows off as never keyed. */
+	attack(f->db, "UPDATE audit_head SET keyed_from = NULL, seal = NULL");
+	rewrite_unkeyed(f->db, 1, "intruder");
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "store audit is not sealed"));
+	/* Another key is no key: the seal does not match. */
+	assert_int_equal(svc_store_audit_key(s, OTHER_KEY, &err), 0);
+	assert_int_equal(svc_store_audit_seal(s, NULL, &err), 0);   /* what a careless operator does */
+	assert_int_equal(svc_store_audit_key(s, AKEY, &err), 0);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "row 7: altered"));
+	svc_store_close(s);
+}
+
+static void test_svc_store__audit_of_a_version_4_store_verifies_and_seals(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_store *s = NULL;
+	struct svc_store_audit_head head;
+	sqlite3_stmt *st = NULL;
+	char prev[65] = SB_AUDIT_GENESIS;
+
+	/* Three rows as the previous schema wrote them: unkeyed, no head. */
+	assert_int_equal(svc_store_open_version(&s, f->db, 1000, 4, &err), 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name = 'audit_head'"), 0);
+	assert_int_equal(sqlite3_prepare_v2(svc_store_db(s), "INSERT INTO audit (id, at, actor, office,"
+					    " action, subject, detail, prev_hash, hash)"
+					    " VALUES (?1, 1700000000, 'send-bridge', ?2, 'act.state',"
+					    " ?3, 'received->checked', ?4, ?5)", -1, &st, NULL),
+			 SQLITE_OK);
+	for (int64_t id = 1; id <= 3; id++) {
+		char subject[32], hash[65];
+		const char *fields[5] = { "send-bridge", id == 2 ? "tributi" : NULL, "act.state",
+					  subject, "received->checked" };
+
+		snprintf(subject, sizeof(subject), "act#%lld", (long long)id);
+		unkeyed_hash(prev, id, 1700000000, fields, hash);
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, fields[1], -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, subject, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, prev, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 5, hash, -1, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+		memcpy(prev, hash, sizeof(prev));
+	}
+	sqlite3_finalize(st);
+	svc_store_close(s);
+
+	/* Migrated: the old chain verifies as it was, and grows. */
+	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
+	assert_int_equal(scalar(s, "PRAGMA user_version"), SVC_STORE_VERSION);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_int_equal(head.rows, 3);
+	assert_string_equal(head.hash, prev);
+	assert_false(head.sealed);
+	audit_rows(s, 2);
+	/* Sealing anchors them under the key, with a row saying so. */
+	assert_int_equal(svc_store_audit_key(s, AKEY, &err), 0);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "audit seal"));
+	assert_int_equal(svc_store_audit_seal(s, &head, &err), 0);
+	assert_int_equal(head.rows, 6);
+	assert_int_equal(head.keyed_from, 6);
+	assert_true(head.seal_checked);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM audit WHERE id = 6 AND action = 'audit.sealed'"
+				" AND detail LIKE 'rows 1-5 chained without a key%'"), 1);
+	assert_int_equal(svc_store_audit_seal(s, &head, &err), 0);      /* once is enough */
+	assert_int_equal(head.rows, 6);
+	audit_rows(s, 2);
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
+	assert_true(head.seal_checked);
+	/* The unkeyed rows are under the key now: one rewritten with its links shows. */
+	rewrite_unkeyed(f->db, 2, "intruder");
+	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
+	assert_non_null(strstr(err.msg, "row 6: altered"));
 	svc_store_close(s);
 }
 
@@ -515,6 +770,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_svc_store__transitions_are_conditional, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__pii_key_is_stable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__audit_rows_cut_from_the_end_show, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_svc_store__audit_cut_with_the_head_moved_back_shows_with_the_key, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__audit_row_rewritten_without_the_key_shows,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__audit_of_a_version_4_store_verifies_and_seals,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__audit_chain_detects_tampering, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__concurrent_writers_all_commit, setup,
