@@ -115,7 +115,8 @@ bin/send-sim: $(B)/send-sim
 $(B)/libth.a: $(TH_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/tests/%: $(B)/tests/%.o $(B)/libth.a $(B)/libsb.a
+# The fixture PDFs come with every test binary, so one binary runs alone on a fresh clone.
+$(B)/tests/%: $(B)/tests/%.o $(B)/libth.a $(B)/libsb.a | fixtures
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(B)/libth.a $(B)/libsb.a $(PKG_LIBS) $(TEST_LIBS) -lsystemd
 
@@ -141,7 +142,6 @@ fuzz:
 test: deps
 	$(Q)$(MAKE) --no-print-directory MODE=release all
 	$(Q)$(MAKE) --no-print-directory MODE=asan test-build
-	$(Q)sh fixtures/make-fixtures.sh
 	$(Q)SB_BUILD=build/asan sh tests/run.sh $(TEST_SRCS:%.c=build/asan/%)
 
 test-build: $(TEST_BINS) $(B)/send-bridge $(B)/send-sim

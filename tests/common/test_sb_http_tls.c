@@ -139,7 +139,7 @@ static void test_sb_http_tls__verification_cannot_be_skipped(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sb_http_tls__verification_cannot_be_skipped),
+		th_unit_test(test_sb_http_tls__verification_cannot_be_skipped),
 	};
 	int rc;
 

@@ -31,7 +31,7 @@ static const char *const extra_sim[] = {
 	"--send-stream-interval-ms", "200", NULL,
 };
 
-/* Names of fixtures/acts-broken/, sorted; *n_out set. */
+/* Names of fixtures/acts-broken/, sorted; *n_out set; freed with the test's scope. */
 static char **broken_names(size_t *n_out)
 {
 	char *dir = th_fixture("acts-broken");
@@ -45,19 +45,19 @@ static char **broken_names(size_t *n_out)
 		if (e->d_name[0] == '.')
 			continue;
 		names = sb_xrealloc(names, (n + 1) * sizeof(*names));
-		names[n++] = sb_xstrdup(e->d_name);
+		names[n++] = th_own(sb_xstrdup(e->d_name));
 	}
 	closedir(d);
 	free(dir);
 	*n_out = n;
-	return names;
+	return th_own(names);
 }
 
 static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **state)
 {
 	struct th_sim sim;
-	char *dir = th_tmpdir("bad-input"), *root = sb_xasprintf("%s/outbox", dir);
-	char *log = sb_xasprintf("%s/send-bridge.log", dir), *cfg;
+	char *dir = th_own(th_tmpdir("bad-input")), *root = th_own(sb_xasprintf("%s/outbox", dir));
+	char *log = th_own(sb_xasprintf("%s/send-bridge.log", dir)), *cfg;
 	size_t nbroken = 0;
 	char **broken = broken_names(&nbroken);
 	pid_t pid;
@@ -66,7 +66,7 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 	(void)state;
 	assert_true(nbroken >= 50);
 	th_sim_start(&sim, extra_sim);
-	cfg = th_e2e_config(dir, "bad", sim.url, 4, NULL);
+	cfg = th_own(th_e2e_config(dir, "bad", sim.url, 4, NULL));
 	/* Interleaved, the way a day's output of several offices arrives. */
 	for (size_t i = 0; i < nbroken || i < NGOOD; i++) {
 		char id[96];
@@ -98,10 +98,11 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 	assert_int_equal(th_outbox_entries(root, "done"), NGOOD);
 	assert_int_equal(th_outbox_entries(root, "rejected"), nbroken);
 	for (size_t i = 0; i < nbroken; i++) {
-		char *rel = sb_xasprintf("acts-broken/%s/expect", broken[i]);
-		char *expect_path = th_fixture(rel), *expect = th_read(expect_path, NULL);
-		char *reason_path = sb_xasprintf("%s/rejected/bad-%s/reason.json", root, broken[i]);
-		char *reason = th_read(reason_path, NULL), *tab, *nl;
+		char *rel = th_own(sb_xasprintf("acts-broken/%s/expect", broken[i]));
+		char *expect = th_own(th_read(th_own(th_fixture(rel)), NULL));
+		char *reason_path = th_own(sb_xasprintf("%s/rejected/bad-%s/reason.json", root,
+							broken[i]));
+		char *reason = th_own(th_read(reason_path, NULL)), *tab, *nl;
 
 		assert_non_null(expect);
 		if (!reason)
@@ -118,41 +119,25 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 		if (!strchr(tab + 1, '"') && !strchr(tab + 1, '\\') && !strstr(reason, tab + 1))
 			fail_msg("reason.json of '%s' does not say '%s': %s", broken[i], tab + 1, reason);
 		assert_non_null(strstr(reason, "\"state\":\"rejected\""));
-		free(reason);
-		free(reason_path);
-		free(expect);
-		free(expect_path);
-		free(rel);
 	}
 	/* Only the good ones reached SEND, once each. */
 	assert_int_equal(th_e2e_ledger_notifications(sim.url, NULL), NGOOD);
 	{
-		char *db_path = sb_xasprintf("%s/bad.db", dir);
-		sqlite3 *db = NULL;
+		sqlite3 *db = th_e2e_db(th_own(sb_xasprintf("%s/bad.db", dir)));
 
-		assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE state = 'closed'",
 					    NULL), NGOOD);
 		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE state = 'rejected'"
 					    " AND folder IS NOT NULL", NULL), (int64_t)nbroken);
-		sqlite3_close(db);
-		free(db_path);
 	}
 	th_sim_stop(&sim);
 	th_rmrf(dir);
-	for (size_t i = 0; i < nbroken; i++)
-		free(broken[i]);
-	free(broken);
-	free(cfg);
-	free(log);
-	free(root);
-	free(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_e2e_bad_input__broken_acts_rejected_good_ones_closed),
+		th_unit_test(test_e2e_bad_input__broken_acts_rejected_good_ones_closed),
 	};
 
 	return cmocka_run_group_tests_name("e2e_bad_input", tests, NULL, NULL);

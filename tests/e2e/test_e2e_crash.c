@@ -40,27 +40,21 @@ static const char *const extra_sim[] = {
 /* Start the daemon with its own log, dir/run-<i>.log. */
 static pid_t start(const char *cfg, const char *dir, int i)
 {
-	char *log = sb_xasprintf("%s/run-%02d.log", dir, i);
-	pid_t pid = th_e2e_run(cfg, log);
-
-	free(log);
-	return pid;
+	return th_e2e_run(cfg, th_own(sb_xasprintf("%s/run-%02d.log", dir, i)));
 }
 
 /* Wait until the daemon logged that it runs (its signal handlers are in place). */
 static void wait_running(const char *dir, int i)
 {
-	char *log = sb_xasprintf("%s/run-%02d.log", dir, i);
+	char *log = th_own(sb_xasprintf("%s/run-%02d.log", dir, i));
 
 	for (int t = 0; t < 3000; t++) {
 		char *text = th_read(log, NULL);
 		bool up = text && strstr(text, "daemon: running");
 
 		free(text);
-		if (up) {
-			free(log);
+		if (up)
 			return;
-		}
 		th_sleep_ms(10);
 	}
 	fail_msg("send-bridge did not start; see %s", log);
@@ -77,9 +71,9 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	int n = env_n ? (int)strtol(env_n, NULL, 10) : 300;
 	unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : (unsigned)time(NULL);
 	struct th_sim sim;
-	char *dir = th_tmpdir("crash"), *root = sb_xasprintf("%s/outbox", dir);
-	char *cfg, *db_path = sb_xasprintf("%s/crash.db", dir);
-	sqlite3 *db = NULL;
+	char *dir = th_own(th_tmpdir("crash")), *root = th_own(sb_xasprintf("%s/outbox", dir));
+	char *cfg, *db_path = th_own(sb_xasprintf("%s/crash.db", dir));
+	sqlite3 *db;
 	pid_t pid;
 	int kills = 0, waited = 0;
 
@@ -88,7 +82,7 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	fprintf(stderr, "crash test: n=%d seed=%u (SB_E2E_SEED replays it)\n", n, seed);
 	srand(seed);
 	th_sim_start(&sim, extra_sim);
-	cfg = th_e2e_config(dir, "crash", sim.url, 4, NULL);
+	cfg = th_own(th_e2e_config(dir, "crash", sim.url, 4, NULL));
 	for (int i = 0; i < n; i++) {
 		char id[32], *json;
 
@@ -120,7 +114,7 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	assert_int_equal(th_outbox_entries(root, "rejected"), 0);
 	assert_int_equal(th_outbox_entries(root, "work"), 0);
 	assert_int_equal(th_outbox_entries(root, "new"), 0);
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	db = th_e2e_db(db_path);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE state = 'closed'", NULL), n);
 	/* One outgoing registration per act, one notification per act. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
@@ -132,14 +126,13 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 		char id[32], *number;
 
 		snprintf(id, sizeof(id), "2026-CR-%04d", i);
-		number = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
-				     " ON a.id = n.act WHERE a.act_id = ?1", id);
+		number = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
+				     " ON a.id = n.act WHERE a.act_id = ?1", id));
 		assert_non_null(number);
 		assert_int_equal(th_e2e_ledger_notifications(sim.url, number), 1);
 		/* Acceptance and delivery at least, each registered. */
 		assert_true(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 				       " WHERE a.act_id = ?1 AND r.protocol_number IS NOT NULL", id) >= 2);
-		free(number);
 	}
 	/* Every receipt registered exactly once. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
@@ -150,19 +143,14 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r WHERE NOT EXISTS"
 				    " (SELECT 1 FROM proto_registrations p"
 				    "  WHERE p.legal_fact_id = r.legal_fact_key)", NULL), 0);
-	sqlite3_close(db);
 	th_sim_stop(&sim);
 	th_rmrf(dir);
-	free(db_path);
-	free(cfg);
-	free(root);
-	free(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_e2e_crash__sigkill_at_random_moments),
+		th_unit_test(test_e2e_crash__sigkill_at_random_moments),
 	};
 
 	return cmocka_run_group_tests_name("e2e_crash", tests, NULL, NULL);

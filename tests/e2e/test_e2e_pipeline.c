@@ -135,11 +135,7 @@ static int teardown(void **state)
 
 static void start_daemon(struct fx *f)
 {
-	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
-	const char *argv[] = { bin, "run", "-c", f->cfg, NULL };
-
-	f->pid = th_spawn(argv, f->log);
-	free(bin);
+	f->pid = th_e2e_run(f->cfg, f->log);
 }
 
 static size_t entries(const char *dir)

@@ -32,19 +32,20 @@ static const char *const extra_sim[] = {
 static void test_e2e_rest__the_vendor_system_numbers_acts_and_receipts(void **state)
 {
 	struct th_sim sim;
-	char *dir = th_tmpdir("e2e-rest"), *root = sb_xasprintf("%s/outbox", dir);
-	char *log = sb_xasprintf("%s/send-bridge.log", dir), *auth = sb_xasprintf("%s/auth", dir);
-	char *db_path = sb_xasprintf("%s/rest.db", dir), *extra, *cfg;
-	sqlite3 *db = NULL;
+	char *dir = th_own(th_tmpdir("e2e-rest")), *root = th_own(sb_xasprintf("%s/outbox", dir));
+	char *log = th_own(sb_xasprintf("%s/send-bridge.log", dir));
+	char *auth = th_own(sb_xasprintf("%s/auth", dir));
+	char *db_path = th_own(sb_xasprintf("%s/rest.db", dir)), *extra, *cfg;
+	sqlite3 *db;
 	pid_t pid;
 	int waited = 0;
 
 	(void)state;
 	th_sim_start(&sim, extra_sim);
 	th_write_str(auth, "Bearer send-sim-protocol\n", 0600);
-	extra = sb_xasprintf("[protocol]\nbackend = rest\nrest_url = %s/protocol/v1\n"
-			     "rest_auth_file = %s\n", sim.url, auth);
-	cfg = th_e2e_config(dir, "rest", sim.url, 2, extra);
+	extra = th_own(sb_xasprintf("[protocol]\nbackend = rest\nrest_url = %s/protocol/v1\n"
+			     "rest_auth_file = %s\n", sim.url, auth));
+	cfg = th_own(th_e2e_config(dir, "rest", sim.url, 2, extra));
 	for (int i = 0; i < NACTS; i++) {
 		char id[32], *json = th_e2e_act_json(i, i == 0);
 
@@ -55,7 +56,7 @@ static void test_e2e_rest__the_vendor_system_numbers_acts_and_receipts(void **st
 	pid = th_e2e_run(cfg, log);
 	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < NACTS) {
 		if (waited++ > 600) {
-			char *text = th_read(log, NULL);
+			char *text = th_own(th_read(log, NULL));
 
 			fail_msg("acts not finished after 60 s; log:\n%s", text ? text : "");
 		}
@@ -63,7 +64,7 @@ static void test_e2e_rest__the_vendor_system_numbers_acts_and_receipts(void **st
 	}
 	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
 	assert_int_equal(th_outbox_entries(root, "done"), NACTS);
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	db = th_e2e_db(db_path);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE state = 'closed'", NULL),
 			 NACTS);
 	/* Every registration, outgoing and receipts, came from the vendor system. */
@@ -78,28 +79,19 @@ static void test_e2e_rest__the_vendor_system_numbers_acts_and_receipts(void **st
 		char id[32], *number;
 
 		snprintf(id, sizeof(id), "2026-REST-%d", i);
-		number = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
-				     " ON a.id = n.act WHERE a.act_id = ?1", id);
+		number = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications n"
+					    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", id));
 		assert_non_null(number);
 		assert_int_equal(th_e2e_ledger_notifications(sim.url, number), 1);
-		free(number);
 	}
-	sqlite3_close(db);
 	th_sim_stop(&sim);
 	th_rmrf(dir);
-	free(cfg);
-	free(extra);
-	free(db_path);
-	free(auth);
-	free(log);
-	free(root);
-	free(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_e2e_rest__the_vendor_system_numbers_acts_and_receipts),
+		th_unit_test(test_e2e_rest__the_vendor_system_numbers_acts_and_receipts),
 	};
 
 	return cmocka_run_group_tests_name("e2e_rest", tests, NULL, NULL);

@@ -37,7 +37,7 @@ static void wait_finished(const char *root, size_t n, const char *log)
 	for (int waited = 0;
 	     th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < n; waited++) {
 		if (waited > 600) {
-			char *text = th_read(log, NULL);
+			char *text = th_own(th_read(log, NULL));
 
 			fail_msg("acts not finished after 60 s; log:\n%s", text ? text : "");
 		}
@@ -52,61 +52,51 @@ static void test_e2e_send_checks__a_changed_payment_notice_fails_the_act(void **
 		"--send-stream-interval-ms", "200", "--send-corrupt-notice", CORRUPT_NOTICE, NULL,
 	};
 	struct th_sim sim;
-	char *dir = th_tmpdir("e2e-checks"), *root = sb_xasprintf("%s/outbox", dir);
-	char *log = sb_xasprintf("%s/send-bridge.log", dir);
-	char *db_path = sb_xasprintf("%s/checks.db", dir), *cfg, *text, *path;
-	sqlite3 *db = NULL;
+	char *dir = th_own(th_tmpdir("e2e-checks")), *root = th_own(sb_xasprintf("%s/outbox", dir));
+	char *log = th_own(sb_xasprintf("%s/send-bridge.log", dir));
+	char *db_path = th_own(sb_xasprintf("%s/checks.db", dir)), *cfg, *text;
+	sqlite3 *db;
 	pid_t pid;
 
 	(void)state;
 	th_sim_start(&sim, extra_sim);
-	cfg = th_e2e_config(dir, "checks", sim.url, 2, NULL);
+	cfg = th_own(th_e2e_config(dir, "checks", sim.url, 2, NULL));
 	th_outbox_publish(root, "acts/fine-pagopa", "2026-CHK-BAD");
 	th_outbox_publish(root, "acts/fine-pec", "2026-CHK-GOOD");
 	pid = th_e2e_run(cfg, log);
 	wait_finished(root, 2, log);
 	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
 
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	db = th_e2e_db(db_path);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
 				    " AND state = 'failed'", "2026-CHK-BAD"), 1);
-	text = th_e2e_text(db, "SELECT last_error FROM acts WHERE act_id = ?1", "2026-CHK-BAD");
+	text = th_own(th_e2e_text(db, "SELECT last_error FROM acts WHERE act_id = ?1",
+				  "2026-CHK-BAD"));
 	assert_non_null(text);
 	assert_non_null(strstr(text, "recipients[0].payments[0] pagoPA notice"));
 	assert_non_null(strstr(text, "differs from the upload"));
-	free(text);
 	/* It was notified, once: only the final check failed. */
-	text = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
-			   " ON a.id = n.act WHERE a.act_id = ?1", "2026-CHK-BAD");
+	text = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
+				  " ON a.id = n.act WHERE a.act_id = ?1", "2026-CHK-BAD"));
 	assert_non_null(text);
 	assert_int_equal(th_e2e_ledger_notifications(sim.url, text), 1);
-	free(text);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
 				    " AND state = 'closed'", "2026-CHK-GOOD"), 1);
 	/* Its document and notice were compared too, and its price recorded. */
 	assert_true(th_e2e_int(db, "SELECT n.cost_cents FROM notifications n JOIN acts a"
 			       " ON a.id = n.act WHERE a.act_id = ?1", "2026-CHK-GOOD") > 0);
-	sqlite3_close(db);
-	path = sb_xasprintf("%s/rejected/2026-CHK-BAD/reason.json", root);
-	text = th_read(path, NULL);
+	text = th_own(th_read(th_own(sb_xasprintf("%s/rejected/2026-CHK-BAD/reason.json", root)),
+			      NULL));
 	assert_non_null(text);
 	assert_non_null(strstr(text, "\"state\":\"failed\""));
 	assert_non_null(strstr(text, "pagoPA notice"));
-	free(text);
-	free(path);
-	path = sb_xasprintf("%s/done/2026-CHK-GOOD/receipts", root);
-	assert_true(th_outbox_entries(path, ".") >= 2);
-	free(path);
+	assert_true(th_outbox_entries(th_own(sb_xasprintf("%s/done/2026-CHK-GOOD/receipts", root)),
+				      ".") >= 2);
 	assert_int_equal(th_outbox_entries(root, "done"), 1);
 	assert_int_equal(th_outbox_entries(root, "rejected"), 1);
 
 	th_sim_stop(&sim);
 	th_rmrf(dir);
-	free(cfg);
-	free(db_path);
-	free(log);
-	free(root);
-	free(dir);
 }
 
 /* send-sim's streams of the PA: how many, and the first one's id into id (37). */
@@ -165,9 +155,9 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 		"--send-stream-interval-ms", "200", NULL,
 	};
 	struct th_sim sim;
-	char *dir = th_tmpdir("e2e-stream"), *root = sb_xasprintf("%s/outbox", dir);
-	char *log = sb_xasprintf("%s/send-bridge.log", dir);
-	char *db_path = sb_xasprintf("%s/stream.db", dir), *cfg, *json, *first, *text;
+	char *dir = th_own(th_tmpdir("e2e-stream")), *root = th_own(sb_xasprintf("%s/outbox", dir));
+	char *log = th_own(sb_xasprintf("%s/send-bridge.log", dir));
+	char *db_path = th_own(sb_xasprintf("%s/stream.db", dir)), *cfg, *json, *first, *text;
 	char at_sim[37] = "";
 	sqlite3 *db = NULL;
 	pid_t pid;
@@ -175,15 +165,16 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 
 	(void)state;
 	th_sim_start(&sim, extra_sim);
-	cfg = th_e2e_config(dir, "stream", sim.url, 2, NULL);
+	cfg = th_own(th_e2e_config(dir, "stream", sim.url, 2, NULL));
 	pid = th_e2e_run(cfg, log);
 	while (!(first = meta(db_path, "send.stream_id"))) {
 		if (waited++ > 600) {
-			text = th_read(log, NULL);
+			text = th_own(th_read(log, NULL));
 			fail_msg("no stream after 60 s; log:\n%s", text ? text : "");
 		}
 		th_sleep_ms(100);
 	}
+	th_own(first);
 	assert_int_equal(th_child_stop(&pid, SIGKILL), 128 + SIGKILL);
 	assert_int_equal(sim_streams(sim.url, at_sim), 1);
 	assert_string_equal(at_sim, first);
@@ -194,7 +185,7 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 				      NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
-	json = th_e2e_act_json(1, true);
+	json = th_own(th_e2e_act_json(1, true));
 	th_outbox_publish_json(root, "2026-STREAM-1", json);
 	pid = th_e2e_run(cfg, log);
 	wait_finished(root, 1, log);
@@ -203,31 +194,21 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 	/* Still one stream at SEND, the first, and the act was tracked through it. */
 	assert_int_equal(sim_streams(sim.url, at_sim), 1);
 	assert_string_equal(at_sim, first);
-	text = meta(db_path, "send.stream_id");
+	text = th_own(meta(db_path, "send.stream_id"));
 	assert_non_null(text);
 	assert_string_equal(text, first);
-	free(text);
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+	assert_int_equal(th_e2e_int(th_e2e_db(db_path), "SELECT count(*) FROM acts WHERE act_id = ?1"
 				    " AND state = 'closed'", "2026-STREAM-1"), 1);
-	sqlite3_close(db);
 
 	th_sim_stop(&sim);
 	th_rmrf(dir);
-	free(json);
-	free(first);
-	free(cfg);
-	free(db_path);
-	free(log);
-	free(root);
-	free(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_e2e_send_checks__a_changed_payment_notice_fails_the_act),
-		cmocka_unit_test(test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again),
+		th_unit_test(test_e2e_send_checks__a_changed_payment_notice_fails_the_act),
+		th_unit_test(test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again),
 	};
 
 	sb_http_global_init();

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -24,6 +25,148 @@ static void die(const char *what, const char *arg)
 {
 	fprintf(stderr, "test helper: %s '%s': %s\n", what, arg ? arg : "", strerror(errno));
 	abort();
+}
+
+/*
+ * One record per thing a scope releases: a child (pid, with send-sim's
+ * folder name) or a deferred call. Records of children stopped by the test
+ * itself stay with pid 0 until their scope ends.
+ */
+struct item {
+	pid_t pid;
+	char *dir;
+	void (*fn)(void *);
+	void *arg;
+};
+
+static struct item *items;
+static size_t n_items, cap_items;
+/* Where each open scope starts in items; deeper than a group and a test is a bug. */
+static size_t marks[8];
+static size_t n_marks;
+
+static void release_all(void)
+{
+	while (n_marks)
+		th_scope_end();
+	th_scope_end();
+}
+
+static void add_item(const struct item *it)
+{
+	static bool at_exit;
+
+	if (!at_exit) {
+		/* Runs before LeakSanitizer's check at exit, which was registered first. */
+		atexit(release_all);
+		at_exit = true;
+	}
+	if (n_items == cap_items) {
+		cap_items = cap_items ? 2 * cap_items : 32;
+		items = sb_xrealloc(items, cap_items * sizeof(*items));
+	}
+	items[n_items++] = *it;
+}
+
+static struct item *find_child(pid_t pid)
+{
+	for (size_t i = 0; i < n_items; i++)
+		if (items[i].pid == pid)
+			return &items[i];
+	return NULL;
+}
+
+/* The test stopped pid itself: the scope must not signal it again (its pid may be reused). */
+static void forget_child(pid_t pid)
+{
+	struct item *it = find_child(pid);
+
+	if (it) {
+		it->pid = 0;
+		it->dir = NULL;
+	}
+}
+
+static void release(struct item *it)
+{
+	if (it->pid > 0) {
+		/* No SIGTERM grace: the test is over, and a daemon stuck in shutdown must not hang it. */
+		kill(it->pid, SIGKILL);
+		while (waitpid(it->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		fprintf(stderr, "test helper: killed pid %d, still running when its test ended%s%s\n",
+			(int)it->pid, it->dir ? "; its folder is left: " : "", it->dir ? it->dir : "");
+	}
+	free(it->dir);
+	if (it->fn)
+		it->fn(it->arg);
+}
+
+void th_scope_begin(void)
+{
+	if (n_marks == sizeof(marks) / sizeof(marks[0]))
+		die("too many nested scopes", NULL);
+	marks[n_marks++] = n_items;
+}
+
+void th_scope_end(void)
+{
+	size_t mark = n_marks ? marks[--n_marks] : 0;
+
+	/* Last in, first out: a handle is closed before the memory it was made from. */
+	while (n_items > mark)
+		release(&items[--n_items]);
+}
+
+int th_setup(void **state)
+{
+	(void)state;
+	th_scope_begin();
+	return 0;
+}
+
+int th_teardown(void **state)
+{
+	(void)state;
+	th_scope_end();
+	return 0;
+}
+
+pid_t th_fork(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid < 0)
+		die("fork", NULL);
+	if (pid == 0) {
+		/*
+		 * The parent's children are not the child's to stop; its other
+		 * records (copies) are released with the child's outermost scope.
+		 */
+		for (size_t i = 0; i < n_items; i++)
+			items[i].pid = 0;
+		n_marks = 0;
+		/*
+		 * The check after prctl closes the window in which the parent
+		 * died before the death signal was asked for.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(127);
+		return 0;
+	}
+	add_item(&(struct item){ .pid = pid });
+	return pid;
+}
+
+void th_defer(void (*fn)(void *), void *arg)
+{
+	add_item(&(struct item){ .fn = fn, .arg = arg });
+}
+
+void *th_own(void *p)
+{
+	th_defer(free, p);
+	return p;
 }
 
 const char *th_build_dir(void)
@@ -155,9 +298,7 @@ int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err)
 
 	if (pipe(po) < 0 || pipe(pe) < 0)
 		die("pipe", argv[0]);
-	pid = fork();
-	if (pid < 0)
-		die("fork", argv[0]);
+	pid = th_fork();
 	if (pid == 0) {
 		int devnull = open("/dev/null", O_RDONLY);
 
@@ -177,6 +318,7 @@ int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err)
 	close(pe[0]);
 	if (waitpid(pid, &status, 0) < 0)
 		die("waitpid", argv[0]);
+	forget_child(pid);
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
@@ -200,9 +342,7 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 	for (const char *const *e = extra; e && *e && n < 30; e++)
 		argv[n++] = *e;
 	argv[n] = NULL;
-	s->pid = fork();
-	if (s->pid < 0)
-		die("fork", bin);
+	s->pid = th_fork();
 	if (s->pid == 0) {
 		char *log = sb_xasprintf("%s/sim.log", s->dir);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -232,6 +372,8 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 	}
 	if (!s->port)
 		die("send-sim did not start", bin);
+	/* The folder is freed with the child when the test ends before th_sim_stop. */
+	find_child(s->pid)->dir = s->dir;
 	snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%u", s->port);
 	free(port_file);
 	free(bin);
@@ -239,13 +381,8 @@ void th_sim_start(struct th_sim *s, const char *const *extra)
 
 void th_sim_stop(struct th_sim *s)
 {
-	int status;
-
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, &status, 0);
-		s->pid = 0;
-	}
+	th_kill(s->pid);
+	s->pid = 0;
 	th_rmrf(s->dir);
 	free(s->dir);
 	s->dir = NULL;
@@ -253,10 +390,8 @@ void th_sim_stop(struct th_sim *s)
 
 pid_t th_spawn(const char *const argv[], const char *log_path)
 {
-	pid_t pid = fork();
+	pid_t pid = th_fork();
 
-	if (pid < 0)
-		die("fork", argv[0]);
 	if (pid == 0) {
 		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		int devnull = open("/dev/null", O_RDONLY);
@@ -296,10 +431,17 @@ bool th_wait_port(unsigned port)
 
 void th_kill(pid_t pid)
 {
-	int status;
+	if (pid > 0)
+		th_child_stop(&pid, SIGTERM);
+}
 
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	waitpid(pid, &status, 0);
+int th_child_stop(pid_t *pid, int sig)
+{
+	int status = 0;
+
+	if (kill(*pid, sig) < 0 || waitpid(*pid, &status, 0) != *pid)
+		die("stop child", NULL);
+	forget_child(*pid);
+	*pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

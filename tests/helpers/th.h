@@ -35,6 +35,36 @@ char *th_fixture(const char *rel);
 char *th_shared(const char *rel);
 
 /*
+ * Test scopes. A failed cmocka assertion longjmps out of the test and past
+ * its own clean-up code, so whatever must not outlive a test is recorded
+ * here and released when its scope ends, whether it passed or failed: the
+ * children started by these helpers (killed with SIGKILL and reaped) and
+ * memory or handles given to th_defer/th_own. Scopes nest; what is
+ * recorded outside any scope (a group set-up's send-sim) is released at
+ * exit. Children also die with the test binary (PR_SET_PDEATHSIG), so an
+ * abort, a sanitizer report or run.sh's timeout leaves none behind.
+ * Not thread-safe: call from the test's thread.
+ */
+void th_scope_begin(void);
+void th_scope_end(void);
+/* cmocka set-up and tear-down opening and closing one test's scope (state is left alone). */
+int th_setup(void **state);
+int th_teardown(void **state);
+/* A test with its own scope: cmocka_unit_test with th_setup and th_teardown. */
+#define th_unit_test(f) cmocka_unit_test_setup_teardown(f, th_setup, th_teardown)
+
+/*
+ * fork(): the child is recorded in the current scope. In the child, which
+ * returns 0, no scope is open, the parent's children are forgotten (not
+ * its own to stop), and SIGKILL is due when the forking thread ends.
+ */
+pid_t th_fork(void);
+/* Call fn(arg) when the current scope ends; arg must not live on the test's stack. */
+void th_defer(void (*fn)(void *), void *arg);
+/* free(p) when the current scope ends (the caller must not free it); returns p. */
+void *th_own(void *p);
+
+/*
  * Run argv (argv[0] a path) with stdin from /dev/null, capturing stdout and
  * stderr into out (either may be NULL). Returns the exit status, or 128+sig.
  */
@@ -44,8 +74,13 @@ int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err);
 pid_t th_spawn(const char *const argv[], const char *log_path);
 /* Wait until 127.0.0.1:port accepts connections (up to ~5 s); true when it does. */
 bool th_wait_port(unsigned port);
-/* Stop a process started with th_spawn (SIGTERM, then reap). */
+/* Stop a process started with th_spawn (SIGTERM, then reap); pid <= 0 is a no-op. */
 void th_kill(pid_t pid);
+/*
+ * Send sig to the child *pid (th_spawn, th_fork), reap it and set *pid to
+ * 0; returns its exit status, or 128 + the signal that ended it.
+ */
+int th_child_stop(pid_t *pid, int sig);
 
 /* send-sim started on 127.0.0.1 with an ephemeral port. */
 struct th_sim {

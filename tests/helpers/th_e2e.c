@@ -26,6 +26,10 @@ char *th_e2e_protocol_ini(const char *dir)
 	const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", k, "-out", c,
 			      "-days", "30", "-subj", "/C=IT/O=Comune di Esempio/CN=sigillo", NULL };
 
+	/* Owned by the scope: a failed check below must not leak them. */
+	th_own(k);
+	th_own(c);
+	th_own(xsd);
 	assert_non_null(xsd);
 	assert_int_equal(th_run(gen, NULL, NULL), 0);
 	assert_int_equal(chmod(k, 0600), 0);
@@ -33,9 +37,6 @@ char *th_e2e_protocol_ini(const char *dir)
 	ini = sb_xasprintf("[protocol]\nregister = PG\nipa_code = c_x000\n"
 			   "aoo_code = AOO1\nseal_key_file = %s\nseal_cert_file = %s\n"
 			   "segnatura_xsd = %s\n", k, c, xsd);
-	free(k);
-	free(c);
-	free(xsd);
 	return ini;
 }
 
@@ -53,12 +54,29 @@ static sqlite3_stmt *query(sqlite3 *db, const char *sql, const char *param)
 int64_t th_e2e_int(sqlite3 *db, const char *sql, const char *param)
 {
 	sqlite3_stmt *st = query(db, sql, param);
-	int64_t v;
+	int rc = sqlite3_step(st);
+	int64_t v = sqlite3_column_int64(st, 0);
 
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	assert_int_equal(rc, SQLITE_ROW);
 	return v;
+}
+
+static void db_close(void *db)
+{
+	sqlite3_close(db);
+}
+
+sqlite3 *th_e2e_db(const char *path)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+
+	/* Even a failed open returns a handle to close. */
+	th_defer(db_close, db);
+	if (rc != SQLITE_OK)
+		fail_msg("open '%s': %s", path, sqlite3_errmsg(db));
+	return db;
 }
 
 char *th_e2e_text(sqlite3 *db, const char *sql, const char *param)
@@ -77,14 +95,43 @@ int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol)
 	return th_e2e_ledger_int(sim_url, protocol, "notifications");
 }
 
-int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char *key)
+/*
+ * GET url from send-sim and the integer key of its JSON reply; everything
+ * is released before the checks, so a failed one leaks nothing.
+ */
+static int64_t sim_get_int(const char *url, const char *const *headers, const char *key)
 {
 	struct sb_err err = SB_ERR_INIT;
 	struct sb_http *h = NULL;
-	struct sb_http_resp resp = { 0 };
-	struct sb_buf url = SB_BUF_INIT(1024);
+	struct sb_http_resp resp = { .body = SB_BUF_INIT(1 << 20) };
 	json_t *j = NULL;
+	int rc = sb_http_new(&h, NULL, &err);
+	bool is_int;
+	long status;
 	int64_t n;
+
+	if (rc == 0)
+		rc = sb_http_do(h, &(struct sb_http_req){ .method = "GET", .url = url,
+						       .headers = headers }, &resp, &err);
+	if (rc == 0 && resp.status == 200)
+		rc = sb_json_parse(resp.body.buf, resp.body.len, 1 << 20, "sim reply", &j, &err);
+	status = resp.status;
+	is_int = json_is_integer(json_object_get(j, key));
+	n = json_integer_value(json_object_get(j, key));
+	json_decref(j);
+	sb_http_resp_release(&resp);
+	sb_http_free(h);
+	if (rc < 0)
+		fail_msg("GET %s: %s", url, err.msg);
+	assert_int_equal(status, 200);
+	if (!is_int)
+		fail_msg("GET %s: no integer \"%s\"", url, key);
+	return n;
+}
+
+int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char *key)
+{
+	struct sb_buf url = SB_BUF_INIT(1024);
 
 	sb_buf_addf(&url, "%s/_sim/send/ledger", sim_url);
 	if (protocol) {
@@ -95,44 +142,15 @@ int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char 
 			else
 				sb_buf_addch(&url, *p);
 	}
-	resp.body = (struct sb_buf)SB_BUF_INIT(1 << 20);
-	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
-	assert_int_equal(sb_http_do(h, &(struct sb_http_req){ .method = "GET",
-					.url = sb_buf_cstr(&url) }, &resp, &err), 0);
-	assert_int_equal(resp.status, 200);
-	assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 1 << 20, "ledger", &j, &err), 0);
-	assert_true(json_is_integer(json_object_get(j, key)));
-	n = json_integer_value(json_object_get(j, key));
-	json_decref(j);
-	sb_http_resp_release(&resp);
-	sb_http_free(h);
-	sb_buf_release(&url);
-	return n;
+	return sim_get_int(th_own(sb_buf_detach(&url, NULL)), NULL, key);
 }
 
 int64_t th_e2e_sim_price(const char *sim_url, const char *notice_code)
 {
 	static const char *const headers[] = { "x-api-key: sim-send-key", NULL };
-	struct sb_err err = SB_ERR_INIT;
-	struct sb_http *h = NULL;
-	struct sb_http_resp resp = { 0 };
 	char *url = sb_xasprintf("%s/delivery/v2.3/price/80012345676/%s", sim_url, notice_code);
-	json_t *j = NULL;
-	int64_t n;
 
-	resp.body = (struct sb_buf)SB_BUF_INIT(1 << 16);
-	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
-	assert_int_equal(sb_http_do(h, &(struct sb_http_req){ .method = "GET", .url = url,
-					.headers = headers }, &resp, &err), 0);
-	assert_int_equal(resp.status, 200);
-	assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 1 << 16, "price", &j, &err), 0);
-	assert_true(json_is_integer(json_object_get(j, "totalPrice")));
-	n = json_integer_value(json_object_get(j, "totalPrice"));
-	json_decref(j);
-	sb_http_resp_release(&resp);
-	sb_http_free(h);
-	free(url);
-	return n;
+	return sim_get_int(th_own(url), headers, "totalPrice");
 }
 
 char *th_e2e_config(const char *dir, const char *name, const char *sim_url, int workers,

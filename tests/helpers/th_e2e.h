@@ -22,6 +22,8 @@ char *th_e2e_protocol_ini(const char *dir);
 
 /* One integer from sql with an optional text parameter ?1 (NULL: none); fails the test on error. */
 int64_t th_e2e_int(struct sqlite3 *db, const char *sql, const char *param);
+/* path opened read-only, closed when the test's scope ends (th.h); fails the test on error. */
+struct sqlite3 *th_e2e_db(const char *path);
 /* One text from sql with parameter ?1; owned, or NULL when there is no row or it is NULL. */
 char *th_e2e_text(struct sqlite3 *db, const char *sql, const char *param);
 

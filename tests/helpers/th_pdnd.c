@@ -86,6 +86,25 @@ void th_pdnd_stop(struct th_pdnd *t)
 	memset(t, 0, sizeof(*t));
 }
 
+int th_pdnd_client_start(struct th_pdnd *t, struct pdnd_client **client_out,
+			 struct sb_http **http_out)
+{
+	struct pdnd_client_opts o;
+
+	th_pdnd_start(t, 600);
+	th_pdnd_opts(t, &o);
+	if (pdnd_client_new(client_out, &o, NULL) < 0 || sb_http_new(http_out, NULL, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+void th_pdnd_client_stop(struct th_pdnd *t, struct pdnd_client *client, struct sb_http *http)
+{
+	sb_http_free(http);
+	pdnd_client_free(client);
+	th_pdnd_stop(t);
+}
+
 void th_pdnd_opts(const struct th_pdnd *t, struct pdnd_client_opts *o)
 {
 	memset(o, 0, sizeof(*o));

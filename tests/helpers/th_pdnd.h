@@ -41,6 +41,14 @@ struct th_pdnd {
 /* Keys (once per test binary is enough), sim config, sim started; lifespan of vouchers in s. */
 void th_pdnd_start(struct th_pdnd *t, int lifespan);
 void th_pdnd_stop(struct th_pdnd *t);
+/*
+ * th_pdnd_start (vouchers of 600 s) with a PDND client for the sim and a
+ * plain HTTP handle: the group set-up of the e-service tests. Returns -1,
+ * for cmocka, when either cannot be made; th_pdnd_client_stop releases all.
+ */
+int th_pdnd_client_start(struct th_pdnd *t, struct pdnd_client **client_out,
+			 struct sb_http **http_out);
+void th_pdnd_client_stop(struct th_pdnd *t, struct pdnd_client *client, struct sb_http *http);
 /* Client options for the started sim (strings borrowed from t). */
 void th_pdnd_opts(const struct th_pdnd *t, struct pdnd_client_opts *o);
 /* The simulator's log so far (owned). */

@@ -475,13 +475,3 @@ void th_sleep_ms(int64_t ms)
 
 	nanosleep(&ts, NULL);
 }
-
-int th_child_stop(pid_t *pid, int sig)
-{
-	int status = 0;
-
-	if (kill(*pid, sig) < 0 || waitpid(*pid, &status, 0) != *pid)
-		abort();
-	*pid = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}

@@ -66,9 +66,4 @@ size_t th_outbox_entries(const char *root, const char *sub);
 /* Sleep ms milliseconds. */
 void th_sleep_ms(int64_t ms);
 
-/*
- * Send sig to *pid, reap it and set *pid to 0; returns its exit status, or
- * 128 + the signal that ended it.
- */
-int th_child_stop(pid_t *pid, int sig);
 #endif

@@ -32,12 +32,8 @@ static const struct pdnd_audit_ctx WHO = { "vigile.rossi", "pm-workstation-3", "
 
 static int setup(void **state)
 {
-	struct pdnd_client_opts o;
-
 	(void)state;
-	th_pdnd_start(&T, 600);
-	th_pdnd_opts(&T, &o);
-	if (pdnd_client_new(&C, &o, NULL) < 0 || sb_http_new(&H, NULL, NULL) < 0)
+	if (th_pdnd_client_start(&T, &C, &H) < 0)
 		return -1;
 	snprintf(C030_URL, sizeof(C030_URL), "%s" TH_C030_PATH, T.sim.url);
 	snprintf(C001_URL, sizeof(C001_URL), "%s" TH_C001_PATH, T.sim.url);
@@ -49,9 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	sb_http_free(H);
-	pdnd_client_free(C);
-	th_pdnd_stop(&T);
+	th_pdnd_client_stop(&T, C, H);
 	return 0;
 }
 

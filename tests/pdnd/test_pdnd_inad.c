@@ -27,12 +27,8 @@ static char BASE[256];
 
 static int setup(void **state)
 {
-	struct pdnd_client_opts o;
-
 	(void)state;
-	th_pdnd_start(&T, 600);
-	th_pdnd_opts(&T, &o);
-	if (pdnd_client_new(&C, &o, NULL) < 0 || sb_http_new(&H, NULL, NULL) < 0)
+	if (th_pdnd_client_start(&T, &C, &H) < 0)
 		return -1;
 	snprintf(BASE, sizeof(BASE), "%s" TH_INAD_PATH, T.sim.url);
 	CFG.base_url = BASE;
@@ -43,9 +39,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	sb_http_free(H);
-	pdnd_client_free(C);
-	th_pdnd_stop(&T);
+	th_pdnd_client_stop(&T, C, H);
 	return 0;
 }
 

@@ -170,9 +170,9 @@ static void test_sim_pdnd__option(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sim_pdnd__token_requests_malformed),
-		cmocka_unit_test(test_sim_pdnd__eservices_without_credentials),
-		cmocka_unit_test(test_sim_pdnd__option),
+		th_unit_test(test_sim_pdnd__token_requests_malformed),
+		th_unit_test(test_sim_pdnd__eservices_without_credentials),
+		th_unit_test(test_sim_pdnd__option),
 	};
 
 	return cmocka_run_group_tests_name("sim_pdnd", tests, setup, teardown);

@@ -78,10 +78,8 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-	}
+	if (f->pid > 0)
+		th_child_stop(&f->pid, SIGKILL);
 	th_platform_release(&f->plat);
 	th_rmrf(f->tmp);
 	free(f->tmp);
@@ -95,8 +93,7 @@ static int teardown(void **state)
 /* The daemon in a child, logging to f->log; the parent keeps no thread or store open. */
 static void start(struct fx *f)
 {
-	f->pid = fork();
-	assert_true(f->pid >= 0);
+	f->pid = th_fork();
 	if (f->pid == 0) {
 		struct svc_steps steps;
 		struct sb_err err = SB_ERR_INIT;

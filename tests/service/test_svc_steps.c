@@ -65,6 +65,8 @@ static int setup(void **state)
 	struct fx *f = sb_xcalloc(1, sizeof(*f));
 	struct sb_err err = SB_ERR_INIT;
 
+	/* The send-sim a test starts is stopped by teardown even when the test fails. */
+	th_scope_begin();
 	f->dir = th_tmpdir("steps");
 	f->db = sb_xasprintf("%s/store.db", f->dir);
 	f->api = sb_xasprintf("%s/api.key", f->dir);
@@ -91,6 +93,7 @@ static int teardown(void **state)
 	free(f->api);
 	free(f->proto);
 	free(f);
+	th_scope_end();
 	return 0;
 }
 

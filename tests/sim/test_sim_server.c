@@ -376,9 +376,9 @@ static void test_sim_server__duplicates_freed_by_refusal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sim_server__download_while_preloading),
-		cmocka_unit_test(test_sim_server__concurrent_clients),
-		cmocka_unit_test(test_sim_server__duplicates_freed_by_refusal),
+		th_unit_test(test_sim_server__download_while_preloading),
+		th_unit_test(test_sim_server__concurrent_clients),
+		th_unit_test(test_sim_server__duplicates_freed_by_refusal),
 	};
 
 	sb_http_global_init();
