@@ -70,6 +70,39 @@ static char *wait_tracked(const char *db_path, const char *log)
 	}
 }
 
+/*
+ * The act closed and its notification CANCELLED; SEND's attestation of the
+ * cancellation registered once, linked to the act's outgoing registration;
+ * no receipt left unregistered; its legal facts kept with the act.
+ */
+static void assert_cancelled(sqlite3 *db, const char *root, const char *iun)
+{
+	char *text, *path;
+
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+				    " AND state = 'closed'", ACT), 1);
+	text = th_e2e_text(db, "SELECT n.status FROM notifications n JOIN acts a ON a.id = n.act"
+			   " WHERE a.act_id = ?1", ACT);
+	assert_non_null(text);
+	assert_string_equal(text, "CANCELLED");
+	free(text);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
+				    " WHERE a.act_id = ?1 AND r.category = 'NOTIFICATION_CANCELLED'"
+				    " AND r.protocol_number IS NOT NULL", ACT), 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations p"
+				    " WHERE p.direction = 'in' AND p.iun = ?1"
+				    " AND p.legal_fact_id = (SELECT legal_fact_key FROM receipts"
+				    "   WHERE iun = ?1 AND category = 'NOTIFICATION_CANCELLED')"
+				    " AND p.link = (SELECT id FROM proto_registrations"
+				    "   WHERE act_id = '" ACT "' AND direction = 'out')", iun), 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
+				    " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", ACT), 0);
+	path = sb_xasprintf("%s/done/%s/receipts", root, ACT);
+	assert_int_equal((int64_t)th_outbox_entries(path, "."),
+			 th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun));
+	free(path);
+}
+
 static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state)
 {
 	struct th_sim sim;
@@ -108,27 +141,9 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	assert_int_equal(th_outbox_entries(root, "work"), 0);
 
 	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
-				    " AND state = 'closed'", ACT), 1);
-	text = th_e2e_text(db, "SELECT n.status FROM notifications n JOIN acts a ON a.id = n.act"
-			   " WHERE a.act_id = ?1", ACT);
-	assert_non_null(text);
-	assert_string_equal(text, "CANCELLED");
-	free(text);
+	assert_cancelled(db, root, iun);
 	assert_int_equal(th_e2e_int(db, "SELECT n.cost_cents IS NULL FROM notifications n"
 				    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", ACT), 1);
-	/* SEND's attestation of the cancellation, registered once and linked to the act. */
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
-				    " WHERE a.act_id = ?1 AND r.category = 'NOTIFICATION_CANCELLED'"
-				    " AND r.protocol_number IS NOT NULL", ACT), 1);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations p"
-				    " WHERE p.direction = 'in' AND p.iun = ?1"
-				    " AND p.legal_fact_id = (SELECT legal_fact_key FROM receipts"
-				    "   WHERE iun = ?1 AND category = 'NOTIFICATION_CANCELLED')"
-				    " AND p.link = (SELECT id FROM proto_registrations"
-				    "   WHERE act_id = '" ACT "' AND direction = 'out')", iun), 1);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
-				    " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", ACT), 0);
 	/* Who asked, in the audit trail under the act. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM audit WHERE action ="
 				    " 'notification.cancel' AND subject = '" ACT "' AND detail = ?1",
@@ -138,11 +153,6 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
 			    " ON a.id = n.act WHERE a.act_id = ?1", ACT);
 	assert_non_null(proto);
-	/* The legal facts kept with the act, the cancellation's among them. */
-	path = sb_xasprintf("%s/done/%s/receipts", root, ACT);
-	assert_int_equal((int64_t)th_outbox_entries(path, "."),
-			 th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun));
-	free(path);
 	sqlite3_close(db);
 	path = sb_xasprintf("%s/done/%s/reason.json", root, ACT);
 	text = th_read(path, NULL);
@@ -184,10 +194,111 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	free(dir);
 }
 
+/*
+ * Cancelled at SEND after the act closed: the act is read by its recipient
+ * (VIEWED, final), closes and goes to done/; then `send-bridge cancel IUN`.
+ * SEND's NOTIFICATION_CANCELLED legal fact must still be registered once,
+ * linked to the outgoing registration, and kept in done/<act>/receipts/;
+ * the notification is recorded as CANCELLED, the act stays closed, its
+ * folder gets a reason.json saying so, and status tells staff.
+ */
+static void test_e2e_cancel__cancelled_after_closing_registers_the_receipt(void **state)
+{
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-cancel-late"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/late.db", dir), *cfg, *json, *iun, *text, *path, *view;
+	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
+	struct sb_buf out = SB_BUF_INIT(1 << 20);
+	sqlite3 *db = NULL;
+	int64_t before;
+	pid_t pid;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	cfg = th_e2e_config(dir, "late", sim.url, 2, NULL);
+	json = th_e2e_act_json(2, true);
+	th_outbox_publish_json(root, ACT, json);
+	pid = th_e2e_run(cfg, log);
+	iun = wait_tracked(db_path, log);
+	view = sb_xasprintf("/_sim/send/view?iun=%s&recIndex=0", iun);
+	assert_int_equal(th_e2e_sim_call(sim.url, "POST", view, NULL), 200);
+	th_e2e_wait_int(db_path, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
+			" AND state = 'closed' AND folder IS NOT NULL", ACT, 1, log);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	{
+		const char *argv[] = { bin, "cancel", iun, "-c", cfg, NULL };
+
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+	}
+	th_e2e_wait_int(db_path, "SELECT count(*) FROM receipts WHERE iun = ?1"
+			" AND category = 'NOTIFICATION_CANCELLED'", iun, 1, log);
+	/* The one who asked was told that the act stays closed. */
+	assert_non_null(strstr(sb_buf_cstr(&out), "already closed"));
+	th_e2e_wait_int(db_path, "SELECT count(*) = 0 FROM late_events", NULL, 1, log);
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	assert_int_equal(th_outbox_entries(root, "rejected"), 0);
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_cancelled(db, root, iun);
+	/* Every legal fact once: the ones before closing and the cancellation. */
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1"
+				    " AND category IN ('SENDER_ACK', 'RECIPIENT_ACCESS')", iun), 2);
+	before = th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE"
+				    " direction = 'in' AND iun = ?1", iun), before);
+	sqlite3_close(db);
+	path = sb_xasprintf("%s/done/%s/reason.json", root, ACT);
+	text = th_read(path, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"state\":\"closed\""));
+	assert_non_null(strstr(text, "cancelled at SEND after the act had closed"));
+	free(text);
+	free(path);
+
+	/* What staff see: still closed, and why the notification shows as cancelled. */
+	{
+		const char *argv[] = { bin, "status", ACT, "-c", cfg, NULL };
+		const char *line;
+
+		sb_buf_reset(&out);
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+		line = strstr(sb_buf_cstr(&out), ACT);
+		assert_non_null(line);
+		assert_non_null(strstr(line, " closed "));
+		assert_non_null(strstr(line, "cancelled at SEND after it was notified"));
+	}
+
+	/* A restart does not register it again. */
+	pid = th_e2e_run(cfg, log);
+	th_sleep_ms(1500);
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE"
+				    " direction = 'in' AND iun = ?1", iun), before);
+	sqlite3_close(db);
+	assert_int_equal(th_e2e_ledger_int(sim.url, NULL, "cancelled"), 1);
+
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	sb_buf_release(&out);
+	free(view);
+	free(iun);
+	free(json);
+	free(cfg);
+	free(bin);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_e2e_cancel__cancelled_while_tracked_closes_the_act),
+		cmocka_unit_test(test_e2e_cancel__cancelled_after_closing_registers_the_receipt),
 	};
 
 	return cmocka_run_group_tests_name("e2e_cancel", tests, NULL, NULL);
