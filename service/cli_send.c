@@ -272,6 +272,7 @@ static void cancel_record(const struct sb_cfg *cfg, const char *iun)
 	struct svc_store *s = NULL;
 	sqlite3_stmt *st = NULL;
 	char *act = NULL, *office = NULL;
+	bool closed = false;
 	struct stat sb;
 
 	if (!path || stat(path, &sb) < 0)
@@ -279,18 +280,21 @@ static void cancel_record(const struct sb_cfg *cfg, const char *iun)
 	if (svc_store_open(&s, path, (int)sb_cfg_int(cfg, "store", "busy_timeout_ms"), &err) < 0 ||
 	    svc_store_audit_key_load(s, cfg, &err) < 0)
 		goto out;
-	if (sb_sql_prepare(svc_store_db(s), "SELECT a.act_id, a.office FROM acts a"
-			   " JOIN notifications n ON n.act = a.id WHERE n.iun = ?1", &st) == SQLITE_OK) {
+	if (sb_sql_prepare(svc_store_db(s), "SELECT a.act_id, a.office, a.state = 'closed'"
+			   " FROM acts a JOIN notifications n ON n.act = a.id WHERE n.iun = ?1", &st) == SQLITE_OK) {
 		sb_sql_bind_text(st, 1, iun);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			act = sb_xstrdup(sb_sql_col(st, 0));
 			office = sb_sql_col(st, 1) ? sb_xstrdup(sb_sql_col(st, 1)) : NULL;
+			closed = sqlite3_column_int(st, 2) != 0;
 		}
 		sb_sql_finish(st);
 	}
 	if (svc_store_audit(s, who && *who ? who : "unknown", office, "notification.cancel",
 			    act ? act : iun, iun, &err) == 0 && act)
-		printf("act %s: closed as cancelled when SEND confirms it\n", act);
+		printf(closed ? "act %s: already closed (notified); it stays closed, and SEND's "
+		       "NOTIFICATION_CANCELLED receipt is registered when SEND confirms it\n" :
+		       "act %s: closed as cancelled when SEND confirms it\n", act);
 out:
 	if (err.msg[0])
 		fprintf(stderr, "send-bridge: cancellation not recorded in the audit trail: %s\n",

@@ -262,12 +262,14 @@ static void *tracker_main(void *arg)
 	while (!atomic_load(&d->stop)) {
 		int64_t wait_ms = 0;
 		struct timespec until;
+		int rc;
 
 		sb_err_clear(&err);
-		if (svc_pipeline_stream_step(d->pipeline, s, wctx, &wait_ms, &err) < 0)
+		rc = svc_pipeline_stream_step(d->pipeline, s, wctx, &wait_ms, &err);
+		if (rc < 0)
 			sb_log(SB_LOG_WARN, "daemon", "stream read failed, retry in %lld ms: %s",
 			       (long long)wait_ms, err.msg);
-		else if (wait_ms == 0)
+		else if (rc > 0 || wait_ms == 0)
 			wake();
 		if (wait_ms <= 0)
 			continue;

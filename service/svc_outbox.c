@@ -245,6 +245,25 @@ cleanup:
 	return rc;
 }
 
+int svc_outbox_write_reason(const struct svc_outbox *o, const char *sub, const char *name,
+			    const char *reason_json, struct sb_err *err)
+{
+	char *dir = svc_outbox_path(o, sub, name), *path = NULL;
+	struct stat st;
+	int rc;
+
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		rc = sb_err_set(err, SB_ENOTFOUND, errno, "outbox: '%s/%s' is not there", sub, name);
+		goto cleanup;
+	}
+	path = sb_xasprintf("%s/reason.json", dir);
+	rc = write_atomic(path, reason_json, err);
+cleanup:
+	free(path);
+	free(dir);
+	return rc;
+}
+
 int svc_outbox_finish(const struct svc_outbox *o, const char *from, const char *name, bool ok,
 		      const char *reason_json, char **final_out, struct sb_err *err)
 {

@@ -83,6 +83,15 @@ int svc_outbox_finish(const struct svc_outbox *o, const char *from, const char *
 		      const char *reason_json, char **final_out, struct sb_err *err);
 
 /*
+ * Write reason_json as reason.json inside the finished folder <sub>/<name>
+ * ("done" or "rejected"), atomically, replacing one there: for news about
+ * an act after its folder left work/ (a cancellation at SEND after it
+ * closed). SB_ENOTFOUND when the folder is not there, SB_EIO otherwise.
+ */
+int svc_outbox_write_reason(const struct svc_outbox *o, const char *sub, const char *name,
+			    const char *reason_json, struct sb_err *err);
+
+/*
  * An inotify descriptor (non-blocking, close-on-exec) that becomes readable
  * when an entry appears in new/. The caller polls it, calls
  * svc_outbox_watch_drain, then lists new/. Close it with close(2).

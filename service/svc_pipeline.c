@@ -182,6 +182,19 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX outcomes_act ON outcomes (act);"
 	"CREATE INDEX outcomes_act_id ON outcomes (act_id);",
+	/*
+	 * 2: acts owing a catch-up from their timeline after the stream was
+	 * replaced; closed acts with events their track step has not seen
+	 */
+	"CREATE TABLE stream_catchup ("
+	"  act INTEGER PRIMARY KEY REFERENCES acts(id),"
+	"  marked_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE late_events ("
+	"  act INTEGER PRIMARY KEY REFERENCES acts(id),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_at INTEGER NOT NULL DEFAULT 0"
+	");",
 };
 
 int svc_pipeline_store_migrate(struct sqlite3 *db, struct sb_err *err)
@@ -205,6 +218,10 @@ struct row {
 	size_t nreceipts;
 	bool moved;           /* an outcome of this act already names a folder */
 	bool cancelled;       /* closed because SEND cancelled the notification */
+	bool late;            /* closed, with events its track step has not seen (late_events) */
+	int late_attempts;
+	int64_t late_next_at;
+	int64_t seen;         /* the newest events.id the last track step was given */
 };
 
 static void row_release(struct row *r)
@@ -251,8 +268,10 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	rc = prepare(db, "SELECT a.id, a.state, a.attempts, a.next_attempt_at, a.manifest,"
 		     " a.last_error, n.protocol_number, n.request_id, n.iun,"
 		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.folder IS NOT NULL),"
-		     " coalesce(n.status = 'CANCELLED', 0)"
-		     " FROM acts a LEFT JOIN notifications n ON n.act = a.id WHERE a.act_id = ?1",
+		     " coalesce(n.status = 'CANCELLED', 0), l.act IS NOT NULL,"
+		     " coalesce(l.attempts, 0), coalesce(l.next_at, 0)"
+		     " FROM acts a LEFT JOIN notifications n ON n.act = a.id"
+		     " LEFT JOIN late_events l ON l.act = a.id WHERE a.act_id = ?1",
 		     &st, err);
 	if (rc < 0)
 		return rc;
@@ -281,6 +300,9 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	r->iun = col_dup(st, 8);
 	r->moved = sqlite3_column_int(st, 9) != 0;
 	r->cancelled = sqlite3_column_int(st, 10) != 0;
+	r->late = sqlite3_column_int(st, 11) != 0;
+	r->late_attempts = sqlite3_column_int(st, 12);
+	r->late_next_at = sqlite3_column_int64(st, 13);
 	sb_sql_finish(st);
 	rc = load_receipts(db, r, err);
 	if (rc < 0)
@@ -590,25 +612,28 @@ void svc_event_batch_release(struct svc_event_batch *b)
 	b->retry_after_ms = -1;
 }
 
-/* The stored events of one IUN, oldest first. */
+/* The stored events of one IUN, oldest first; *seen gets the newest one's row id (0: none). */
 static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, size_t *n_out,
-		       struct sb_err *err)
+		       int64_t *seen, struct sb_err *err)
 {
 	struct svc_event_batch b = { NULL, 0, NULL, -1 };
 	sqlite3_stmt *st = NULL;
-	int rc = prepare(db, "SELECT event_id, iun, category, event_timestamp, element FROM events"
-			 " WHERE iun = ?1 ORDER BY id", &st, err);
+	int rc = prepare(db, "SELECT event_id, iun, category, event_timestamp, element, id"
+			 " FROM events WHERE iun = ?1 ORDER BY id", &st, err);
 
 	if (rc < 0)
 		return rc;
 	sb_sql_bind_text(st, 1, iun);
+	*seen = 0;
 	sb_sql_lock(db);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		svc_event_batch_add(&b, (const char *)sqlite3_column_text(st, 0),
 				    (const char *)sqlite3_column_text(st, 1),
 				    (const char *)sqlite3_column_text(st, 2),
 				    (const char *)sqlite3_column_text(st, 3),
 				    (const char *)sqlite3_column_text(st, 4));
+		*seen = sqlite3_column_int64(st, 5);
+	}
 	sb_sql_finish(st);
 	sb_sql_unlock(db);
 	if (rc != SQLITE_DONE) {
@@ -618,6 +643,19 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 	*out = b.events;
 	*n_out = b.n;
 	return 0;
+}
+
+/* Run sql, whose one parameter ?1 is an IUN. */
+static int run_iun(sqlite3 *db, const char *sql, const char *iun, const char *what,
+		   struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(db, sql, &st, err);
+
+	if (rc < 0)
+		return rc;
+	sb_sql_bind_text(st, 1, iun);
+	return run(db, st, what, err);
 }
 
 /* Store one event; *fresh tells whether it was new. */
@@ -648,23 +686,167 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 	 * The act this event concerns is due now: its track step reads it. (An
 	 * IUN is unique; "id IN (...)" made SQLite walk every act being tracked.)
 	 */
-	rc = prepare(db, "UPDATE acts SET next_attempt_at = 0"
+	rc = run_iun(db, "UPDATE acts SET next_attempt_at = 0"
 		     " WHERE id = (SELECT act FROM notifications WHERE iun = ?1)"
-		     " AND state IN ('accepted','delivering')", &st, err);
+		     " AND state IN ('accepted','delivering')", e->iun, "waking acts", err);
+	/*
+	 * A closed act can still hear from SEND: a cancellation after it was
+	 * notified brings a legal fact that must be registered like the others.
+	 */
+	if (rc == 0)
+		rc = run_iun(db, "INSERT INTO late_events (act) SELECT a.id FROM notifications n"
+			     " JOIN acts a ON a.id = n.act WHERE n.iun = ?1 AND a.state = 'closed'"
+			     " ON CONFLICT (act) DO UPDATE SET next_at = 0", e->iun,
+			     "marking a closed act", err);
+	return rc;
+}
+
+int svc_pipeline_stream_replaced(struct svc_store *s, struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(s);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/*
+	 * The old stream's lastEventId means nothing to the new one, and
+	 * might acknowledge its events.
+	 */
+	rc = prepare(db, "DELETE FROM meta WHERE key = 'stream.position'", &st, err);
+	if (rc == 0)
+		rc = run(db, st, "forgetting the stream position", err);
+	/* uploaded too: a create in flight may reach SEND before the new stream exists. */
+	if (rc == 0)
+		rc = prepare(db, "INSERT OR IGNORE INTO stream_catchup (act, marked_at)"
+			     " SELECT id, ?1 FROM acts WHERE state IN"
+			     " ('uploaded', 'submitted', 'accepted', 'delivering')", &st, err);
 	if (rc < 0)
 		return rc;
-	sb_sql_bind_text(st, 1, e->iun);
-	return run(db, st, "waking acts", err);
+	sqlite3_bind_int64(st, 1, sb_now());
+	rc = run(db, st, "recording the catch-up", err);
+	if (rc == 0 && sqlite3_changes(db) > 0)
+		sb_log(SB_LOG_WARN, "pipeline", "stream replaced: %d act(s) will be caught up from "
+		       "their timeline", sqlite3_changes(db));
+	return rc;
+}
+
+/*
+ * Store a batch of events (and the position, when it moved) in one
+ * transaction, with the catch-up record of act done_act (> 0) dropped in
+ * it; *fresh gets how many events were new.
+ */
+static int store_batch(struct svc_store *s, const struct svc_event_batch *b, int64_t done_act,
+		       size_t *fresh, struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(s);
+	int rc = svc_store_begin(s, err);
+
+	*fresh = 0;
+	for (size_t i = 0; i < b->n && rc == 0; i++) {
+		bool is_new = false;
+
+		rc = store_event(db, &b->events[i], &is_new, err);
+		*fresh += is_new;
+	}
+	if (rc == 0 && b->position)
+		rc = svc_store_meta_set(s, "stream.position", b->position, err);
+	if (rc == 0 && done_act > 0) {
+		sqlite3_stmt *st = NULL;
+
+		rc = prepare(db, "DELETE FROM stream_catchup WHERE act = ?1", &st, err);
+		if (rc == 0) {
+			sqlite3_bind_int64(st, 1, done_act);
+			rc = run(db, st, "recording the catch-up", err);
+		}
+	}
+	if (rc == 0)
+		rc = svc_store_commit(s, err);
+	if (rc < 0)
+		svc_store_rollback(s);
+	return rc;
+}
+
+/* Catch-ups listed at a time; how many are done is bounded by time (catch_up). */
+#define CATCHUP_BATCH 50
+
+/*
+ * The catch-ups owed (svc_pipeline_stream_replaced), once the new stream
+ * exists: each act with an IUN gets its timeline stored as events, which
+ * wakes it like stream events do. An act without an IUN yet keeps its
+ * record until acceptance gives it one; an act that ended without a
+ * notification loses it. Each is one call to SEND, done while the stream
+ * would be idle anyway: at least one, then only until until_ms, when the
+ * next read is due (reading earlier is a 429). *tried: how many were asked.
+ */
+static int catch_up(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
+		    int64_t until_ms, size_t *fresh_out, size_t *tried, struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(s);
+	sqlite3_stmt *st = NULL;
+	int64_t ids[CATCHUP_BATCH];
+	char *iuns[CATCHUP_BATCH];
+	size_t n = 0;
+	int rc;
+
+	*tried = 0;
+	if (!p->steps->timeline_read)
+		return 0;
+	rc = prepare(db, "DELETE FROM stream_catchup WHERE act IN (SELECT id FROM acts"
+		     " WHERE state IN ('rejected', 'refused', 'failed'))", &st, err);
+	if (rc == 0)
+		rc = run(db, st, "dropping catch-ups", err);
+	if (rc == 0)
+		rc = prepare(db, "SELECT c.act, n.iun FROM stream_catchup c"
+			     " JOIN notifications n ON n.act = c.act WHERE n.iun IS NOT NULL"
+			     " ORDER BY c.act LIMIT ?1", &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int(st, 1, CATCHUP_BATCH);
+	sb_sql_lock(db);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < CATCHUP_BATCH) {
+		ids[n] = sqlite3_column_int64(st, 0);
+		iuns[n++] = col_dup(st, 1);
+	}
+	sb_sql_finish(st);
+	sb_sql_unlock(db);
+	rc = rc == SQLITE_DONE ? 0 : sql_error(db, err, rc, "listing catch-ups");
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct svc_event_batch b = { NULL, 0, NULL, -1 };
+		struct sb_err terr = SB_ERR_INIT;
+		size_t fresh = 0;
+		int trc = p->steps->timeline_read(wctx, iuns[i], &b, &terr);
+
+		(*tried)++;
+		svc_metrics_call(SVC_PLATFORM_SEND, trc < 0);
+		if (trc == 0)
+			rc = store_batch(s, &b, ids[i], &fresh, err);
+		svc_event_batch_release(&b);
+		if (trc == 0 && rc == 0) {
+			*fresh_out += fresh;
+			sb_log(SB_LOG_INFO, "pipeline", "caught up from the timeline iun=%s new=%zu",
+			       iuns[i], fresh);
+		} else if (trc < 0) {
+			/* Kept: the next stream read tries again; a 429 or a 5xx ends this round. */
+			sb_log(SB_LOG_WARN, "pipeline", "catch-up postponed iun=%s: %s", iuns[i],
+			       terr.msg);
+			if (trc == SB_ETEMP)
+				break;
+		}
+		if (sb_now_ms() >= until_ms)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(iuns[i]);
+	return rc;
 }
 
 int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
 			     int64_t *wait_ms_out, struct sb_err *err)
 {
 	struct svc_event_batch b = { NULL, 0, NULL, -1 };
-	sqlite3 *db = svc_store_db(s);
 	char *position = NULL;
 	size_t fresh = 0;
-	int64_t t;
+	size_t caught = 0;
+	int64_t t, pause, start;
 	int rc;
 
 	SB_ASSERT(p->steps->stream_read);
@@ -679,19 +861,13 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
 			p->opts.retry_max_ms;
 		goto cleanup;
 	}
-	rc = svc_store_begin(s, err);
-	for (size_t i = 0; i < b.n && rc == 0; i++) {
-		bool is_new = false;
-
-		rc = store_event(db, &b.events[i], &is_new, err);
-		fresh += is_new;
-	}
-	if (rc == 0 && b.position)
-		rc = svc_store_meta_set(s, "stream.position", b.position, err);
+	/* An empty page asks for a pause before the next read; a full one does not. */
+	pause = b.n ? 0 : b.retry_after_ms > 0 ? (int64_t)b.retry_after_ms : p->opts.poll_ms;
+	start = sb_now_ms();
+	rc = store_batch(s, &b, 0, &fresh, err);
+	/* After a successful read the stream exists: what it cannot carry is read now. */
 	if (rc == 0)
-		rc = svc_store_commit(s, err);
-	if (rc < 0)
-		svc_store_rollback(s);
+		rc = catch_up(p, s, wctx, start + pause, &fresh, &caught, err);
 	if (rc < 0)
 		goto cleanup;
 	if (b.n == 0)
@@ -701,7 +877,11 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
 		svc_metrics_set_stream_lag(sb_now() > t ? sb_now() - t : 0);
 	if (fresh)
 		sb_log(SB_LOG_DEBUG, "pipeline", "stream events=%zu new=%zu", b.n, fresh);
-	*wait_ms_out = b.n ? 0 : b.retry_after_ms > 0 ? (int64_t)b.retry_after_ms : p->opts.poll_ms;
+	/* A catch-up used part of the pause: the next read comes when it was due. */
+	*wait_ms_out = pause;
+	if (caught)
+		*wait_ms_out = start + pause > sb_now_ms() ? start + pause - sb_now_ms() : 0;
+	rc = fresh > 0;
 cleanup:
 	svc_event_batch_release(&b);
 	free(position);
@@ -835,6 +1015,27 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 }
 
 /*
+ * Events of the act's IUN stored after those its track step was given
+ * (r->seen), stored while the step ran: the act closes with them owed to a
+ * late track step instead of losing them (late_events). Inside the
+ * caller's transaction.
+ */
+static int late_mark(sqlite3 *db, const struct row *r, struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(db, "INSERT INTO late_events (act) SELECT ?1 WHERE EXISTS"
+			 " (SELECT 1 FROM events WHERE iun = ?2 AND id > ?3)"
+			 " ON CONFLICT (act) DO UPDATE SET next_at = 0", &st, err);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, r->id);
+	sb_sql_bind_text(st, 2, r->iun ? r->iun : "");
+	sqlite3_bind_int64(st, 3, r->seen);
+	return run(db, st, "marking a closed act", err);
+}
+
+/*
  * Commit from -> to (with the step's data), in one transaction. When the act
  * stays where it is (to is its state), next_at is when to ask again.
  */
@@ -859,6 +1060,8 @@ static int commit_step(struct svc_store *s, const char *name, struct row *r, enu
 		rc = outcome_insert(db, name, r->id, SVC_CLOSED, "track", reason, NULL, err);
 		free(reason);
 	}
+	if (rc == 0 && to == SVC_CLOSED)
+		rc = late_mark(db, r, err);
 	if (rc == 0)
 		rc = set_schedule(db, r->id, to, 0, next_at, NULL, err);
 	if (rc == 0)
@@ -988,7 +1191,7 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 	int rc, src;
 
 	if ((r->state == SVC_ACCEPTED || r->state == SVC_DELIVERING) && r->iun) {
-		rc = load_events(db, r->iun, &events, &nevents, err);
+		rc = load_events(db, r->iun, &events, &nevents, &r->seen, err);
 		if (rc < 0)
 			return rc;
 		job.events = events;
@@ -1047,6 +1250,185 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 	return rc;
 }
 
+/* The reason of a cancellation that came after the act closed (reason.json and outcomes). */
+#define LATE_CANCEL_MSG "the notification was cancelled at SEND after the act had closed " \
+	"(NOTIFICATION_CANCELLED); the act stays closed: it was notified"
+
+/*
+ * A late track step's outcome, in one transaction: its receipts, a
+ * cancellation (the notification's status and a second closed outcome
+ * naming the same folder), and the end of the act's late_events record
+ * unless events came while the step ran, or it asked to run again.
+ */
+static int commit_late(struct svc_store *s, const char *name, struct row *r,
+		       const struct svc_step_result *res, const char *reason, const char *folder,
+		       struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(s);
+	sqlite3_stmt *st = NULL;
+	int rc = svc_store_begin(s, err);
+
+	if (rc < 0)
+		return rc;
+	rc = add_receipts(db, r, res, err);
+	if (rc == 0 && reason) {
+		rc = prepare(db, "UPDATE notifications SET status = 'CANCELLED', updated_at = ?1"
+			     " WHERE act = ?2", &st, err);
+		if (rc == 0) {
+			sqlite3_bind_int64(st, 1, sb_now());
+			sqlite3_bind_int64(st, 2, r->id);
+			rc = run(db, st, "recording the cancellation", err);
+		}
+		if (rc == 0)
+			rc = outcome_insert(db, name, r->id, SVC_CLOSED, "late", reason, folder, err);
+	}
+	if (rc == 0)
+		rc = prepare(db, res->pending ?
+			     "UPDATE late_events SET attempts = 0, next_at = 0 WHERE act = ?1" :
+			     "DELETE FROM late_events WHERE act = ?1 AND NOT EXISTS"
+			     " (SELECT 1 FROM events WHERE iun = ?2 AND id > ?3)", &st, err);
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, r->id);
+		if (!res->pending) {
+			sb_sql_bind_text(st, 2, r->iun);
+			sqlite3_bind_int64(st, 3, r->seen);
+		}
+		rc = run(db, st, "ending the late step", err);
+	}
+	if (rc == 0)
+		rc = svc_store_commit(s, err);
+	if (rc < 0) {
+		svc_store_rollback(s);
+		return rc;
+	}
+	r->cancelled = r->cancelled || reason;
+	return 0;
+}
+
+/*
+ * A late step that failed: tried again with the pipeline's backoff, or,
+ * after max_attempts or on a permanent error, given up with the reason in
+ * the act's last_error, which status shows beside the closed act.
+ */
+static int fail_late(const struct svc_pipeline *p, struct svc_store *s, const char *name,
+		     struct row *r, int src, const struct sb_err *serr, struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(s);
+	sqlite3_stmt *st = NULL;
+	bool again = src == SB_ETEMP && r->late_attempts + 1 < p->opts.max_attempts;
+	char last[300];
+	int rc = svc_store_begin(s, err);
+
+	if (rc < 0)
+		return rc;
+	rc = prepare(db, again ? "UPDATE late_events SET attempts = ?2, next_at = ?3 WHERE act = ?1" :
+		     "DELETE FROM late_events WHERE act = ?1", &st, err);
+	if (rc == 0) {
+		sqlite3_bind_int64(st, 1, r->id);
+		if (again) {
+			sqlite3_bind_int(st, 2, r->late_attempts + 1);
+			sqlite3_bind_int64(st, 3, sb_now_ms() +
+					   svc_pipeline_backoff_ms(&p->opts, r->late_attempts + 1,
+								   serr->retry_after));
+		}
+		rc = run(db, st, "scheduling the late step", err);
+	}
+	if (rc == 0 && !again) {
+		snprintf(last, sizeof(last), "after closing: %s", serr->msg);
+		rc = set_schedule(db, r->id, SVC_CLOSED, r->attempts, 0, last, err);
+	}
+	if (rc == 0)
+		rc = svc_store_commit(s, err);
+	if (rc < 0)
+		svc_store_rollback(s);
+	else
+		sb_log(again ? SB_LOG_INFO : SB_LOG_ERROR, "pipeline", "late track step %s act=%s "
+		       "attempt=%d: %s", again ? "postponed" : "given up", name,
+		       r->late_attempts + 1, serr->msg);
+	return rc;
+}
+
+/*
+ * A closed act with events its track step has not seen (late_events): the
+ * track step runs once more in closed mode (job.closed) on the act's folder
+ * in done/, so that the legal facts SEND produced after the act closed (a
+ * cancellation) are registered like the others. The act stays closed: it
+ * was notified. A cancellation's reason.json goes into the folder before
+ * the commit that records it, so a replay writes it again rather than
+ * never.
+ */
+static int run_late(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
+		    const char *name, struct row *r, struct sb_err *err)
+{
+	svc_step_fn fn = p->steps->track;
+	sqlite3 *db = svc_store_db(s);
+	struct svc_step_result res;
+	struct sb_err serr = SB_ERR_INIT;
+	struct svc_event *events = NULL;
+	sqlite3_stmt *st = NULL;
+	char *folder = NULL, *dir = NULL, *reason = NULL;
+	size_t nevents = 0;
+	int rc, src;
+
+	memset(&res, 0, sizeof(res));
+	if (!fn || !r->iun || r->late_next_at > sb_now_ms())
+		return 0;
+	rc = prepare(db, "SELECT folder FROM outcomes WHERE act = ?1 AND folder IS NOT NULL"
+		     " ORDER BY id DESC LIMIT 1", &st, err);
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, r->id);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		folder = col_dup(st, 0);
+	sb_sql_finish(st);
+	if (!folder)
+		folder = sb_xstrdup(name);   /* moved before a crash that lost only its name */
+	dir = svc_outbox_path(p->outbox, "done", folder);
+	rc = load_events(db, r->iun, &events, &nevents, &r->seen, err);
+	if (rc < 0)
+		goto cleanup;
+	{
+		struct svc_job job = {
+			.id = r->id, .act_id = name, .dir = dir, .act = NULL,
+			.protocol_number = r->protocol_number, .request_id = r->request_id,
+			.iun = r->iun, .attempt = r->late_attempts,
+			.receipts = (const char *const *)r->receipts, .nreceipts = r->nreceipts,
+			.events = events, .nevents = nevents, .closed = true,
+		};
+
+		res.cost_cents = -1;
+		src = fn(wctx, &job, &res, &serr);
+	}
+	svc_metrics_call(SVC_PLATFORM_SEND, src < 0);
+	if (src < 0) {
+		if (!serr.msg[0])
+			sb_err_set(&serr, src, 0, "track failed (%s)", sb_code_name(src));
+		rc = fail_late(p, s, name, r, src, &serr, err);
+		goto cleanup;
+	}
+	if (res.cancelled && !r->cancelled) {
+		reason = reason_json(name, SVC_CLOSED, "late", NULL, LATE_CANCEL_MSG);
+		rc = svc_store_barrier(err);
+		if (rc == 0)
+			rc = svc_outbox_write_reason(p->outbox, "done", folder, reason, err);
+		if (rc < 0)
+			goto cleanup;
+	}
+	rc = commit_late(s, name, r, &res, reason, folder, err);
+	if (rc == 0 && reason)
+		sb_log(SB_LOG_WARN, "pipeline", "notification cancelled at SEND after the act closed "
+		       "act=%s iun=%s folder=done/%s", name, r->iun, folder);
+	if (rc == 0 && res.nreceipts)
+		rc = load_receipts(db, r, err);
+cleanup:
+	sb_problems_release(&res.problems);
+	events_free(events, nevents);
+	free(reason);
+	free(folder);
+	free(dir);
+	return rc;
+}
+
 static int drive(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
 		 const char *name, const char *dir, struct row *r, const atomic_bool *stop,
 		 enum svc_progress *out, struct sb_err *err)
@@ -1062,6 +1444,8 @@ static int drive(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
 
 		if (svc_state_final(r->state)) {
 			rc = finish_move(p, s, name, r, err);
+			if (rc == 0 && r->state == SVC_CLOSED && r->late)
+				rc = run_late(p, s, wctx, name, r, err);
 			*out = SVC_PROGRESS_FINISHED;
 			break;
 		}
@@ -1206,6 +1590,29 @@ static int due_query(const struct svc_pipeline *p, sqlite3 *db, const char *head
 	return 0;
 }
 
+/* Closed acts whose late track step is due, appended to names[0..*n) up to max. */
+static int late_due(sqlite3 *db, int64_t now_ms, size_t max, char ***names, size_t *n,
+		    struct sb_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = prepare(db, "SELECT a.act_id FROM late_events l JOIN acts a ON a.id = l.act"
+			 " WHERE l.next_at <= ?1 AND a.state = 'closed' ORDER BY l.next_at, l.act"
+			 " LIMIT ?2", &st, err);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, (int64_t)(max - *n));
+	sb_sql_lock(db);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*names = sb_xrealloc(*names, (*n + 1) * sizeof(**names));
+		(*names)[(*n)++] = col_dup(st, 0);
+	}
+	sb_sql_finish(st);
+	sb_sql_unlock(db);
+	return rc == SQLITE_DONE ? 0 : sql_error(db, err, rc, "listing closed acts with events");
+}
+
 int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t now_ms,
 		     size_t max, char ***names_out, size_t *n_out, struct sb_err *err)
 {
@@ -1234,6 +1641,14 @@ int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t 
 	}
 	sb_sql_finish(st);
 	sb_sql_unlock(db);
+	if (rc == SQLITE_DONE && p->steps->track && n < max) {
+		rc = late_due(db, now_ms, max, &names, &n, err);
+		if (rc < 0) {
+			svc_outbox_names_free(names, n);
+			return rc;
+		}
+		rc = SQLITE_DONE;
+	}
 	if (rc != SQLITE_DONE) {
 		svc_outbox_names_free(names, n);
 		return sql_error(db, err, rc, "listing due acts");
@@ -1259,6 +1674,19 @@ int svc_pipeline_next_due(const struct svc_pipeline *p, struct svc_store *s, int
 		return rc;
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	sb_sql_finish(st);
+	if (rc != SQLITE_ROW)
+		return sql_error(db, err, rc, "finding the next due act");
+	if (!p->steps->track)
+		return 0;
+	rc = prepare(db, "SELECT min(l.next_at) FROM late_events l JOIN acts a ON a.id = l.act"
+		     " WHERE a.state = 'closed'", &st, err);
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+	    sqlite3_column_int64(st, 0) < *out)
 		*out = sqlite3_column_int64(st, 0);
 	sb_sql_finish(st);
 	return rc == SQLITE_ROW ? 0 : sql_error(db, err, rc, "finding the next due act");

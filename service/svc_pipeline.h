@@ -87,6 +87,10 @@ struct svc_job {
 	size_t nreceipts;
 	const struct svc_event *events;   /* track: the stream's events for this IUN, oldest first */
 	size_t nevents;
+	bool closed;                      /* track: the act is already closed (events came after
+					     it closed): register new legal facts and report a
+					     cancellation, nothing else; act is then NULL and dir
+					     is its folder in done/ */
 };
 
 #define SVC_STEP_MAX_RECEIPTS 8
@@ -159,6 +163,16 @@ struct svc_steps {
 	 */
 	int (*stream_read)(void *wctx, const char *position, struct svc_event_batch *out,
 			   struct sb_err *err);
+	/*
+	 * Optional, with stream_read: the whole timeline of one notification
+	 * as events (SEND's sent notification), for the one-time catch-up of
+	 * an act after the stream was replaced (svc_pipeline_stream_replaced).
+	 * Event ids must differ from the stream's and be the same on a replay;
+	 * the last event carries the notification's current status. Called by
+	 * the stream reader's thread, with its context.
+	 */
+	int (*timeline_read)(void *wctx, const char *iun, struct svc_event_batch *out,
+			     struct sb_err *err);
 };
 
 /*
@@ -241,7 +255,8 @@ int svc_pipeline_reject_new(const struct svc_pipeline *p, struct svc_store *s, c
 
 /*
  * Names of acts due now (not final, next_attempt_at <= now_ms, in a state
- * whose step is wired), oldest due first, at most max. *names_out owned:
+ * whose step is wired; or closed with events not yet tracked, when track
+ * is wired), oldest due first, at most max. *names_out owned:
  * svc_outbox_names_free.
  */
 int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t now_ms,
@@ -255,13 +270,30 @@ int svc_pipeline_next_due(const struct svc_pipeline *p, struct svc_store *s, int
  * Read the stream once through steps->stream_read (which must be set):
  * store the new events (an event id seen before is skipped) and the
  * position, wake the acts in accepted or delivering whose IUN has a new
- * event, and publish the stream's lag. *wait_ms_out gets how long to wait
+ * event, mark a closed act whose IUN has one (its track step runs once
+ * more for the new legal facts: a cancellation after it closed), and
+ * publish the stream's lag; then run the catch-ups owed (see
+ * svc_pipeline_stream_replaced). *wait_ms_out gets how long to wait
  * before the next read: 0 when the batch was not empty, else SEND's
- * retry_after_ms when positive, else poll_ms. Errors are the store's or
- * stream_read's (the position is then unchanged).
+ * retry_after_ms when positive, else poll_ms. Returns 1 when new events
+ * were stored (acts were woken), 0 when none, or an error of the store or
+ * of stream_read (the position is then unchanged).
  */
 int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
 			     int64_t *wait_ms_out, struct sb_err *err);
+
+/*
+ * SEND's stream only carries what happens after it was created: a stream
+ * that replaces a lost one (deleted at SEND) misses the events of the gap.
+ * Call this inside the caller's transaction, committed before the new
+ * stream is created: it forgets the old stream's position and records every
+ * act SEND may be notifying (uploaded to delivering) as owing a catch-up.
+ * Once a read of the new stream succeeds, svc_pipeline_stream_step reads
+ * each of those notifications' timeline once (steps->timeline_read), stores
+ * it like stream events and drops the act's record in the same
+ * transaction, so a crash leaves the catch-up to be finished, not lost.
+ */
+int svc_pipeline_stream_replaced(struct svc_store *s, struct sb_err *err);
 
 /* The retry delay (ms) after the n-th (>= 1) temporary failure, jitter included. */
 int64_t svc_pipeline_backoff_ms(const struct svc_pipeline_opts *o, int n, long retry_after_s);

@@ -18,7 +18,9 @@
 #define COLS                                                                              \
 	" a.act_id, a.office, n.protocol_number, n.iun, a.state,"                         \
 	" (SELECT e.category FROM events e WHERE e.iun = n.iun ORDER BY e.id DESC LIMIT 1)," \
-	" coalesce(a.last_error, CASE n.status WHEN 'CANCELLED' THEN 'cancelled at SEND' END)," \
+	" coalesce(a.last_error, CASE n.status WHEN 'CANCELLED' THEN CASE WHEN EXISTS"  \
+	"  (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.step = 'late')"           \
+	"  THEN 'cancelled at SEND after it was notified' ELSE 'cancelled at SEND' END END)," \
 	" (SELECT r.tax_id FROM recipients r WHERE r.act = a.id ORDER BY r.idx LIMIT 1),"  \
 	" (SELECT r.denomination FROM recipients r WHERE r.act = a.id ORDER BY r.idx LIMIT 1)," \
 	" (SELECT count(*) FROM recipients r WHERE r.act = a.id),"                        \

@@ -26,7 +26,10 @@
  *  stream    one TIMELINE stream, created once under a title stored
  *            first (meta "send.stream_title", so a restart finds a stream
  *            whose id was lost), its id in meta "send.stream_id"; the
- *            position is the pipeline's;
+ *            position is the pipeline's; a stream SEND lost (404, absent
+ *            from its list) is forgotten and replaced, the acts it tracked
+ *            recorded first for a catch-up from their timeline
+ *            (timeline_read; docs/decisions/0013);
  *  track     legal facts of the IUN's events downloaded into the act's
  *            folder (receipts/) and registered as incoming registrations
  *            linked to the outgoing one (idempotent on the legal fact key);
@@ -34,7 +37,8 @@
  *            the files SEND holds, documents and payment attachments
  *            (SHA-256 against the upload), are checked before the act
  *            closes; a CANCELLED notification closes the act as cancelled,
- *            without price or check.
+ *            without price or check; on an act already closed (job->closed)
+ *            only the new legal facts and a cancellation.
  * Specs: ../shared/specs/send/SUMMARY.md, ../shared/specs/PDND-SUMMARY.md,
  * ../shared/specs/agid/SUMMARY.md.
  */
@@ -793,16 +797,15 @@ static int acceptance_step(void *wctx, const struct svc_job *job, struct svc_ste
 /* ---- the stream ---------------------------------------------------------------------------- */
 
 /* The element as stored in events.element: what track reads back. */
-static char *element_json(const struct send_event *e)
+static char *element_json(const struct send_timeline_element *t, const char *new_status)
 {
-	const struct send_timeline_element *t = &e->element;
 	json_t *o = json_object(), *lf = json_array();
 	struct sb_buf b = SB_BUF_INIT(SB_MAX_DEFAULT);
 
 	sb_json_set_str_opt(o, "elementId", t->element_id);
 	sb_json_set_str_opt(o, "category", t->category);
 	sb_json_set_str_opt(o, "timestamp", t->timestamp);
-	sb_json_set_str_opt(o, "newStatus", e->new_status);
+	sb_json_set_str_opt(o, "newStatus", new_status);
 	json_object_set_new(o, "recIndex", json_integer(t->rec_index));
 	for (size_t i = 0; i < t->nlegal_facts; i++) {
 		json_t *f = json_object();
@@ -824,7 +827,7 @@ static int stream_store(void *ctx, const struct send_event *events, size_t n, st
 
 	(void)err;
 	for (size_t i = 0; i < n; i++) {
-		char *el = element_json(&events[i]);
+		char *el = element_json(&events[i].element, events[i].new_status);
 
 		svc_event_batch_add(b, events[i].event_id, events[i].iun,
 				    events[i].element.category ? events[i].element.category :
@@ -836,10 +839,30 @@ static int stream_store(void *ctx, const struct send_event *events, size_t n, st
 }
 
 /*
- * The one stream of this installation, created once. Its title, with a
- * random suffix, is stored before the create: a crash between SEND's reply
- * and storing the id leaves a stream that the restart finds by that title
- * in SEND's list, instead of creating a second one (at most 10 per PA).
+ * A new stream carries nothing that happened before it: the acts SEND may
+ * already be notifying are recorded for a catch-up from their timeline
+ * (svc_pipeline_stream_replaced), committed before the create call so that
+ * a crash cannot lose the record. On the first start no act is there yet.
+ */
+static int stream_mark_gap(struct worker *w, struct sb_err *err)
+{
+	int rc = svc_store_begin(w->store, err);
+
+	if (rc == 0)
+		rc = svc_pipeline_stream_replaced(w->store, err);
+	if (rc == 0)
+		rc = svc_store_commit(w->store, err);
+	if (rc < 0)
+		svc_store_rollback(w->store);
+	return rc;
+}
+
+/*
+ * The one stream of this installation, created once (again only when SEND
+ * lost it). Its title, with a random suffix, is stored before the create: a
+ * crash between SEND's reply and storing the id leaves a stream that the
+ * restart finds by that title in SEND's list, instead of creating a second
+ * one (at most 10 per PA).
  */
 static int stream_open(struct worker *w, char id[37], struct sb_err *err)
 {
@@ -865,11 +888,60 @@ static int stream_open(struct worker *w, char id[37], struct sb_err *err)
 			sb_log(SB_LOG_WARN, "steps", "streams cannot be listed, creating: %s",
 			       err->msg);
 		sb_err_clear(err);
-		rc = send_stream_create_titled(w->send, title, id, err);
+		rc = stream_mark_gap(w, err);
+		if (rc == 0)
+			rc = send_stream_create_titled(w->send, title, id, err);
 	}
 	if (rc == 0)
 		rc = svc_store_meta_set(w->store, "send.stream_id", id, err);
 	free(title);
+	return rc;
+}
+
+/*
+ * A 404 on the stream's events: gone for good only when SEND's list, which
+ * answers, does not have it either (a 404 from a misrouted gateway must not
+ * replace a working stream). A key that cannot list streams trusts the 404.
+ */
+static bool stream_gone(struct worker *w, const char *stream_id)
+{
+	struct sb_err lerr = SB_ERR_INIT;
+	char *title = NULL;
+	char id[37];
+	int rc = svc_store_meta_get(w->store, "send.stream_title", &title, &lerr);
+
+	if (rc == 0)
+		rc = send_stream_find(w->send, title, id, &lerr);
+	free(title);
+	return rc == SB_ENOTFOUND || rc == SB_EREJECT || (rc == 0 && strcmp(id, stream_id));
+}
+
+/*
+ * Forget a stream SEND no longer has (deleted by an administrator, or
+ * purged 14 days after it was disabled): its id and title go, so that the
+ * next stream_open creates another under a new title; the acts that were
+ * being tracked are marked for a catch-up in the same transaction.
+ */
+static int stream_forget(struct worker *w, const char *stream_id, struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(w->store);
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	sb_log(SB_LOG_WARN, "steps", "stream gone at SEND id=%s: creating another, the acts being "
+	       "tracked are caught up from their timeline", stream_id);
+	rc = svc_store_begin(w->store, err);
+	if (rc == 0)
+		rc = svc_pipeline_stream_replaced(w->store, err);
+	if (rc == 0)
+		rc = prep(db, "DELETE FROM meta WHERE key IN ('send.stream_id', 'send.stream_title')",
+			  &st, err);
+	if (rc == 0)
+		rc = step_done(db, st, "forgetting the stream", err);
+	if (rc == 0)
+		rc = svc_store_commit(w->store, err);
+	if (rc < 0)
+		svc_store_rollback(w->store);
 	return rc;
 }
 
@@ -879,21 +951,40 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 	struct worker *w = wctx;
 	char cursor[SEND_EVENT_ID_MAX] = "", id[37];
 	char *stream_id = NULL;
+	bool open = false;
 	long retry_ms = -1;
 	int rc;
 
 	rc = svc_store_meta_get(w->store, "send.stream_id", &stream_id, err);
 	if (rc == SB_ENOTFOUND) {
 		sb_err_clear(err);
-		rc = stream_open(w, id, err);
-		if (rc == 0)
-			stream_id = sb_xstrdup(id);
+		open = true;
+		rc = 0;
+	} else if (rc == 0) {
+		if (position)
+			snprintf(cursor, sizeof(cursor), "%s", position);
+		rc = send_stream_poll(w->send, stream_id, cursor, stream_store, out, NULL, &retry_ms,
+				      err);
+		if (rc == SB_ENOTFOUND && err && err->http == 404 && stream_gone(w, stream_id)) {
+			svc_event_batch_release(out);
+			sb_err_clear(err);
+			rc = stream_forget(w, stream_id, err);
+			open = rc == 0;
+		}
 	}
-	if (rc < 0)
-		goto cleanup;
-	if (position)
-		snprintf(cursor, sizeof(cursor), "%s", position);
-	rc = send_stream_poll(w->send, stream_id, cursor, stream_store, out, NULL, &retry_ms, err);
+	if (open) {
+		/* A new stream: the position given belongs to the old one, or to none. */
+		free(stream_id);
+		stream_id = NULL;
+		cursor[0] = '\0';
+		position = NULL;
+		rc = stream_open(w, id, err);
+		if (rc == 0) {
+			stream_id = sb_xstrdup(id);
+			rc = send_stream_poll(w->send, stream_id, cursor, stream_store, out, NULL,
+					      &retry_ms, err);
+		}
+	}
 	if (rc < 0) {
 		svc_event_batch_release(out);
 		goto cleanup;
@@ -905,6 +996,37 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 cleanup:
 	free(stream_id);
 	return rc;
+}
+
+/*
+ * One notification's timeline from SEND's sent notification, as events of
+ * ids "timeline:<iun>:<elementId>" (never a stream's ^0\d{37}$, and the
+ * same on a replay, so a catch-up stored twice is stored once). Only the
+ * current status is known, not when each element set it: it goes on the
+ * last element, which is all track needs to see a final status.
+ */
+static int timeline_read(void *wctx, const char *iun, struct svc_event_batch *out,
+			 struct sb_err *err)
+{
+	struct worker *w = wctx;
+	struct send_sent_notification *n = NULL;
+	int rc = send_notification_get(w->send, iun, &n, err);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n->ntimeline; i++) {
+		const struct send_timeline_element *t = &n->timeline[i];
+		char *el = element_json(t, i + 1 == n->ntimeline ? n->status : NULL);
+		char *id = t->element_id ? sb_xasprintf("timeline:%s:%s", iun, t->element_id) :
+			   sb_xasprintf("timeline:%s:#%zu", iun, i);
+
+		svc_event_batch_add(out, id, iun, t->category ? t->category : "UNKNOWN",
+				    t->timestamp, el);
+		free(id);
+		free(el);
+	}
+	send_sent_notification_free(n);
+	return 0;
 }
 
 /* ---- track --------------------------------------------------------------------------------- */
@@ -1137,6 +1259,16 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 	}
 	if (rc < 0)
 		return rc;
+	if (job->closed) {
+		/*
+		 * Events after the act closed: their legal facts are registered
+		 * above, and a cancellation is reported; the act was notified
+		 * and checked when it closed, so nothing else is done again.
+		 */
+		res->cancelled = cancelled;
+		res->pending = more;
+		return 0;
+	}
 	res->delivering = job->nevents > 0;
 	if (!final || more) {
 		res->pending = !res->delivering && res->nreceipts == 0;
@@ -1207,6 +1339,7 @@ int svc_clients_new(struct svc_clients **out, const struct sb_cfg *cfg, struct s
 		.acceptance = acceptance_step,
 		.track = track_step,
 		.stream_read = stream_read,
+		.timeline_read = timeline_read,
 	};
 	*out = c;
 	return 0;

@@ -62,7 +62,7 @@ static char *wait_tracked(const char *db_path, const char *log)
 		if (iun)
 			return iun;
 		if (waited > 600) {
-			char *text = th_own(th_read(log, NULL));
+			char *text = th_read(log, NULL);
 
 			fail_msg("act not accepted after 60 s; log:\n%s", text ? text : "");
 		}
@@ -70,55 +70,22 @@ static char *wait_tracked(const char *db_path, const char *log)
 	}
 }
 
-static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state)
+/*
+ * The act closed and its notification CANCELLED; SEND's attestation of the
+ * cancellation registered once, linked to the act's outgoing registration;
+ * no receipt left unregistered; its legal facts kept with the act.
+ */
+static void assert_cancelled(sqlite3 *db, const char *root, const char *iun)
 {
-	struct th_sim sim;
-	char *dir = th_own(th_tmpdir("e2e-cancel")), *root = th_own(sb_xasprintf("%s/outbox", dir));
-	char *log = th_own(sb_xasprintf("%s/send-bridge.log", dir));
-	char *db_path = th_own(sb_xasprintf("%s/cancel.db", dir)), *cfg, *json, *iun, *proto, *text;
-	char *bin = th_own(sb_xasprintf("%s/send-bridge", th_build_dir()));
-	struct sb_buf out = SB_BUF_INIT(1 << 20);
-	sqlite3 *db;
-	pid_t pid;
-	int waited = 0;
+	char *text, *path;
 
-	(void)state;
-	th_sim_start(&sim, extra_sim);
-	cfg = th_own(th_e2e_config(dir, "cancel", sim.url, 2, NULL));
-	json = th_own(th_e2e_act_json(1, true));
-	th_outbox_publish_json(root, ACT, json);
-	pid = th_e2e_run(cfg, log);
-	iun = th_own(wait_tracked(db_path, log));
-	{
-		const char *argv[] = { bin, "cancel", iun, "-c", cfg, NULL };
-
-		assert_int_equal(th_run(argv, &out, NULL), 0);
-		/* The output detached: owned by the scope, not by a buffer on this stack. */
-		text = th_own(sb_buf_detach(&out, NULL));
-		assert_non_null(strstr(text, "cancellation of"));
-		assert_non_null(strstr(text, "act " ACT ":"));
-	}
-	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < 1) {
-		if (waited++ > 600) {
-			text = th_own(th_read(log, NULL));
-			fail_msg("cancelled act not finished after 60 s; log:\n%s", text ? text : "");
-		}
-		th_sleep_ms(100);
-	}
-	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
-	assert_int_equal(th_outbox_entries(root, "done"), 1);
-	assert_int_equal(th_outbox_entries(root, "work"), 0);
-
-	db = th_e2e_db(db_path);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
 				    " AND state = 'closed'", ACT), 1);
-	text = th_own(th_e2e_text(db, "SELECT n.status FROM notifications n JOIN acts a"
-				  " ON a.id = n.act WHERE a.act_id = ?1", ACT));
+	text = th_e2e_text(db, "SELECT n.status FROM notifications n JOIN acts a ON a.id = n.act"
+			   " WHERE a.act_id = ?1", ACT);
 	assert_non_null(text);
 	assert_string_equal(text, "CANCELLED");
-	assert_int_equal(th_e2e_int(db, "SELECT n.cost_cents IS NULL FROM notifications n"
-				    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", ACT), 1);
-	/* SEND's attestation of the cancellation, registered once and linked to the act. */
+	free(text);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 				    " WHERE a.act_id = ?1 AND r.category = 'NOTIFICATION_CANCELLED'"
 				    " AND r.protocol_number IS NOT NULL", ACT), 1);
@@ -130,23 +97,70 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 				    "   WHERE act_id = '" ACT "' AND direction = 'out')", iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 				    " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", ACT), 0);
+	path = sb_xasprintf("%s/done/%s/receipts", root, ACT);
+	assert_int_equal((int64_t)th_outbox_entries(path, "."),
+			 th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun));
+	free(path);
+}
+
+static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state)
+{
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-cancel"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/cancel.db", dir), *cfg, *json, *iun, *proto, *text, *path;
+	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
+	struct sb_buf out = SB_BUF_INIT(1 << 20);
+	sqlite3 *db = NULL;
+	pid_t pid;
+	int waited = 0;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	cfg = th_e2e_config(dir, "cancel", sim.url, 2, NULL);
+	json = th_e2e_act_json(1, true);
+	th_outbox_publish_json(root, ACT, json);
+	pid = th_e2e_run(cfg, log);
+	iun = wait_tracked(db_path, log);
+	{
+		const char *argv[] = { bin, "cancel", iun, "-c", cfg, NULL };
+
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+		assert_non_null(strstr(sb_buf_cstr(&out), "cancellation of"));
+		assert_non_null(strstr(sb_buf_cstr(&out), "act " ACT ":"));
+	}
+	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < 1) {
+		if (waited++ > 600) {
+			text = th_read(log, NULL);
+			fail_msg("cancelled act not finished after 60 s; log:\n%s", text ? text : "");
+		}
+		th_sleep_ms(100);
+	}
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	assert_int_equal(th_outbox_entries(root, "work"), 0);
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_cancelled(db, root, iun);
+	assert_int_equal(th_e2e_int(db, "SELECT n.cost_cents IS NULL FROM notifications n"
+				    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", ACT), 1);
 	/* Who asked, in the audit trail under the act. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM audit WHERE action ="
 				    " 'notification.cancel' AND subject = '" ACT "' AND detail = ?1",
 				    iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
 				    " AND state = 'closed' AND folder IS NOT NULL", ACT), 1);
-	proto = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
-				   " ON a.id = n.act WHERE a.act_id = ?1", ACT));
+	proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
+			    " ON a.id = n.act WHERE a.act_id = ?1", ACT);
 	assert_non_null(proto);
-	/* The legal facts kept with the act, the cancellation's among them. */
-	assert_int_equal((int64_t)th_outbox_entries(th_own(sb_xasprintf("%s/done/%s/receipts", root,
-									 ACT)), "."),
-			 th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun));
-	text = th_own(th_read(th_own(sb_xasprintf("%s/done/%s/reason.json", root, ACT)), NULL));
+	sqlite3_close(db);
+	path = sb_xasprintf("%s/done/%s/reason.json", root, ACT);
+	text = th_read(path, NULL);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "\"state\":\"closed\""));
 	assert_non_null(strstr(text, "cancelled at SEND"));
+	free(text);
+	free(path);
 
 	/* SEND's ledger: one notification for the act's protocol number, and it is cancelled. */
 	assert_int_equal(th_e2e_ledger_notifications(sim.url, proto), 1);
@@ -157,8 +171,9 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 		const char *argv[] = { bin, "status", ACT, "-c", cfg, NULL };
 		const char *line;
 
+		sb_buf_reset(&out);
 		assert_int_equal(th_run(argv, &out, NULL), 0);
-		line = strstr(th_own(sb_buf_detach(&out, NULL)), ACT);
+		line = strstr(sb_buf_cstr(&out), ACT);
 		assert_non_null(line);
 		assert_non_null(strstr(line, " closed "));
 		assert_non_null(strstr(line, iun));
@@ -167,12 +182,123 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	}
 	th_sim_stop(&sim);
 	th_rmrf(dir);
+	sb_buf_release(&out);
+	free(proto);
+	free(iun);
+	free(json);
+	free(cfg);
+	free(bin);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
+}
+
+/*
+ * Cancelled at SEND after the act closed: the act is read by its recipient
+ * (VIEWED, final), closes and goes to done/; then `send-bridge cancel IUN`.
+ * SEND's NOTIFICATION_CANCELLED legal fact must still be registered once,
+ * linked to the outgoing registration, and kept in done/<act>/receipts/;
+ * the notification is recorded as CANCELLED, the act stays closed, its
+ * folder gets a reason.json saying so, and status tells staff.
+ */
+static void test_e2e_cancel__cancelled_after_closing_registers_the_receipt(void **state)
+{
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-cancel-late"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/late.db", dir), *cfg, *json, *iun, *text, *path, *view;
+	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
+	struct sb_buf out = SB_BUF_INIT(1 << 20);
+	sqlite3 *db = NULL;
+	int64_t before;
+	pid_t pid;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	cfg = th_e2e_config(dir, "late", sim.url, 2, NULL);
+	json = th_e2e_act_json(2, true);
+	th_outbox_publish_json(root, ACT, json);
+	pid = th_e2e_run(cfg, log);
+	iun = wait_tracked(db_path, log);
+	view = sb_xasprintf("/_sim/send/view?iun=%s&recIndex=0", iun);
+	assert_int_equal(th_e2e_sim_call(sim.url, "POST", view, NULL), 200);
+	th_e2e_wait_int(db_path, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
+			" AND state = 'closed' AND folder IS NOT NULL", ACT, 1, log);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	{
+		const char *argv[] = { bin, "cancel", iun, "-c", cfg, NULL };
+
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+	}
+	th_e2e_wait_int(db_path, "SELECT count(*) FROM receipts WHERE iun = ?1"
+			" AND category = 'NOTIFICATION_CANCELLED'", iun, 1, log);
+	/* The one who asked was told that the act stays closed. */
+	assert_non_null(strstr(sb_buf_cstr(&out), "already closed"));
+	th_e2e_wait_int(db_path, "SELECT count(*) = 0 FROM late_events", NULL, 1, log);
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	assert_int_equal(th_outbox_entries(root, "rejected"), 0);
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_cancelled(db, root, iun);
+	/* Every legal fact once: the ones before closing and the cancellation. */
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1"
+				    " AND category IN ('SENDER_ACK', 'RECIPIENT_ACCESS')", iun), 2);
+	before = th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1", iun);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE"
+				    " direction = 'in' AND iun = ?1", iun), before);
+	sqlite3_close(db);
+	path = sb_xasprintf("%s/done/%s/reason.json", root, ACT);
+	text = th_read(path, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"state\":\"closed\""));
+	assert_non_null(strstr(text, "cancelled at SEND after the act had closed"));
+	free(text);
+	free(path);
+
+	/* What staff see: still closed, and why the notification shows as cancelled. */
+	{
+		const char *argv[] = { bin, "status", ACT, "-c", cfg, NULL };
+		const char *line;
+
+		sb_buf_reset(&out);
+		assert_int_equal(th_run(argv, &out, NULL), 0);
+		line = strstr(sb_buf_cstr(&out), ACT);
+		assert_non_null(line);
+		assert_non_null(strstr(line, " closed "));
+		assert_non_null(strstr(line, "cancelled at SEND after it was notified"));
+	}
+
+	/* A restart does not register it again. */
+	pid = th_e2e_run(cfg, log);
+	th_sleep_ms(1500);
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE"
+				    " direction = 'in' AND iun = ?1", iun), before);
+	sqlite3_close(db);
+	assert_int_equal(th_e2e_ledger_int(sim.url, NULL, "cancelled"), 1);
+
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	sb_buf_release(&out);
+	free(view);
+	free(iun);
+	free(json);
+	free(cfg);
+	free(bin);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		th_unit_test(test_e2e_cancel__cancelled_while_tracked_closes_the_act),
+		th_unit_test(test_e2e_cancel__cancelled_after_closing_registers_the_receipt),
 	};
 
 	return cmocka_run_group_tests_name("e2e_cancel", tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include "sb_json.h"
 #include "th.h"
 #include "th_e2e.h"
+#include "th_platform.h"
 
 char *th_e2e_protocol_ini(const char *dir)
 {
@@ -143,6 +144,59 @@ int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char 
 				sb_buf_addch(&url, *p);
 	}
 	return sim_get_int(th_own(sb_buf_detach(&url, NULL)), NULL, key);
+}
+
+long th_e2e_sim_call(const char *sim_url, const char *method, const char *path,
+		     const char *body)
+{
+	static const char *const send_headers[] = { "x-api-key: sim-send-key",
+						    "Content-Type: application/json", NULL };
+	static const char *const sim_headers[] = { "Content-Type: application/json", NULL };
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_http *h = NULL;
+	struct sb_http_resp resp = { 0 };
+	char *url = sb_xasprintf("%s%s", sim_url, path);
+	long status;
+
+	resp.body = (struct sb_buf)SB_BUF_INIT(1 << 16);
+	assert_int_equal(sb_http_new(&h, NULL, &err), 0);
+	if (sb_http_do(h, &(struct sb_http_req){ .method = method, .url = url,
+			.headers = strncmp(path, "/_sim/", 6) ? send_headers : sim_headers,
+			.body = body, .body_len = body ? strlen(body) : 0 }, &resp, &err) < 0)
+		fail_msg("%s %s: %s", method, path, err.msg);
+	status = resp.status;
+	sb_http_resp_release(&resp);
+	sb_http_free(h);
+	free(url);
+	return status;
+}
+
+void th_e2e_wait_int(const char *db_path, const char *sql, const char *param, int64_t want,
+		     const char *log)
+{
+	for (int waited = 0;; waited++) {
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+		bool done = false;
+
+		if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+		    sqlite3_busy_timeout(db, 2000) == SQLITE_OK &&
+		    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+			if (param)
+				sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT);
+			done = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) >= want;
+		}
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		if (done)
+			return;
+		if (waited > 1200) {
+			char *text = th_read(log, NULL);
+
+			fail_msg("not reached after 60 s: %s; log:\n%s", sql, text ? text : "");
+		}
+		th_sleep_ms(50);
+	}
 }
 
 int64_t th_e2e_sim_price(const char *sim_url, const char *notice_code)

@@ -40,6 +40,24 @@ int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char 
 int64_t th_e2e_sim_price(const char *sim_url, const char *notice_code);
 
 /*
+ * One request to send-sim: path under sim_url (a SEND path gets the key
+ * sim-send-key, as the daemon's SEND client sends it; a /_sim/ path none),
+ * body may be NULL. Returns the HTTP status; fails the test when there was
+ * no exchange.
+ */
+long th_e2e_sim_call(const char *sim_url, const char *method, const char *path,
+		     const char *body);
+
+/*
+ * Wait (up to 60 s) until sql, on the store at db_path with parameter ?1
+ * (may be NULL), gives an integer >= want; the daemon's log is shown when
+ * it does not. Errors count as "not yet": the daemon may still be making
+ * its tables.
+ */
+void th_e2e_wait_int(const char *db_path, const char *sql, const char *param, int64_t want,
+		     const char *log);
+
+/*
  * Write dir/<name>.ini for a daemon over dir/outbox (its new/ created) and
  * dir/<name>.db, SEND at sim_url, the embedded protocol register, office
  * polizia-municipale with operator agente.bianchi, short retries; extra is

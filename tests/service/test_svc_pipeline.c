@@ -644,7 +644,7 @@ static void test_svc_pipeline__stream_events_drive_tracking(void **state)
 		free(all);
 	}
 	free(txt);
-	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), 0);
+	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), 1);
 	assert_int_equal(wait, 0);
 	assert_int_equal(qi(f, "SELECT count(*) FROM events", NULL), 3);
 	assert_int_equal(qi(f, "SELECT count(*) FROM events WHERE iun = ?1", "IUN-streamed"), 2);
@@ -692,7 +692,7 @@ static void test_svc_pipeline__migration_is_idempotent_and_versioned(void **stat
 
 	assert_int_equal(svc_pipeline_store_migrate(db, &err), 0);
 	v = q(f, "SELECT value FROM meta WHERE key = 'schema.pipeline'", NULL);
-	assert_string_equal(v, "1");
+	assert_string_equal(v, "2");
 	free(v);
 	assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema.pipeline'",
 				      NULL, NULL, NULL), SQLITE_OK);
