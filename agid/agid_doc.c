@@ -131,7 +131,7 @@ int agid_doc_check_file_flags(struct agid_doc_report **out, const char *path,
 	struct agid_doc_report *r = NULL;
 	struct agid_pdfa_opts o = AGID_PDFA_OPTS_INIT;
 	struct agid_sig_report inner = AGID_SIG_REPORT_INIT;
-	struct agid_map m = { NULL, 0 };
+	struct agid_map m = { NULL, 0, false };
 	struct sb_buf hex = SB_BUF_INIT(2 * SB_SHA256_LEN);
 	unsigned char md[SB_SHA256_LEN], *content = NULL;
 	const unsigned char *pdf;
@@ -229,7 +229,7 @@ void agid_doc_report_free(struct agid_doc_report *r)
 
 int agid_f24_check_file(const char *path, struct sb_err *err)
 {
-	struct agid_map m = { NULL, 0 };
+	struct agid_map m = { NULL, 0, false };
 	json_error_t jerr;
 	json_t *j = NULL;
 	int rc;

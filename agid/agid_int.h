@@ -32,6 +32,7 @@ unsigned agid_clock_left_ms(const struct agid_clock *c);
 struct agid_map {
 	const unsigned char *data;
 	size_t len;
+	bool mapped;                 /* mmap'd (large file), else read into the heap */
 };
 /* SB_ENOTFOUND, SB_EIO, or SB_ETOOBIG above max; err names the rule, not the path's content. */
 int agid_map_file(struct agid_map *m, const char *path, uint64_t max, struct sb_err *err);

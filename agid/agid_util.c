@@ -70,6 +70,38 @@ unsigned agid_clock_left_ms(const struct agid_clock *c)
 	return now >= c->deadline_ms ? 1u : (unsigned)(c->deadline_ms - now);
 }
 
+/*
+ * Files up to this size are read, not mapped: in the daemon's threads an
+ * munmap costs a TLB shootdown on every other core, more than reading a
+ * typical act (about 100 KB). Larger ones are mapped, so that memory does
+ * not grow with a 200 MB document.
+ */
+#define AGID_READ_MAX (1024 * 1024)
+
+static int read_whole(int fd, size_t len, struct agid_map *m, struct sb_err *err)
+{
+	unsigned char *buf = sb_xmalloc(len);
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : 0;
+
+			free(buf);
+			return sb_err_set(err, SB_EIO, e, "cannot read document: %s",
+					  n < 0 ? strerror(e) : "it shrank while being read");
+		}
+		got += (size_t)n;
+	}
+	m->data = buf;
+	m->len = len;
+	return 0;
+}
+
 int agid_map_file(struct agid_map *m, const char *path, uint64_t max, struct sb_err *err)
 {
 	struct stat st;
@@ -78,6 +110,7 @@ int agid_map_file(struct agid_map *m, const char *path, uint64_t max, struct sb_
 
 	m->data = NULL;
 	m->len = 0;
+	m->mapped = false;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return sb_err_set(err, errno == ENOENT ? SB_ENOTFOUND : SB_EIO, errno,
@@ -95,22 +128,32 @@ int agid_map_file(struct agid_map *m, const char *path, uint64_t max, struct sb_
 		close(fd);
 		return 0;
 	}
+	if (st.st_size <= AGID_READ_MAX) {
+		int rc = read_whole(fd, (size_t)st.st_size, m, err);
+
+		close(fd);
+		return rc;
+	}
 	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)
 		return sb_err_set(err, SB_EIO, errno, "cannot map document: %s", strerror(errno));
 	m->data = p;
 	m->len = (size_t)st.st_size;
+	m->mapped = true;
 	return 0;
 }
 
 void agid_unmap(struct agid_map *m)
 {
-	if (m && m->data)
-		/* casting away const: the mapping is ours, read-only, and ends here */
+	/* casting away const: the memory is ours, read-only, and ends here */
+	if (m && m->data && m->mapped)
 		munmap((void *)(uintptr_t)m->data, m->len);
+	else if (m)
+		free((void *)(uintptr_t)m->data);
 	if (m) {
 		m->data = NULL;
 		m->len = 0;
+		m->mapped = false;
 	}
 }

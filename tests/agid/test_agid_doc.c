@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sb_common.h"
@@ -79,22 +80,44 @@ static struct agid_doc_report *doc(const char *path, const struct agid_policy *p
 	return r;
 }
 
-static void test_agid_doc__pdfa_passes_with_its_hash(void **state)
+/* A valid unsigned PDF/A whose report carries the SHA-256 of the file's bytes. */
+static void assert_valid_with_hash(const char *path)
 {
-	struct agid_doc_report *r = doc(pdfa, NULL);
+	struct agid_doc_report *r = doc(path, NULL);
 	unsigned char md[SB_SHA256_LEN];
 	struct sb_buf hex = SB_BUF_INIT(128);
 
-	(void)state;
 	assert_int_equal(r->verdict, AGID_VALID);
 	assert_string_equal(r->mime, "application/pdf");
 	assert_int_equal(r->nfindings, 0);
 	assert_int_equal(r->sig.n, 0);
-	assert_int_equal(sb_sha256_file(pdfa, md, NULL, NULL), 0);
+	assert_int_equal(sb_sha256_file(path, md, NULL, NULL), 0);
 	sb_hex_encode(md, sizeof(md), &hex);
 	assert_string_equal(r->sha256, sb_buf_cstr(&hex));
 	sb_buf_release(&hex);
 	agid_doc_report_free(r);
+}
+
+static void test_agid_doc__pdfa_passes_with_its_hash(void **state)
+{
+	(void)state;
+	assert_valid_with_hash(pdfa);
+}
+
+/*
+ * A document above 1 MiB is mapped rather than read into memory (the two
+ * ways agid_map_file has): the same verdict and the same hash.
+ */
+static void test_agid_doc__a_large_pdfa_is_checked_the_same(void **state)
+{
+	char *big = tha_pdfa_photo(tmp, "foto.pdf", "Verbale con fotografia", 2, 900);
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(stat(big, &st), 0);
+	assert_true(st.st_size > 1024 * 1024);
+	assert_valid_with_hash(big);
+	free(big);
 }
 
 /* Without the hash the verdict is the same and sha256 is left empty, as the flag says. */
@@ -356,6 +379,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agid_doc__pdfa_passes_with_its_hash),
+		cmocka_unit_test(test_agid_doc__a_large_pdfa_is_checked_the_same),
 		cmocka_unit_test(test_agid_doc__no_sha256_flag_leaves_the_hash_out),
 		cmocka_unit_test(test_agid_doc__policy_from_configuration),
 		cmocka_unit_test(test_agid_doc__send_limits),

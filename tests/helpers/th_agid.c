@@ -38,16 +38,24 @@ void tha_run(const char *const *argv)
 	assert_int_equal(rc, 0);
 }
 
-char *tha_pdfa(const char *dir, const char *name, const char *title, int pages)
+char *tha_pdfa_photo(const char *dir, const char *name, const char *title, int pages,
+		     int photo_px)
 {
 	char *path = sb_xasprintf("%s/%s", dir, name), *script = th_fixture("make-fixtures.sh");
-	char npages[16];
-	const char *argv[] = { "/bin/sh", script, "--pdf", path, title, npages, NULL };
+	char npages[16], px[16];
+	const char *argv[] = { "/bin/sh", script, "--pdf", path, title, npages,
+			       photo_px > 0 ? px : NULL, NULL };
 
 	snprintf(npages, sizeof(npages), "%d", pages);
+	snprintf(px, sizeof(px), "%d", photo_px);
 	tha_run(argv);
 	free(script);
 	return path;
+}
+
+char *tha_pdfa(const char *dir, const char *name, const char *title, int pages)
+{
+	return tha_pdfa_photo(dir, name, title, pages, 0);
 }
 
 char *tha_plain(const char *dir, const char *name, const char *ps_extra)

@@ -12,6 +12,9 @@
 
 /* A PDF/A-2b of pages pages at dir/name (Ghostscript); returns the path (free()). */
 char *tha_pdfa(const char *dir, const char *name, const char *title, int pages);
+/* The same with a photo_px x photo_px picture on the first page, like a fine's camera shot. */
+char *tha_pdfa_photo(const char *dir, const char *name, const char *title, int pages,
+		     int photo_px);
 
 /* A plain PDF (no PDF/A) made by Ghostscript with the PostScript ps_extra before one page of text. */
 char *tha_plain(const char *dir, const char *name, const char *ps_extra);
