@@ -999,7 +999,8 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 			     " WHERE act = ?3", &st, err);
 		if (rc == 0) {
 			sqlite3_bind_int64(st, 1, res->cost_cents);
-			sb_sql_bind_text(st, 4, res->cancelled ? "CANCELLED" : "CLOSED");
+			sb_sql_bind_text(st, 4, res->cancelled ? "CANCELLED" :
+					 res->value[0] ? res->value : "CLOSED");
 		}
 		break;
 	default:

@@ -108,7 +108,8 @@ struct svc_receipt {
  */
 struct svc_step_result {
 	char value[128];          /* register: protocol number; create: notificationRequestId;
-				     acceptance: IUN */
+				     acceptance: IUN; track, with closed: SEND's final status
+				     (VIEWED, EFFECTIVE_DATE, UNREACHABLE, ...) */
 	bool pending;             /* acceptance, track: nothing new yet; ask again after wait_ms */
 	int64_t wait_ms;          /* with pending: the platform's own delay (SEND's retryAfter),
 				     0: poll_ms; when the act moves on: the next step is not

@@ -1228,8 +1228,11 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 				  SB_MAX_JSON_BODY, "event", &el, NULL) < 0)
 			continue;
 		status = json_string_value(json_object_get(el, "newStatus"));
-		if (final_status(status))
+		if (final_status(status)) {
 			final = true;
+			/* The last one SEND gave: the act's outcome as staff read it (VIEWED, ...). */
+			snprintf(res->value, sizeof(res->value), "%s", status);
+		}
 		if (status && !strcmp(status, "CANCELLED"))
 			cancelled = true;
 		lfs = json_object_get(el, "legalFacts");

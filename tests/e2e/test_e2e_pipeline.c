@@ -212,6 +212,13 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 		assert_non_null(proto);
 		assert_non_null(iun);
 		assert_true(!strncmp(proto, "PG/", 3));
+		/* The notification keeps SEND's own final status, the last its events gave. */
+		assert_int_equal(th_e2e_int(db, "SELECT n.status = (SELECT json_extract(e.element,"
+				       " '$.newStatus') FROM events e WHERE e.iun = n.iun AND"
+				       " json_extract(e.element, '$.newStatus') IN ('VIEWED',"
+				       " 'EFFECTIVE_DATE', 'UNREACHABLE') ORDER BY e.id DESC LIMIT 1)"
+				       " FROM notifications n JOIN acts a ON a.id = n.act"
+				       " WHERE a.act_id = ?1", id), 1);
 		/* Exactly one notification at SEND for the act's protocol number. */
 		assert_int_equal(th_e2e_ledger_notifications(f->pd.sim.url, proto), 1);
 		/* The outgoing registration is the act's, once. */
