@@ -790,6 +790,20 @@ static int catch_up(const struct svc_pipeline *p, struct svc_store *s, void *wct
 	*tried = 0;
 	if (!p->steps->timeline_read)
 		return 0;
+	/* Nearly always nothing is owed: one read, not a write, on every stream read. */
+	rc = prepare(db, "SELECT EXISTS (SELECT 1 FROM stream_catchup)", &st, err);
+	if (rc < 0)
+		return rc;
+	sb_sql_lock(db);
+	rc = sqlite3_step(st);
+	n = rc == SQLITE_ROW ? (size_t)sqlite3_column_int(st, 0) : 0;
+	sb_sql_finish(st);
+	sb_sql_unlock(db);
+	if (rc != SQLITE_ROW)
+		return sql_error(db, err, rc, "reading catch-ups");
+	if (n == 0)
+		return 0;
+	n = 0;
 	rc = prepare(db, "DELETE FROM stream_catchup WHERE act IN (SELECT id FROM acts"
 		     " WHERE state IN ('rejected', 'refused', 'failed'))", &st, err);
 	if (rc == 0)
