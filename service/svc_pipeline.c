@@ -701,7 +701,7 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 	return rc;
 }
 
-int svc_pipeline_stream_replaced(struct svc_store *s, struct sb_err *err)
+int svc_pipeline_stream_replaced(struct svc_store *s, int64_t closed_since, struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(s);
 	sqlite3_stmt *st = NULL;
@@ -718,10 +718,13 @@ int svc_pipeline_stream_replaced(struct svc_store *s, struct sb_err *err)
 	if (rc == 0)
 		rc = prepare(db, "INSERT OR IGNORE INTO stream_catchup (act, marked_at)"
 			     " SELECT id, ?1 FROM acts WHERE state IN"
-			     " ('uploaded', 'submitted', 'accepted', 'delivering')", &st, err);
+			     " ('uploaded', 'submitted', 'accepted', 'delivering')"
+			     " OR (?2 > 0 AND state = 'closed' AND id IN (SELECT act FROM outcomes"
+			     "  WHERE state = 'closed' AND at >= ?2))", &st, err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, sb_now());
+	sqlite3_bind_int64(st, 2, closed_since);
 	rc = run(db, st, "recording the catch-up", err);
 	if (rc == 0 && sqlite3_changes(db) > 0)
 		sb_log(SB_LOG_WARN, "pipeline", "stream replaced: %d act(s) will be caught up from "

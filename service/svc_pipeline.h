@@ -288,13 +288,16 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
  * that replaces a lost one (deleted at SEND) misses the events of the gap.
  * Call this inside the caller's transaction, committed before the new
  * stream is created: it forgets the old stream's position and records every
- * act SEND may be notifying (uploaded to delivering) as owing a catch-up.
+ * act SEND may be notifying (uploaded to delivering), and every act closed
+ * at or after closed_since (Unix seconds; 0: none), as owing a catch-up.
+ * A closed act's timeline brings what happened to it in the gap (a
+ * cancellation), which its late track step then registers.
  * Once a read of the new stream succeeds, svc_pipeline_stream_step reads
  * each of those notifications' timeline once (steps->timeline_read), stores
  * it like stream events and drops the act's record in the same
  * transaction, so a crash leaves the catch-up to be finished, not lost.
  */
-int svc_pipeline_stream_replaced(struct svc_store *s, struct sb_err *err);
+int svc_pipeline_stream_replaced(struct svc_store *s, int64_t closed_since, struct sb_err *err);
 
 /* The retry delay (ms) after the n-th (>= 1) temporary failure, jitter included. */
 int64_t svc_pipeline_backoff_ms(const struct svc_pipeline_opts *o, int n, long retry_after_s);

@@ -839,6 +839,17 @@ static int stream_store(void *ctx, const struct send_event *events, size_t n, st
 }
 
 /*
+ * Acts closed since this time (Unix seconds; 0: none) are caught up too: a
+ * cancellation can reach a notification that is already final.
+ */
+static int64_t closed_since(const struct worker *w)
+{
+	int64_t days = sb_cfg_int(w->c->cfg, "send", "stream_catchup_closed_days");
+
+	return days > 0 ? sb_now() - days * 86400 : 0;
+}
+
+/*
  * A new stream carries nothing that happened before it: the acts SEND may
  * already be notifying are recorded for a catch-up from their timeline
  * (svc_pipeline_stream_replaced), committed before the create call so that
@@ -849,7 +860,7 @@ static int stream_mark_gap(struct worker *w, struct sb_err *err)
 	int rc = svc_store_begin(w->store, err);
 
 	if (rc == 0)
-		rc = svc_pipeline_stream_replaced(w->store, err);
+		rc = svc_pipeline_stream_replaced(w->store, closed_since(w), err);
 	if (rc == 0)
 		rc = svc_store_commit(w->store, err);
 	if (rc < 0)
@@ -932,7 +943,7 @@ static int stream_forget(struct worker *w, const char *stream_id, struct sb_err 
 	       "tracked are caught up from their timeline", stream_id);
 	rc = svc_store_begin(w->store, err);
 	if (rc == 0)
-		rc = svc_pipeline_stream_replaced(w->store, err);
+		rc = svc_pipeline_stream_replaced(w->store, closed_since(w), err);
 	if (rc == 0)
 		rc = prep(db, "DELETE FROM meta WHERE key IN ('send.stream_id', 'send.stream_title')",
 			  &st, err);

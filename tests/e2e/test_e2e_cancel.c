@@ -195,6 +195,52 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 }
 
 /*
+ * The act sent, read by its recipient (VIEWED, final) and closed into
+ * done/ by the daemon started here (*pid, with its configuration *cfg,
+ * named name: its store is dir/name.db); returns its IUN, owned.
+ */
+static char *close_one(const struct th_sim *sim, const char *dir, const char *name,
+		       const char *db_path, const char *log, char **cfg, pid_t *pid)
+{
+	char *root = sb_xasprintf("%s/outbox", dir), *json = th_e2e_act_json(2, true), *iun, *view;
+
+	*cfg = th_e2e_config(dir, name, sim->url, 2, NULL);
+	th_outbox_publish_json(root, ACT, json);
+	*pid = th_e2e_run(*cfg, log);
+	iun = wait_tracked(db_path, log);
+	view = sb_xasprintf("/_sim/send/view?iun=%s&recIndex=0", iun);
+	assert_int_equal(th_e2e_sim_call(sim->url, "POST", view, NULL), 200);
+	th_e2e_wait_int(db_path, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
+			" AND state = 'closed' AND folder IS NOT NULL", ACT, 1, log);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	free(view);
+	free(json);
+	free(root);
+	return iun;
+}
+
+/*
+ * Once the cancellation of the closed act is registered and no late event
+ * is left, the daemon stopped, the act still in done/ and assert_cancelled;
+ * returns the store, open read-only.
+ */
+static sqlite3 *stop_when_registered(const char *db_path, const char *log, const char *root,
+				     const char *iun, pid_t *pid)
+{
+	sqlite3 *db = NULL;
+
+	th_e2e_wait_int(db_path, "SELECT count(*) FROM receipts WHERE iun = ?1"
+			" AND category = 'NOTIFICATION_CANCELLED'", iun, 1, log);
+	th_e2e_wait_int(db_path, "SELECT count(*) = 0 FROM late_events", NULL, 1, log);
+	assert_int_equal(th_child_stop(pid, SIGTERM), 0);
+	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	assert_int_equal(th_outbox_entries(root, "rejected"), 0);
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_cancelled(db, root, iun);
+	return db;
+}
+
+/*
  * Cancelled at SEND after the act closed: the act is read by its recipient
  * (VIEWED, final), closes and goes to done/; then `send-bridge cancel IUN`.
  * SEND's NOTIFICATION_CANCELLED legal fact must still be registered once,
@@ -207,7 +253,7 @@ static void test_e2e_cancel__cancelled_after_closing_registers_the_receipt(void 
 	struct th_sim sim;
 	char *dir = th_tmpdir("e2e-cancel-late"), *root = sb_xasprintf("%s/outbox", dir);
 	char *log = sb_xasprintf("%s/send-bridge.log", dir);
-	char *db_path = sb_xasprintf("%s/late.db", dir), *cfg, *json, *iun, *text, *path, *view;
+	char *db_path = sb_xasprintf("%s/late.db", dir), *cfg, *iun, *text, *path;
 	char *bin = sb_xasprintf("%s/send-bridge", th_build_dir());
 	struct sb_buf out = SB_BUF_INIT(1 << 20);
 	sqlite3 *db = NULL;
@@ -216,32 +262,15 @@ static void test_e2e_cancel__cancelled_after_closing_registers_the_receipt(void 
 
 	(void)state;
 	th_sim_start(&sim, extra_sim);
-	cfg = th_e2e_config(dir, "late", sim.url, 2, NULL);
-	json = th_e2e_act_json(2, true);
-	th_outbox_publish_json(root, ACT, json);
-	pid = th_e2e_run(cfg, log);
-	iun = wait_tracked(db_path, log);
-	view = sb_xasprintf("/_sim/send/view?iun=%s&recIndex=0", iun);
-	assert_int_equal(th_e2e_sim_call(sim.url, "POST", view, NULL), 200);
-	th_e2e_wait_int(db_path, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
-			" AND state = 'closed' AND folder IS NOT NULL", ACT, 1, log);
-	assert_int_equal(th_outbox_entries(root, "done"), 1);
+	iun = close_one(&sim, dir, "late", db_path, log, &cfg, &pid);
 	{
 		const char *argv[] = { bin, "cancel", iun, "-c", cfg, NULL };
 
 		assert_int_equal(th_run(argv, &out, NULL), 0);
 	}
-	th_e2e_wait_int(db_path, "SELECT count(*) FROM receipts WHERE iun = ?1"
-			" AND category = 'NOTIFICATION_CANCELLED'", iun, 1, log);
 	/* The one who asked was told that the act stays closed. */
 	assert_non_null(strstr(sb_buf_cstr(&out), "already closed"));
-	th_e2e_wait_int(db_path, "SELECT count(*) = 0 FROM late_events", NULL, 1, log);
-	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
-	assert_int_equal(th_outbox_entries(root, "done"), 1);
-	assert_int_equal(th_outbox_entries(root, "rejected"), 0);
-
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_cancelled(db, root, iun);
+	db = stop_when_registered(db_path, log, root, iun, &pid);
 	/* Every legal fact once: the ones before closing and the cancellation. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1"
 				    " AND category IN ('SENDER_ACK', 'RECIPIENT_ACCESS')", iun), 2);
@@ -283,11 +312,71 @@ static void test_e2e_cancel__cancelled_after_closing_registers_the_receipt(void 
 	th_sim_stop(&sim);
 	th_rmrf(dir);
 	sb_buf_release(&out);
-	free(view);
 	free(iun);
-	free(json);
 	free(cfg);
 	free(bin);
+	free(db_path);
+	free(log);
+	free(root);
+	free(dir);
+}
+
+/*
+ * Cancelled at SEND after the act closed, while SEND had lost the daemon's
+ * event stream: the daemon is frozen (SIGSTOP) once the act is closed, its
+ * stream deleted with SEND's DELETE /streams/{id} and the notification
+ * cancelled with SEND's own cancel call, so no stream will ever carry the
+ * cancellation. Resumed, the daemon replaces the stream and reads the
+ * timeline of the acts closed in the last stream_catchup_closed_days too:
+ * the NOTIFICATION_CANCELLED legal fact is registered once, like the one
+ * a stream brings, and no catch-up is left owed.
+ */
+static void test_e2e_cancel__cancelled_after_closing_while_the_stream_was_lost(void **state)
+{
+	struct th_sim sim;
+	char *dir = th_tmpdir("e2e-cancel-gap"), *root = sb_xasprintf("%s/outbox", dir);
+	char *log = sb_xasprintf("%s/send-bridge.log", dir);
+	char *db_path = sb_xasprintf("%s/gap.db", dir), *cfg, *iun, *stream, *path, *cancel, *text;
+	sqlite3 *db = NULL;
+	pid_t pid;
+
+	(void)state;
+	th_sim_start(&sim, extra_sim);
+	iun = close_one(&sim, dir, "gap", db_path, log, &cfg, &pid);
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	stream = th_e2e_text(db, "SELECT value FROM meta WHERE key = 'send.stream_id'", NULL);
+	assert_non_null(stream);
+	sqlite3_close(db);
+	path = sb_xasprintf("/delivery-progresses/v2.9/streams/%s", stream);
+	cancel = sb_xasprintf("/delivery-push/v2.0/notifications/cancel/%s", iun);
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_int_equal(th_e2e_sim_call(sim.url, "DELETE", path, NULL), 204);
+	assert_int_equal(th_e2e_sim_call(sim.url, "PUT", cancel, NULL), 202);
+	/* send-sim completes a cancellation after --send-cancel-ms (100): well inside the gap. */
+	th_sleep_ms(1000);
+	assert_int_equal(th_e2e_ledger_int(sim.url, NULL, "cancelled"), 1);
+	assert_int_equal(kill(pid, SIGCONT), 0);
+
+	db = stop_when_registered(db_path, log, root, iun, &pid);
+	/* It came from the timeline, and the daemon follows a new stream with nothing owed. */
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM events WHERE iun = ?1 AND event_id"
+				    " LIKE 'timeline:%' AND category = 'NOTIFICATION_CANCELLED'", iun),
+			 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM stream_catchup", NULL), 0);
+	text = th_e2e_text(db, "SELECT value FROM meta WHERE key = 'send.stream_id'", NULL);
+	assert_non_null(text);
+	assert_string_not_equal(text, stream);
+	free(text);
+	sqlite3_close(db);
+
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+	free(cancel);
+	free(path);
+	free(stream);
+	free(iun);
+	free(cfg);
 	free(db_path);
 	free(log);
 	free(root);
@@ -299,6 +388,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		th_unit_test(test_e2e_cancel__cancelled_while_tracked_closes_the_act),
 		th_unit_test(test_e2e_cancel__cancelled_after_closing_registers_the_receipt),
+		th_unit_test(test_e2e_cancel__cancelled_after_closing_while_the_stream_was_lost),
 	};
 
 	return cmocka_run_group_tests_name("e2e_cancel", tests, NULL, NULL);
