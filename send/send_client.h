@@ -416,6 +416,16 @@ const char *send_stream_title(const struct send_client *c);
 int send_stream_find(struct send_client *c, const char *title, char stream_id_out[37],
 		     struct sb_err *err);
 
+/*
+ * GET /delivery-progresses/{v}/streams/{id}: *disabled tells whether the
+ * stream was disabled (disabledDate set: by an administrator, or by a
+ * stream created to replace it). A disabled stream still serves what it
+ * holds but gets no new events; SEND deletes it after 14 days.
+ * SB_ENOTFOUND when SEND does not have it.
+ */
+int send_stream_disabled(struct send_client *c, const char *stream_id, bool *disabled,
+			 struct sb_err *err);
+
 struct send_event {
 	char *event_id;
 	char *request_id;

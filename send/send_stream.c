@@ -98,6 +98,24 @@ cleanup:
 	return rc;
 }
 
+int send_stream_disabled(struct send_client *c, const char *stream_id, bool *disabled,
+			 struct sb_err *err)
+{
+	char *path = sb_xasprintf("/delivery-progresses/%s/streams/%s", c->v_streams, stream_id);
+	json_t *reply = NULL, *d;
+	int rc = send_call(c, "GET", path, NULL, &reply, NULL, NULL, err);
+
+	if (rc == 0 && !json_is_object(reply))
+		rc = sb_err_set(err, SB_EREJECT, 0, "get stream: reply is not an object");
+	if (rc == 0) {
+		d = json_object_get(reply, "disabledDate");
+		*disabled = json_is_string(d) && json_string_length(d) > 0;
+	}
+	json_decref(reply);
+	free(path);
+	return rc;
+}
+
 static void events_release(struct send_event *ev, size_t n)
 {
 	for (size_t i = 0; ev && i < n; i++) {

@@ -116,7 +116,7 @@ static void stream_push(struct sim_send *ss, const struct ss_notif *n, const jso
 		char id[40], ts[40];
 		json_t *ev;
 
-		if (st->created_ms > now || (!st->timeline && !new_status))
+		if (st->created_ms > now || st->disabled_ms || (!st->timeline && !new_status))
 			continue;
 		snprintf(id, sizeof(id), "%038llu", (unsigned long long)++ss->next_event);
 		ss_iso(now, ts, sizeof(ts));
@@ -694,19 +694,50 @@ static struct ss_stream *stream_find(struct sim_send *ss, const char *id)
 static json_t *stream_meta(const struct ss_stream *st)
 {
 	char ts[40];
+	json_t *o;
 
 	ss_iso(st->created_ms, ts, sizeof(ts));
-	return json_pack("{s:s,s:s,s:[],s:s,s:s,s:s}", "title", st->title, "eventType",
-			 st->timeline ? "TIMELINE" : "STATUS", "groups", "streamId", st->id,
-			 "activationDate", ts, "version", "v29");
+	o = json_pack("{s:s,s:s,s:[],s:s,s:s,s:s}", "title", st->title, "eventType",
+		      st->timeline ? "TIMELINE" : "STATUS", "groups", "streamId", st->id,
+		      "activationDate", ts, "version", "v29");
+	if (st->disabled_ms) {
+		ss_iso(st->disabled_ms, ts, sizeof(ts));
+		json_object_set_new(o, "disabledDate", json_string(ts));
+	}
+	return o;
+}
+
+/*
+ * POST /streams/{id}/action/disable (one way): the stream keeps what it
+ * holds for reading and gets nothing new. Disabling it again, like any
+ * change to a disabled stream, is refused.
+ */
+static void stream_disable(struct ss_stream *st, struct sim_response *rs)
+{
+	if (st->disabled_ms) {
+		ss_problem(rs, 403, "PN_WEBHOOK_STREAM_DISABLED", "streamId",
+			   "the stream is already disabled");
+		return;
+	}
+	st->disabled_ms = ss_now_ms();
+	ss_reply(rs, 200, stream_meta(st));
+}
+
+static size_t streams_active(const struct sim_send *ss)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ss->nstreams; i++)
+		n += !ss->streams[i].disabled_ms;
+	return n;
 }
 
 static void stream_create(struct sim_send *ss, const struct sim_request *rq,
 			  struct sim_response *rs)
 {
-	json_t *b = NULL;
+	json_t *b = NULL, *rep;
 	const char *title, *type;
-	struct ss_stream *st;
+	struct ss_stream *st, *replaced = NULL;
 
 	if (sb_json_parse(rq->body, rq->body_len, 65536, "stream", &b, NULL) < 0 ||
 	    !json_is_object(b)) {
@@ -730,11 +761,30 @@ static void stream_create(struct sim_send *ss, const struct sim_request *rq,
 			   "required (may be empty)");
 		goto done;
 	}
-	if (ss->nstreams >= 10) {
+	/* replacedStreamId: the new stream takes over, the old one is disabled. */
+	rep = json_object_get(b, "replacedStreamId");
+	if (rep && (!json_is_string(rep) || json_string_length(rep) != 36)) {
+		ss_problem(rs, 400, "PN_GENERIC_INVALIDPARAMETER_PATTERN", "replacedStreamId",
+			   "must be a uuid");
+		goto done;
+	}
+	if (rep && !(replaced = stream_find(ss, json_string_value(rep)))) {
+		ss_problem(rs, 404, "PN_WEBHOOK_STREAM_NOT_FOUND", "replacedStreamId",
+			   "stream not found");
+		goto done;
+	}
+	if (replaced && replaced->disabled_ms) {
+		ss_problem(rs, 403, "PN_WEBHOOK_STREAM_DISABLED", "replacedStreamId",
+			   "the stream is already disabled");
+		goto done;
+	}
+	if (streams_active(ss) - (replaced != NULL) >= 10) {
 		ss_problem(rs, 409, "PN_WEBHOOK_MAX_STREAMS_COUNT_REACHED", NULL,
 			   "at most 10 streams per PA");
 		goto done;
 	}
+	if (replaced)
+		replaced->disabled_ms = ss_now_ms();
 	ss->streams = sb_xrealloc(ss->streams, (ss->nstreams + 1) * sizeof(*ss->streams));
 	st = &ss->streams[ss->nstreams++];
 	memset(st, 0, sizeof(*st));
@@ -920,7 +970,7 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 			return false;
 		}
 	} else if ((k = segments(rq->path, "/delivery-progresses/v2.9/streams/", buf, sizeof(buf),
-				 g, 2)) >= 1 && k <= 2) {
+				 g, 3)) >= 1 && k <= 3) {
 		struct ss_stream *st = stream_find(ss, g[0]);
 
 		if (!st) {
@@ -928,6 +978,9 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 				   "stream not found");
 		} else if (k == 2 && get && !strcmp(g[1], "events")) {
 			stream_events(ss, st, rq, rs);
+		} else if (k == 3 && !strcmp(rq->method, "POST") && !strcmp(g[1], "action") &&
+			   !strcmp(g[2], "disable")) {
+			stream_disable(st, rs);
 		} else if (k == 1 && get) {
 			ss_reply(rs, 200, stream_meta(st));
 		} else if (k == 1 && !strcmp(rq->method, "DELETE")) {

@@ -60,6 +60,7 @@ struct ss_stream {
 	char title[257];
 	bool timeline;            /* TIMELINE (else STATUS) */
 	int64_t created_ms;
+	int64_t disabled_ms;      /* 0: active; else no new events, not counted in the 10 */
 	int64_t next_read_ms;     /* an empty read sets it; earlier reads get 429 */
 	json_t *events;           /* not yet acknowledged */
 };

@@ -15,6 +15,8 @@
 static const char *const sim_args[] = { "--send-accept-ms", "50", "--send-step-ms", "20",
 					"--send-stream-interval-ms", "700", NULL };
 
+static const char *const key_hdrs[] = { "x-api-key: sim-send-key", NULL };
+
 static int setup(void **state)
 {
 	return sf_group_setup(state, sim_args);
@@ -182,12 +184,79 @@ static void test_send_stream__found_again_by_title(void **state)
 	assert_int_equal(send_stream_create_titled(f->c, "", made, &err), SB_EINVAL);
 }
 
+/* Every event waiting on stream, read page by page: how many. */
+static size_t drain(struct sf *f, const char *stream, char cursor[SEND_EVENT_ID_MAX],
+		    struct store *s)
+{
+	struct sb_err err = SB_ERR_INIT;
+	size_t got = 0, before = s->n;
+	long ra = -1;
+
+	do
+		assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s, &got, &ra,
+						  &err), 0);
+	while (got > 0);
+	return s->n - before;
+}
+
+/*
+ * A disabled stream (SEND's POST /streams/{id}/action/disable, as an
+ * administrator would) is told apart from a working one, keeps serving
+ * the events it held, and gets no new ones: a later notification's events
+ * reach only the working stream. An unknown stream is SB_ENOTFOUND.
+ */
+static void test_send_stream__a_disabled_stream_is_told_apart(void **state)
+{
+	struct sf *f = *state;
+	struct store *s = sb_xcalloc(1, sizeof(*s));
+	char old[37], live[37], c_old[SEND_EVENT_ID_MAX] = "", c_live[SEND_EVENT_ID_MAX] = "";
+	struct sb_err err = SB_ERR_INIT;
+	struct send_sent_notification *n;
+	struct send_request_status st;
+	struct sf_notif x;
+	bool disabled = true;
+	char *path;
+
+	assert_int_equal(send_stream_create(f->c, old, &err), 0);
+	assert_int_equal(send_stream_disabled(f->c, old, &disabled, &err), 0);
+	assert_false(disabled);
+	n = sf_deliver(f, &x, "mario.rossi@pec.example.it", NULL, "EFFECTIVE_DATE", &st);
+	assert_non_null(n);
+	send_sent_notification_free(n);
+	sf_notif_release(&x);
+
+	path = sb_xasprintf("/delivery-progresses/v2.9/streams/%s/action/disable", old);
+	assert_int_equal(sf_raw(f, "POST", path, key_hdrs, NULL, NULL, NULL), 200);
+	assert_int_equal(send_stream_disabled(f->c, old, &disabled, &err), 0);
+	assert_true(disabled);
+	assert_int_equal(send_stream_create(f->c, live, &err), 0);
+	assert_int_equal(send_stream_disabled(f->c, live, &disabled, &err), 0);
+	assert_false(disabled);
+
+	/* What it held before: still there. */
+	assert_true(drain(f, old, c_old, s) >= 6);
+	n = sf_deliver(f, &x, "mario.rossi@pec.example.it", NULL, "EFFECTIVE_DATE", &st);
+	assert_non_null(n);
+	send_sent_notification_free(n);
+	sf_notif_release(&x);
+	/* After an empty page, the next read waits out its retry-after (700 ms). */
+	sleep_ms(750);
+	assert_int_equal(drain(f, old, c_old, s), 0);
+	assert_true(drain(f, live, c_live, s) >= 6);
+
+	assert_int_equal(send_stream_disabled(f->c, "00000000-0000-4000-8000-000000000000",
+					      &disabled, &err), SB_ENOTFOUND);
+	free(path);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_send_stream__events_stored_then_acknowledged),
 		cmocka_unit_test(test_send_stream__pages_of_at_most_50),
 		cmocka_unit_test(test_send_stream__found_again_by_title),
+		cmocka_unit_test(test_send_stream__a_disabled_stream_is_told_apart),
 	};
 
 	sb_http_global_init();

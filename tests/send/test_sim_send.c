@@ -487,6 +487,87 @@ static void test_sim_send__stream_rules(void **state)
 	sb_buf_release(&out);
 }
 
+/* A new stream of the sim's PA through the raw API: its id (36 characters) in id, or the status. */
+static long stream_new(struct sf *f, const char *replaced, char id[37])
+{
+	struct sb_buf out = SB_BUF_INIT(65536);
+	char *body = replaced ?
+		sb_xasprintf("{\"title\":\"t\",\"eventType\":\"TIMELINE\",\"groups\":[],"
+			     "\"replacedStreamId\":\"%s\"}", replaced) :
+		sb_xstrdup("{\"title\":\"t\",\"eventType\":\"TIMELINE\",\"groups\":[]}");
+	long status = sf_raw(f, "POST", "/delivery-progresses/v2.9/streams", key_hdrs, body, &out,
+			     NULL);
+	json_t *j = NULL;
+
+	id[0] = '\0';
+	if (status == 200 && sb_json_parse(out.buf, out.len, 65536, "s", &j, NULL) == 0 &&
+	    json_is_string(json_object_get(j, "streamId")))
+		snprintf(id, 37, "%s", json_string_value(json_object_get(j, "streamId")));
+	json_decref(j);
+	free(body);
+	sb_buf_release(&out);
+	return status;
+}
+
+/* POST /streams/{id}/action/disable, or GET /streams/{id} (disable false): the status, *dated. */
+static long stream_call(struct sf *f, const char *id, bool disable, bool *dated)
+{
+	struct sb_buf out = SB_BUF_INIT(65536);
+	char *path = sb_xasprintf("/delivery-progresses/v2.9/streams/%s%s", id,
+				  disable ? "/action/disable" : "");
+	long status = sf_raw(f, disable ? "POST" : "GET", path, key_hdrs, NULL, &out, NULL);
+	json_t *j = NULL;
+
+	*dated = status == 200 && sb_json_parse(out.buf, out.len, 65536, "s", &j, NULL) == 0 &&
+		 json_is_string(json_object_get(j, "disabledDate"));
+	json_decref(j);
+	free(path);
+	sb_buf_release(&out);
+	return status;
+}
+
+/*
+ * Disabling is one way, dated, and refused twice; a stream created with
+ * replacedStreamId disables the one it replaces; disabled streams are not
+ * counted in the 10 a PA may have. (Last: it fills the PA's streams.)
+ */
+static void test_sim_send__stream_disable_and_replace(void **state)
+{
+	struct sf *f = *state;
+	char a[37], b[37], c[37];
+	bool dated = false;
+	size_t made = 0;
+
+	assert_int_equal(stream_new(f, NULL, a), 200);
+	assert_int_equal(stream_call(f, a, false, &dated), 200);
+	assert_false(dated);
+	assert_int_equal(stream_call(f, a, true, &dated), 200);
+	assert_true(dated);
+	assert_int_equal(stream_call(f, a, false, &dated), 200);
+	assert_true(dated);
+	assert_int_equal(stream_call(f, a, true, &dated), 403);
+
+	assert_int_equal(stream_new(f, NULL, b), 200);
+	assert_int_equal(stream_new(f, b, c), 200);
+	assert_int_equal(stream_call(f, b, false, &dated), 200);
+	assert_true(dated);
+	assert_int_equal(stream_call(f, c, false, &dated), 200);
+	assert_false(dated);
+	assert_int_equal(stream_new(f, b, a), 403);       /* already replaced */
+	assert_int_equal(stream_new(f, "x", a), 400);
+	assert_int_equal(stream_new(f, "00000000-0000-4000-8000-000000000000", a), 404);
+
+	/* Fill the PA's 10 active streams; a disabled one frees a place. */
+	while (stream_new(f, NULL, b) == 200) {
+		memcpy(a, b, sizeof(a));
+		assert_true(++made <= 10);
+	}
+	assert_int_equal(stream_new(f, NULL, b), 409);
+	assert_int_equal(stream_call(f, a, true, &dated), 200);
+	assert_int_equal(stream_new(f, NULL, b), 200);
+	assert_int_equal(stream_new(f, NULL, b), 409);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -497,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_sim_send__gateway_auth),
 		cmocka_unit_test(test_sim_send__preload_and_s3_checks),
 		cmocka_unit_test(test_sim_send__stream_rules),
+		cmocka_unit_test(test_sim_send__stream_disable_and_replace),
 	};
 
 	sb_http_global_init();
