@@ -68,6 +68,9 @@ const struct sb_cfg_key sb_cfg_keys[] = {
 	STR("send", "version_cancel", "v2.0", 16, false,
 	    "API version for /delivery-push/{v}/notifications/cancel"),
 	STR("send", "stream_title", "send-bridge", 256, false, "title of the event stream send-bridge creates"),
+	INT("send", "stream_check_interval", "600", 1, 86400,
+	    "seconds between checks that the event stream was not disabled at SEND (a disabled"
+	    " stream gets no new events; send-bridge then creates another and catches up)"),
 	INT("send", "stream_catchup_closed_days", "30", 0, 3650,
 	    "when SEND lost the event stream, acts closed in the last N days are read once from"
 	    " their timeline too, so a cancellation in the gap is registered (0: open acts only)"),

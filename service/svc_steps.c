@@ -99,6 +99,7 @@ struct worker {
 	struct sb_http *http;                /* e-service calls */
 	struct pdnd_resolver *resolver;
 	struct send_retry retry;
+	int64_t stream_checked_ms;           /* the stream reader's last look for disabledDate */
 };
 
 /* ---- the steps' tables ------------------------------------------------------------------ */
@@ -928,19 +929,46 @@ static bool stream_gone(struct worker *w, const char *stream_id)
 }
 
 /*
+ * A disabled stream (by an administrator, or replaced by another stream)
+ * gets no new events, and SEND deletes it only 14 days later: until then
+ * its reads succeed, empty. So after an empty page, at most once every
+ * [send] stream_check_interval seconds (and on the first one), the reader
+ * asks SEND whether it is disabled. An empty page of a disabled stream
+ * means that everything it held was read; what came after is caught up.
+ */
+static bool stream_disabled(struct worker *w, const char *stream_id)
+{
+	struct sb_err lerr = SB_ERR_INIT;
+	int64_t every = sb_cfg_int(w->c->cfg, "send", "stream_check_interval") * 1000;
+	bool disabled = false;
+
+	if (w->stream_checked_ms && sb_now_ms() - w->stream_checked_ms < every)
+		return false;
+	w->stream_checked_ms = sb_now_ms();
+	if (send_stream_disabled(w->send, stream_id, &disabled, &lerr) < 0) {
+		/* A 404 is the events read's to judge (stream_gone); the rest waits for the next look. */
+		sb_log(SB_LOG_DEBUG, "steps", "stream check failed: %s", lerr.msg);
+		return false;
+	}
+	return disabled;
+}
+
+/*
  * Forget a stream SEND no longer has (deleted by an administrator, or
- * purged 14 days after it was disabled): its id and title go, so that the
+ * purged 14 days after it was disabled) or that gets no new events
+ * (disabled): its id and title go, so that the
  * next stream_open creates another under a new title; the acts that were
  * being tracked are marked for a catch-up in the same transaction.
  */
-static int stream_forget(struct worker *w, const char *stream_id, struct sb_err *err)
+static int stream_forget(struct worker *w, const char *stream_id, const char *why,
+			 struct sb_err *err)
 {
 	sqlite3 *db = svc_store_db(w->store);
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	sb_log(SB_LOG_WARN, "steps", "stream gone at SEND id=%s: creating another, the acts being "
-	       "tracked are caught up from their timeline", stream_id);
+	sb_log(SB_LOG_WARN, "steps", "stream %s at SEND id=%s: creating another, the acts being "
+	       "tracked are caught up from their timeline", why, stream_id);
 	rc = svc_store_begin(w->store, err);
 	if (rc == 0)
 		rc = svc_pipeline_stream_replaced(w->store, closed_since(w), err);
@@ -979,7 +1007,10 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 		if (rc == SB_ENOTFOUND && err && err->http == 404 && stream_gone(w, stream_id)) {
 			svc_event_batch_release(out);
 			sb_err_clear(err);
-			rc = stream_forget(w, stream_id, err);
+			rc = stream_forget(w, stream_id, "gone", err);
+			open = rc == 0;
+		} else if (rc == 0 && out->n == 0 && stream_disabled(w, stream_id)) {
+			rc = stream_forget(w, stream_id, "disabled", err);
 			open = rc == 0;
 		}
 	}

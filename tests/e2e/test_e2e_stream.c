@@ -12,9 +12,11 @@
  * RECIPIENT_ACCESS registered exactly once in the protocol, linked to its
  * outgoing registration, and kept in done/<act>/receipts/; the events of
  * the gap came from the timeline (the catch-up), the installation has a
- * new stream, and no catch-up is left owed. The second test kills the
- * daemon (SIGKILL) once the catch-up is recorded and before it is done: a
- * restart finishes it, with the same result.
+ * new stream, and no catch-up is left owed. The second test disables the
+ * stream instead of deleting it: SEND still answers its reads, with
+ * nothing. The third kills the daemon (SIGKILL) once the catch-up is
+ * recorded and before it is done: a restart finishes it, with the same
+ * result.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,8 +55,11 @@ static char *act_name(int i)
 	return sb_xasprintf("2026-STRM-%d", i);
 }
 
-/* The acts tracked, each with its SENDER_ACK registered: the first stream worked. */
-static void start(struct run *r, const char *tag)
+/*
+ * The acts tracked, each with its SENDER_ACK registered: the first stream
+ * worked. extra: more configuration, or NULL.
+ */
+static void start(struct run *r, const char *tag, const char *extra)
 {
 	sqlite3 *db = NULL;
 
@@ -64,7 +69,7 @@ static void start(struct run *r, const char *tag)
 	r->root = sb_xasprintf("%s/outbox", r->dir);
 	r->log = sb_xasprintf("%s/send-bridge.log", r->dir);
 	r->db_path = sb_xasprintf("%s/stream.db", r->dir);
-	r->cfg = th_e2e_config(r->dir, "stream", r->sim.url, 2, NULL);
+	r->cfg = th_e2e_config(r->dir, "stream", r->sim.url, 2, extra);
 	for (int i = 0; i < NACTS; i++) {
 		char *id = act_name(i), *json = th_e2e_act_json(i, i != 1);
 
@@ -90,14 +95,24 @@ static void start(struct run *r, const char *tag)
 	sqlite3_close(db);
 }
 
-/* With the daemon frozen: no stream at SEND, and every notification viewed (final). */
-static void open_a_gap(struct run *r)
+/*
+ * With the daemon frozen: its stream deleted at SEND (or disabled, still
+ * there but getting nothing new), and every notification viewed (final).
+ */
+static void open_a_gap(struct run *r, bool disable)
 {
 	char *path = sb_xasprintf("/delivery-progresses/v2.9/streams/%s", r->stream_id);
+	char *off = sb_xasprintf("%s/action/disable", path);
 
 	assert_int_equal(kill(r->pid, SIGSTOP), 0);
-	assert_int_equal(th_e2e_sim_call(r->sim.url, "DELETE", path, NULL), 204);
-	assert_int_equal(th_e2e_sim_call(r->sim.url, "GET", path, NULL), 404);
+	if (disable) {
+		assert_int_equal(th_e2e_sim_call(r->sim.url, "POST", off, NULL), 200);
+		assert_int_equal(th_e2e_sim_call(r->sim.url, "GET", path, NULL), 200);
+	} else {
+		assert_int_equal(th_e2e_sim_call(r->sim.url, "DELETE", path, NULL), 204);
+		assert_int_equal(th_e2e_sim_call(r->sim.url, "GET", path, NULL), 404);
+	}
+	free(off);
 	for (int i = 0; i < NACTS; i++) {
 		char *view = sb_xasprintf("/_sim/send/view?iun=%s&recIndex=0", r->iuns[i]);
 
@@ -175,16 +190,34 @@ static void finish(struct run *r)
 	free(r->dir);
 }
 
-static void test_e2e_stream__a_stream_deleted_at_send_is_replaced_and_caught_up(void **state)
+/* The gap opened while the daemon is frozen, then the daemon goes on. */
+static void replaced_and_caught_up(const char *tag, const char *extra, bool disable)
 {
 	struct run r;
 
-	(void)state;
-	start(&r, "e2e-stream");
-	open_a_gap(&r);
+	start(&r, tag, extra);
+	open_a_gap(&r, disable);
 	assert_int_equal(kill(r.pid, SIGCONT), 0);
 	check_closed(&r);
 	finish(&r);
+}
+
+static void test_e2e_stream__a_stream_deleted_at_send_is_replaced_and_caught_up(void **state)
+{
+	(void)state;
+	replaced_and_caught_up("e2e-stream", NULL, false);
+}
+
+/*
+ * Disabled rather than deleted (by an administrator, or by a stream made to
+ * replace it): SEND keeps answering its reads, empty, for 14 days. The
+ * daemon looks for disabledDate (every stream_check_interval seconds, here
+ * 1) and replaces it the same way.
+ */
+static void test_e2e_stream__a_stream_disabled_at_send_is_replaced_and_caught_up(void **state)
+{
+	(void)state;
+	replaced_and_caught_up("e2e-stream-off", "[send]\nstream_check_interval = 1\n", true);
 }
 
 static void test_e2e_stream__a_crash_during_the_catch_up_is_finished_after_restart(void **state)
@@ -193,8 +226,8 @@ static void test_e2e_stream__a_crash_during_the_catch_up_is_finished_after_resta
 	sqlite3 *db = NULL;
 
 	(void)state;
-	start(&r, "e2e-stream-crash");
-	open_a_gap(&r);
+	start(&r, "e2e-stream-crash", NULL);
+	open_a_gap(&r, false);
 	/* Slow SEND: the catch-up is recorded long before its calls are done. */
 	assert_int_equal(th_e2e_sim_call(r.sim.url, "POST", "/_sim/faults",
 					 "{\"latencyMs\":1500}"), 200);
@@ -218,6 +251,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		th_unit_test(
 			test_e2e_stream__a_stream_deleted_at_send_is_replaced_and_caught_up),
+		th_unit_test(
+			test_e2e_stream__a_stream_disabled_at_send_is_replaced_and_caught_up),
 		th_unit_test(
 			test_e2e_stream__a_crash_during_the_catch_up_is_finished_after_restart),
 	};
