@@ -217,11 +217,44 @@ static void test_th__children_die_with_a_killed_test_binary(void **state)
 	th_rmrf(child_dir);
 }
 
+static void test_th__a_polled_child_is_reaped_once_it_ends(void **state)
+{
+	int go[2];
+	pid_t child, pid;
+	int status = -1;
+
+	(void)state;
+	assert_int_equal(pipe(go), 0);
+	child = th_fork();
+	if (child == 0) {
+		char c;
+
+		/* Runs until the test writes its byte, then ends with a status of its own. */
+		close(go[1]);
+		_exit(read(go[0], &c, 1) == 1 ? 3 : 126);
+	}
+	close(go[0]);
+	pid = child;
+	assert_int_equal(th_child_poll(&child), -1);
+	assert_int_equal(child, pid);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	close(go[1]);
+	for (int i = 0; i < 500 && status < 0; i++) {
+		status = th_child_poll(&child);
+		if (status < 0)
+			th_sleep_ms(10);
+	}
+	assert_int_equal(status, 3);
+	assert_int_equal(child, 0);
+	assert_false(exists(pid));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		th_unit_test(test_th__failed_test_leaves_no_child_and_no_leak),
 		th_unit_test(test_th__children_die_with_a_killed_test_binary),
+		th_unit_test(test_th__a_polled_child_is_reaped_once_it_ends),
 	};
 
 	return cmocka_run_group_tests_name("th", tests, NULL, NULL);

@@ -435,13 +435,29 @@ void th_kill(pid_t pid)
 		th_child_stop(&pid, SIGTERM);
 }
 
+/* The child *pid was reaped with status: the scope forgets it; its exit status or 128 + sig. */
+static int child_reaped(pid_t *pid, int status)
+{
+	forget_child(*pid);
+	*pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int th_child_stop(pid_t *pid, int sig)
 {
 	int status = 0;
 
 	if (kill(*pid, sig) < 0 || waitpid(*pid, &status, 0) != *pid)
 		die("stop child", NULL);
-	forget_child(*pid);
-	*pid = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return child_reaped(pid, status);
+}
+
+int th_child_poll(pid_t *pid)
+{
+	int status = 0;
+	pid_t got = waitpid(*pid, &status, WNOHANG);
+
+	if (got < 0)
+		die("poll child", NULL);
+	return got == *pid ? child_reaped(pid, status) : -1;
 }

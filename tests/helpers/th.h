@@ -81,6 +81,12 @@ void th_kill(pid_t pid);
  * 0; returns its exit status, or 128 + the signal that ended it.
  */
 int th_child_stop(pid_t *pid, int sig);
+/*
+ * Without blocking: when the child *pid has ended, reap it, set *pid to 0
+ * and return its exit status, or 128 + the signal that ended it; -1 while
+ * it runs. For a test that must keep working while a child stops.
+ */
+int th_child_poll(pid_t *pid);
 
 /* send-sim started on 127.0.0.1 with an ephemeral port. */
 struct th_sim {
