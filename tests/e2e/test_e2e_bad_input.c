@@ -31,7 +31,12 @@ static const char *const extra_sim[] = {
 	"--send-stream-interval-ms", "200", NULL,
 };
 
-/* Names of fixtures/acts-broken/, sorted; *n_out set; freed with the test's scope. */
+/*
+ * Names of fixtures/acts-broken/ in readdir order, unsorted: the order does
+ * not matter, as each act is checked by its name and the daemon, started
+ * once all are published, claims new/ in its own (sorted) order. *n_out
+ * set; freed with the test's scope.
+ */
 static char **broken_names(size_t *n_out)
 {
 	char *dir = th_fixture("acts-broken");

@@ -203,13 +203,15 @@ static void test_th__children_die_with_a_killed_test_binary(void **state)
 		fail_child("the child did not die of its SIGKILL");
 	assert_int_equal(th_child_stop(&child, SIGKILL), 128 + SIGKILL);
 	read_pids(pids);
-	/* Reparented, send-sim is reaped by init: allow it a moment, and a zombie counts as gone. */
+	/*
+	 * send-sim dies of its SIGKILL as an orphan of this process (th_fork
+	 * made it their subreaper): allow it a moment, and a zombie counts as
+	 * gone (this test's scope reaps it).
+	 */
 	for (int i = 0; i < 500 && !gone; i++) {
-		char *stat = th_read(th_own(sb_xasprintf("/proc/%d/stat", (int)pids[0])), NULL);
-		const char *end = stat ? strrchr(stat, ')') : NULL;
+		char st = th_proc_state(pids[0], NULL);
 
-		gone = !stat || (end && end[1] == ' ' && end[2] == 'Z');
-		free(stat);
+		gone = !st || st == 'Z';
 		if (!gone)
 			th_sleep_ms(10);
 	}
@@ -217,11 +219,81 @@ static void test_th__children_die_with_a_killed_test_binary(void **state)
 	th_rmrf(child_dir);
 }
 
+static void test_th__an_orphan_is_reaped_when_its_scope_ends(void **state)
+{
+	int fds[2];
+	pid_t child, orphan = 0, ppid = 0;
+	char st = 0;
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	th_scope_begin();
+	child = th_fork();
+	if (child == 0) {
+		/* The child's own child, forked through the helpers: it dies with the child. */
+		pid_t pid = th_fork();
+
+		if (pid == 0)
+			for (;;)
+				pause();
+		if (write(fds[1], &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
+			_exit(126);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &orphan, sizeof(orphan)), sizeof(orphan));
+	close(fds[0]);
+	/* Killed as run.sh's timeout would: no scope of the child ends, its child is orphaned. */
+	assert_int_equal(th_child_stop(&child, SIGKILL), 128 + SIGKILL);
+	for (int i = 0; i < 500 && (st = th_proc_state(orphan, &ppid)) != 'Z'; i++)
+		th_sleep_ms(10);
+	assert_int_equal(st, 'Z');
+	/* Adopted by this process, not by pid 1, and reaped by the scope. */
+	assert_int_equal(ppid, getpid());
+	th_scope_end();
+	assert_int_equal(th_proc_state(orphan, NULL), 0);
+}
+
+static void test_th__a_polled_child_is_reaped_once_it_ends(void **state)
+{
+	int go[2];
+	pid_t child, pid;
+	int status = -1;
+
+	(void)state;
+	assert_int_equal(pipe(go), 0);
+	child = th_fork();
+	if (child == 0) {
+		char c;
+
+		/* Runs until the test writes its byte, then ends with a status of its own. */
+		close(go[1]);
+		_exit(read(go[0], &c, 1) == 1 ? 3 : 126);
+	}
+	close(go[0]);
+	pid = child;
+	assert_int_equal(th_child_poll(&child), -1);
+	assert_int_equal(child, pid);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	close(go[1]);
+	for (int i = 0; i < 500 && status < 0; i++) {
+		status = th_child_poll(&child);
+		if (status < 0)
+			th_sleep_ms(10);
+	}
+	assert_int_equal(status, 3);
+	assert_int_equal(child, 0);
+	assert_false(exists(pid));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		th_unit_test(test_th__failed_test_leaves_no_child_and_no_leak),
 		th_unit_test(test_th__children_die_with_a_killed_test_binary),
+		th_unit_test(test_th__a_polled_child_is_reaped_once_it_ends),
+		th_unit_test(test_th__an_orphan_is_reaped_when_its_scope_ends),
 	};
 
 	return cmocka_run_group_tests_name("th", tests, NULL, NULL);

@@ -41,6 +41,8 @@ struct item {
 
 static struct item *items;
 static size_t n_items, cap_items;
+/* This process forked through th_fork, so it is the subreaper of its children's children. */
+static bool adopting;
 /* Where each open scope starts in items; deeper than a group and a test is a bug. */
 static size_t marks[8];
 static size_t n_marks;
@@ -109,6 +111,58 @@ void th_scope_begin(void)
 	marks[n_marks++] = n_items;
 }
 
+char th_proc_state(pid_t pid, pid_t *ppid_out)
+{
+	char path[64], text[1024], state = 0;
+	const char *end;
+	int fd, ppid = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	text[n > 0 ? n : 0] = '\0';
+	/* The command name, in parentheses, may itself hold spaces and ')'. */
+	end = strrchr(text, ')');
+	if (!end || sscanf(end + 1, " %c %d", &state, &ppid) != 2)
+		return 0;
+	if (ppid_out)
+		*ppid_out = ppid;
+	return state;
+}
+
+/*
+ * Reap the ended children that no scope records: orphans adopted as their
+ * subreaper (their parent, a child of this process, died without its
+ * scopes), already killed by PR_SET_PDEATHSIG when the helpers forked them.
+ * Those still running are left to a later scope's end.
+ */
+static void reap_orphans(void)
+{
+	DIR *d = adopting ? opendir("/proc") : NULL;
+	pid_t self = getpid();
+	struct dirent *e;
+
+	while (d && (e = readdir(d))) {
+		uint64_t n;
+		pid_t pid, ppid = 0;
+
+		if (sb_parse_u64z(e->d_name, INT32_MAX, &n) < 0)
+			continue;
+		pid = (pid_t)n;
+		if (th_proc_state(pid, &ppid) != 'Z' || ppid != self || find_child(pid))
+			continue;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			fprintf(stderr, "test helper: reaped pid %d, orphaned when its parent died\n",
+				(int)pid);
+	}
+	if (d)
+		closedir(d);
+}
+
 void th_scope_end(void)
 {
 	size_t mark = n_marks ? marks[--n_marks] : 0;
@@ -116,6 +170,7 @@ void th_scope_end(void)
 	/* Last in, first out: a handle is closed before the memory it was made from. */
 	while (n_items > mark)
 		release(&items[--n_items]);
+	reap_orphans();
 }
 
 int th_setup(void **state)
@@ -134,18 +189,29 @@ int th_teardown(void **state)
 
 pid_t th_fork(void)
 {
-	pid_t parent = getpid(), pid = fork();
+	pid_t parent = getpid(), pid;
 
+	/*
+	 * The orphans of a child killed without its scopes come to this process
+	 * rather than to pid 1, which in a container may never reap them.
+	 */
+	if (!adopting && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		die("prctl PR_SET_CHILD_SUBREAPER", NULL);
+	adopting = true;
+	pid = fork();
 	if (pid < 0)
 		die("fork", NULL);
 	if (pid == 0) {
 		/*
 		 * The parent's children are not the child's to stop; its other
 		 * records (copies) are released with the child's outermost scope.
+		 * Nor is the child a subreaper (fork does not pass it on) before
+		 * it forks through the helpers itself.
 		 */
 		for (size_t i = 0; i < n_items; i++)
 			items[i].pid = 0;
 		n_marks = 0;
+		adopting = false;
 		/*
 		 * The check after prctl closes the window in which the parent
 		 * died before the death signal was asked for.
@@ -435,13 +501,29 @@ void th_kill(pid_t pid)
 		th_child_stop(&pid, SIGTERM);
 }
 
+/* The child *pid was reaped with status: the scope forgets it; its exit status or 128 + sig. */
+static int child_reaped(pid_t *pid, int status)
+{
+	forget_child(*pid);
+	*pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int th_child_stop(pid_t *pid, int sig)
 {
 	int status = 0;
 
 	if (kill(*pid, sig) < 0 || waitpid(*pid, &status, 0) != *pid)
 		die("stop child", NULL);
-	forget_child(*pid);
-	*pid = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return child_reaped(pid, status);
+}
+
+int th_child_poll(pid_t *pid)
+{
+	int status = 0;
+	pid_t got = waitpid(*pid, &status, WNOHANG);
+
+	if (got < 0)
+		die("poll child", NULL);
+	return got == *pid ? child_reaped(pid, status) : -1;
 }

@@ -43,6 +43,12 @@ char *th_shared(const char *rel);
  * recorded outside any scope (a group set-up's send-sim) is released at
  * exit. Children also die with the test binary (PR_SET_PDEATHSIG), so an
  * abort, a sanitizer report or run.sh's timeout leaves none behind.
+ * A process that forked through th_fork is the subreaper of its children's
+ * children: those orphaned when a child died without its scopes (killed)
+ * become its own, and a scope's end reaps the ones that have ended, so
+ * they are not left as zombies to a pid 1 that may not reap them. Any
+ * ended child that no scope records is reaped there, so a child forked
+ * without these helpers must be reaped before its scope ends.
  * Not thread-safe: call from the test's thread.
  */
 void th_scope_begin(void);
@@ -59,6 +65,11 @@ int th_teardown(void **state);
  * its own to stop), and SIGKILL is due when the forking thread ends.
  */
 pid_t th_fork(void);
+/*
+ * The state letter of process pid in /proc/pid/stat ('R', 'S', 'Z'...), its
+ * parent's pid in *ppid_out (may be NULL); 0 when there is no such process.
+ */
+char th_proc_state(pid_t pid, pid_t *ppid_out);
 /* Call fn(arg) when the current scope ends; arg must not live on the test's stack. */
 void th_defer(void (*fn)(void *), void *arg);
 /* free(p) when the current scope ends (the caller must not free it); returns p. */
@@ -81,6 +92,12 @@ void th_kill(pid_t pid);
  * 0; returns its exit status, or 128 + the signal that ended it.
  */
 int th_child_stop(pid_t *pid, int sig);
+/*
+ * Without blocking: when the child *pid has ended, reap it, set *pid to 0
+ * and return its exit status, or 128 + the signal that ended it; -1 while
+ * it runs. For a test that must keep working while a child stops.
+ */
+int th_child_poll(pid_t *pid);
 
 /* send-sim started on 127.0.0.1 with an ephemeral port. */
 struct th_sim {

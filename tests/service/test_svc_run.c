@@ -29,7 +29,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +66,8 @@ static int setup(void **state)
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char *key, *text, *new_dir, *seal, *cert, *xsd = th_shared("specs/agid/segnatura_protocollo.xsd");
 
+	/* The daemon's scope: whatever ends the test, the tear-down kills and reaps it. */
+	th_scope_begin();
 	f->tmp = th_tmpdir("run");
 	f->notes = (struct sb_buf)SB_BUF_INIT(1u << 20);
 	f->root = sb_xasprintf("%s/outbox", f->tmp);
@@ -143,10 +144,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-	}
+	th_scope_end();
 	close(f->sock);
 	sb_buf_release(&f->notes);
 	th_rmrf(f->tmp);
@@ -170,8 +168,7 @@ static void start(struct fx *f)
 {
 	char *b = bin();
 
-	f->pid = fork();
-	assert_true(f->pid >= 0);
+	f->pid = th_fork();
 	if (f->pid == 0) {
 		int fd = open(f->out, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
@@ -231,24 +228,23 @@ static void wait_notify(struct fx *f, const char *want)
 static int stop_term(struct fx *f)
 {
 	int64_t deadline = sb_mono_ms() + 60000;
-	int status = 0;
+	int status;
 
 	assert_int_equal(kill(f->pid, SIGTERM), 0);
-	while (waitpid(f->pid, &status, WNOHANG) == 0) {
+	while ((status = th_child_poll(&f->pid)) < 0) {
 		if (sb_mono_ms() > deadline)
 			fail_msg("send-bridge did not stop after SIGTERM");
 		drain_notify(f);
 		th_sleep_ms(20);
 	}
-	f->pid = 0;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (status != 0) {
 		char *out = th_read(f->out, NULL), *log = th_read(f->log, NULL);
 
 		fprintf(stderr, "send-bridge stderr:\n%s\nlog:\n%s\n", out ? out : "", log ? log : "");
 		free(out);
 		free(log);
 	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return status;
 }
 
 static void wait_entries(struct fx *f, const char *sub, size_t want)
