@@ -578,14 +578,16 @@ static char *dup_opt(const char *v)
 	return v ? sb_xstrdup(v) : NULL;
 }
 
-void svc_event_batch_add(struct svc_event_batch *b, const char *event_id, const char *iun,
-			 const char *category, const char *timestamp, const char *element)
+void svc_event_batch_add(struct svc_event_batch *b, const char *event_id, const char *request_id,
+			 const char *iun, const char *category, const char *timestamp,
+			 const char *element)
 {
 	struct svc_event *e;
 
 	b->events = sb_xrealloc(b->events, (b->n + 1) * sizeof(*b->events));
 	e = &b->events[b->n++];
 	e->event_id = dup_opt(event_id);
+	e->request_id = dup_opt(request_id);
 	e->iun = dup_opt(iun);
 	e->category = dup_opt(category);
 	e->timestamp = dup_opt(timestamp);
@@ -596,6 +598,7 @@ static void events_free(struct svc_event *ev, size_t n)
 {
 	for (size_t i = 0; ev && i < n; i++) {
 		free(ev[i].event_id);
+		free(ev[i].request_id);
 		free(ev[i].iun);
 		free(ev[i].category);
 		free(ev[i].timestamp);
@@ -618,8 +621,8 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 {
 	struct svc_event_batch b = { NULL, 0, NULL, -1 };
 	sqlite3_stmt *st = NULL;
-	int rc = prepare(db, "SELECT event_id, iun, category, event_timestamp, element, id"
-			 " FROM events WHERE iun = ?1 ORDER BY id", &st, err);
+	int rc = prepare(db, "SELECT event_id, iun, category, event_timestamp, element, id,"
+			 " request_id FROM events WHERE iun = ?1 ORDER BY id", &st, err);
 
 	if (rc < 0)
 		return rc;
@@ -628,6 +631,7 @@ static int load_events(sqlite3 *db, const char *iun, struct svc_event **out, siz
 	sb_sql_lock(db);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		svc_event_batch_add(&b, (const char *)sqlite3_column_text(st, 0),
+				    (const char *)sqlite3_column_text(st, 6),
 				    (const char *)sqlite3_column_text(st, 1),
 				    (const char *)sqlite3_column_text(st, 2),
 				    (const char *)sqlite3_column_text(st, 3),
@@ -668,7 +672,7 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 	if (!e->event_id || !e->event_id[0] || !e->category || !e->category[0])
 		return sb_err_set(err, SB_EINVAL, 0, "stream: an event without id or category");
 	rc = prepare(db, "INSERT INTO events (event_id, iun, category, event_timestamp, element,"
-		     " received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		     " received_at, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 		     " ON CONFLICT (event_id) DO NOTHING", &st, err);
 	if (rc < 0)
 		return rc;
@@ -678,10 +682,22 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 	sb_sql_bind_text(st, 4, e->timestamp);
 	sb_sql_bind_text(st, 5, e->element ? e->element : "{}");
 	sqlite3_bind_int64(st, 6, sb_now());
+	sb_sql_bind_text(st, 7, e->request_id);
 	rc = run(db, st, "recording event", err);
 	if (rc < 0 || sqlite3_changes(db) != 1 || !e->iun)
 		return rc;
 	*fresh = true;
+	/* SEND accepted a request: the act waiting for it reads its IUN there (acceptance). */
+	if (e->request_id && !strcmp(e->category, "REQUEST_ACCEPTED")) {
+		rc = prepare(db, "UPDATE acts SET next_attempt_at = 0 WHERE id = (SELECT act FROM"
+			     " notifications WHERE request_id = ?1) AND state = 'submitted'", &st, err);
+		if (rc < 0)
+			return rc;
+		sb_sql_bind_text(st, 1, e->request_id);
+		rc = run(db, st, "waking an act", err);
+		if (rc < 0)
+			return rc;
+	}
 	/*
 	 * The act this event concerns is due now: its track step reads it. (An
 	 * IUN is unique; "id IN (...)" made SQLite walk every act being tracked.)

@@ -54,6 +54,7 @@ struct svc_store;
 /* One event of SEND's stream, as stored in the events table. */
 struct svc_event {
 	char *event_id;      /* SEND's eventId: unique, the stream's position */
+	char *request_id;    /* notificationRequestId (stream events), or NULL */
 	char *iun;
 	char *category;      /* timeline element category (SEND_DIGITAL_DOMICILE, REFINEMENT, ...) */
 	char *timestamp;     /* ISO 8601, as SEND gives it */
@@ -68,9 +69,10 @@ struct svc_event_batch {
 	long retry_after_ms; /* what SEND asked to wait before the next read; -1: none */
 };
 
-/* Append one event (copies the texts; element may be NULL). */
-void svc_event_batch_add(struct svc_event_batch *b, const char *event_id, const char *iun,
-			 const char *category, const char *timestamp, const char *element);
+/* Append one event (copies the texts; request_id, iun and element may be NULL). */
+void svc_event_batch_add(struct svc_event_batch *b, const char *event_id, const char *request_id,
+			 const char *iun, const char *category, const char *timestamp,
+			 const char *element);
 void svc_event_batch_release(struct svc_event_batch *b);
 
 /* What a step sees of one act. Everything is borrowed for the call only. */

@@ -20,9 +20,11 @@
  *  create    send_notification_create (token and preload indexes from the
  *            act id, a 409 reconciled by the client), only once the stream
  *            exists: it would not report a notification older than itself;
- *  acceptance  send_request_status_get, first asked a second after create
- *            (ACCEPTANCE_FIRST_POLL_MS): WAITING is pending with SEND's
- *            retryAfter, REFUSED ends the act with SEND's codes;
+ *  acceptance  the IUN of the stream's REQUEST_ACCEPTED for the request
+ *            when it came (it wakes the act), else send_request_status_get,
+ *            first asked a second after create (ACCEPTANCE_FIRST_POLL_MS):
+ *            WAITING is pending with SEND's retryAfter, REFUSED ends the act
+ *            with SEND's codes;
  *  stream    one TIMELINE stream, created once under a title stored
  *            first (meta "send.stream_title", so a restart finds a stream
  *            whose id was lost), its id in meta "send.stream_id"; the
@@ -56,6 +58,7 @@
 #include "sb_sql.h"
 #include "sb_cfg.h"
 #include "sb_crypto.h"
+#include "sb_ids.h"
 #include "sb_json.h"
 #include "sb_log.h"
 #include "sb_time.h"
@@ -767,13 +770,49 @@ static int create_step(void *wctx, const struct svc_job *job, struct svc_step_re
 	return rc;
 }
 
+/*
+ * The IUN that SEND's stream gave with REQUEST_ACCEPTED for request_id
+ * (the stream's events are SEND's word as much as the status reply);
+ * iun[0] stays '\0' when none came yet.
+ */
+static int accepted_on_stream(struct worker *w, const char *request_id, char iun[32],
+			      struct sb_err *err)
+{
+	sqlite3 *db = svc_store_db(w->store);
+	sqlite3_stmt *st = NULL;
+	int rc = prep(db, "SELECT iun FROM events WHERE request_id = ?1"
+		      " AND category = 'REQUEST_ACCEPTED' AND iun IS NOT NULL", &st, err);
+
+	iun[0] = '\0';
+	if (rc < 0)
+		return rc;
+	sb_sql_bind_text(st, 1, request_id);
+	sb_sql_lock(db);
+	while (!iun[0] && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+
+		if (sb_iun_valid(v))
+			snprintf(iun, 32, "%s", v);
+	}
+	sb_sql_finish(st);
+	sb_sql_unlock(db);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sql_err(db, err, rc, "reading events");
+}
+
 static int acceptance_step(void *wctx, const struct svc_job *job, struct svc_step_result *res,
 			   struct sb_err *err)
 {
 	struct worker *w = wctx;
 	struct send_request_status st;
-	int rc = send_request_status_get(w->send, job->request_id, &st, err);
+	char iun[32];
+	int rc = accepted_on_stream(w, job->request_id, iun, err);
 
+	if (rc == 0 && iun[0]) {
+		snprintf(res->value, sizeof(res->value), "%s", iun);
+		return 0;
+	}
+	if (rc == 0)
+		rc = send_request_status_get(w->send, job->request_id, &st, err);
 	if (rc < 0)
 		return rc;
 	switch (st.state) {
@@ -830,7 +869,7 @@ static int stream_store(void *ctx, const struct send_event *events, size_t n, st
 	for (size_t i = 0; i < n; i++) {
 		char *el = element_json(&events[i].element, events[i].new_status);
 
-		svc_event_batch_add(b, events[i].event_id, events[i].iun,
+		svc_event_batch_add(b, events[i].event_id, events[i].request_id, events[i].iun,
 				    events[i].element.category ? events[i].element.category :
 				    events[i].new_status ? events[i].new_status : "UNKNOWN",
 				    events[i].element.timestamp, el);
@@ -1062,7 +1101,7 @@ static int timeline_read(void *wctx, const char *iun, struct svc_event_batch *ou
 		char *id = t->element_id ? sb_xasprintf("timeline:%s:%s", iun, t->element_id) :
 			   sb_xasprintf("timeline:%s:#%zu", iun, i);
 
-		svc_event_batch_add(out, id, iun, t->category ? t->category : "UNKNOWN",
+		svc_event_batch_add(out, id, NULL, iun, t->category ? t->category : "UNKNOWN",
 				    t->timestamp, el);
 		free(id);
 		free(el);

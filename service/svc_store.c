@@ -530,6 +530,14 @@ static const char *const migrations[] = {
 	"  WHEN OLD.keyed_from IS NOT NULL"
 	"  AND (NEW.keyed_from IS NOT OLD.keyed_from OR NEW.seal IS NULL)"
 	"  BEGIN SELECT RAISE(ABORT, 'the audit head stays sealed'); END;",
+
+	/*
+	 * 6: the notificationRequestId of stream events, so that an act waiting
+	 * for acceptance learns its IUN from REQUEST_ACCEPTED instead of asking
+	 * SEND (docs/decisions/0015)
+	 */
+	"ALTER TABLE events ADD COLUMN request_id TEXT;"
+	"CREATE INDEX events_accepted ON events (request_id) WHERE category = 'REQUEST_ACCEPTED';",
 };
 
 

@@ -33,7 +33,7 @@ struct sqlite3;
 struct sb_cfg;
 
 /* The schema version this build writes. */
-#define SVC_STORE_VERSION 5
+#define SVC_STORE_VERSION 6
 
 /*
  * Open (creating if needed) and migrate to SVC_STORE_VERSION. A file newer

@@ -280,13 +280,17 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 		abort();
 	for (char *l = txt ? strtok_r(txt, "\n", &save) : NULL; l && line < from + 50;
 	     l = strtok_r(NULL, "\n", &save)) {
-		char id[128], iun[64], cat[64];
+		char id[128], iun[64], cat[64], req[128];
+		int got;
 
 		if (line++ < from)
 			continue;
-		if (sscanf(l, "%127s %63s %63s", id, iun, cat) != 3)
+		/* "id iun category [notificationRequestId]" */
+		got = sscanf(l, "%127s %63s %63s %127s", id, iun, cat, req);
+		if (got < 3)
 			abort();
-		svc_event_batch_add(out, id, iun, cat, "2026-11-24T10:00:00Z", "{\"fake\":true}");
+		svc_event_batch_add(out, id, got == 4 ? req : NULL, iun, cat, "2026-11-24T10:00:00Z",
+				    "{\"fake\":true}");
 	}
 	free(txt);
 	out->position = sb_xasprintf("%llu", (unsigned long long)line);

@@ -665,6 +665,49 @@ static void test_svc_pipeline__stream_events_drive_tracking(void **state)
 	free(stream);
 }
 
+/*
+ * SEND's REQUEST_ACCEPTED on the stream names the request it accepted: the
+ * act waiting for that request's acceptance is due at once (its step then
+ * reads the IUN from the event, test_svc_steps), and no other act is.
+ */
+static void test_svc_pipeline__request_accepted_on_the_stream_wakes_its_act(void **state)
+{
+	struct fx *f = *state;
+	struct sb_err err = SB_ERR_INIT;
+	int64_t wait = -1;
+	char *stream, *req, *line;
+
+	f->plat.stream = true;
+	th_platform_steps(&f->plat, &f->steps);
+	f->opts.poll_ms = 60000;
+	pipeline_make(f);
+	th_outbox_publish(f->root, "acts/fine-pagopa", "waiting");
+	claim(f, "waiting");
+	assert_int_equal(process(f, "waiting"), SVC_PROGRESS_WAITING);
+	assert_state(f, "waiting", "submitted");
+	assert_true(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "waiting") > 0);
+	req = q(f, "SELECT n.request_id FROM notifications n JOIN acts a ON a.id = n.act"
+		" WHERE a.act_id = ?1", "waiting");
+	assert_non_null(req);
+	stream = sb_xasprintf("%s/stream", f->plat.dir);
+
+	/* Another request's acceptance: this act stays where it was. */
+	th_write_str(stream, "evt-1 IUN-other REQUEST_ACCEPTED UkVRLW90aGVy\n", 0600);
+	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), 1);
+	assert_true(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "waiting") > 0);
+
+	line = sb_xasprintf("evt-1 IUN-other REQUEST_ACCEPTED UkVRLW90aGVy\n"
+			    "evt-2 IUN-waiting REQUEST_ACCEPTED %s\n", req);
+	th_write_str(stream, line, 0600);
+	assert_int_equal(svc_pipeline_stream_step(f->p, f->s, &f->plat, &wait, &err), 1);
+	assert_int_equal(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "waiting"), 0);
+	assert_int_equal(qi(f, "SELECT count(*) FROM events WHERE request_id = ?1"
+			    " AND category = 'REQUEST_ACCEPTED'", req), 1);
+	free(line);
+	free(stream);
+	free(req);
+}
+
 static void test_svc_pipeline__a_stream_error_keeps_the_position(void **state)
 {
 	struct fx *f = *state;
@@ -723,6 +766,7 @@ int main(void)
 		T(builtin_steps_keep_acts_in_received),
 		T(a_missing_folder_fails_the_act),
 		T(stream_events_drive_tracking),
+		T(request_accepted_on_the_stream_wakes_its_act),
 		T(a_stream_error_keeps_the_position),
 		T(migration_is_idempotent_and_versioned),
 	};

@@ -451,6 +451,45 @@ static void test_svc_steps__register_uses_the_hash_recorded_at_intake(void **sta
 	svc_act_free(a);
 }
 
+/*
+ * Acceptance takes the IUN that SEND's stream gave with REQUEST_ACCEPTED
+ * for the act's request, without asking SEND: here SEND is where nothing
+ * listens, so asking fails (as it does before the event is stored, and
+ * for another request's event, or one with a malformed IUN).
+ */
+static void test_svc_steps__acceptance_reads_the_iun_the_stream_gave(void **state)
+{
+	struct fx *f = *state;
+	const struct svc_steps *steps = open_worker(f);
+	struct sb_err err = SB_ERR_INIT;
+	struct svc_step_result res;
+	struct svc_job job = { 0 };
+	sqlite3 *db = svc_store_db(f->store);
+
+	job.act_id = "accepted-1";
+	job.request_id = "UkVRLTIwMjYxMjA2LTAwMQ";
+	memset(&res, 0, sizeof(res));
+	assert_true(steps->acceptance(f->wctx, &job, &res, &err) < 0);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO events (event_id, iun, category, element,"
+				      " received_at, request_id) VALUES"
+				      " ('01', 'ABCD-EFGH-IJKL-202612-A-1', 'REQUEST_ACCEPTED', '{}', 1,"
+				      "  'UkVRLW90aGVy'),"
+				      " ('02', 'not an iun', 'REQUEST_ACCEPTED', '{}', 1,"
+				      "  'UkVRLTIwMjYxMjA2LTAwMQ')", NULL, NULL, NULL), SQLITE_OK);
+	sb_err_clear(&err);
+	memset(&res, 0, sizeof(res));
+	assert_true(steps->acceptance(f->wctx, &job, &res, &err) < 0);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO events (event_id, iun, category, element,"
+				      " received_at, request_id) VALUES"
+				      " ('03', 'QWER-TYUI-OPAS-202612-D-3', 'REQUEST_ACCEPTED', '{}', 1,"
+				      "  'UkVRLTIwMjYxMjA2LTAwMQ')", NULL, NULL, NULL), SQLITE_OK);
+	sb_err_clear(&err);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(steps->acceptance(f->wctx, &job, &res, &err), 0);
+	assert_false(res.pending);
+	assert_string_equal(res.value, "QWER-TYUI-OPAS-202612-D-3");
+}
+
 static void test_svc_steps__a_newer_store_is_refused(void **state)
 {
 	struct fx *f = *state;
@@ -478,6 +517,7 @@ int main(void)
 		T(upload_uses_the_hash_recorded_at_intake),
 		T(an_empty_stream_page_waits_what_send_says),
 		T(register_uses_the_hash_recorded_at_intake),
+		T(acceptance_reads_the_iun_the_stream_gave),
 		T(a_newer_store_is_refused),
 	};
 
