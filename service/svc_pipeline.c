@@ -690,7 +690,8 @@ static int store_event(sqlite3 *db, const struct svc_event *e, bool *fresh, stru
 	/* SEND accepted a request: the act waiting for it reads its IUN there (acceptance). */
 	if (e->request_id && !strcmp(e->category, "REQUEST_ACCEPTED")) {
 		rc = prepare(db, "UPDATE acts SET next_attempt_at = 0 WHERE id = (SELECT act FROM"
-			     " notifications WHERE request_id = ?1) AND state = 'submitted'", &st, err);
+			     " notifications WHERE request_id = ?1) AND state = 'submitted'",
+			     &st, err);
 		if (rc < 0)
 			return rc;
 		sb_sql_bind_text(st, 1, e->request_id);

@@ -985,7 +985,7 @@ static bool stream_disabled(struct worker *w, const char *stream_id)
 		return false;
 	w->stream_checked_ms = sb_now_ms();
 	if (send_stream_disabled(w->send, stream_id, &disabled, &lerr) < 0) {
-		/* A 404 is the events read's to judge (stream_gone); the rest waits for the next look. */
+		/* A 404 is for the events read to judge (stream_gone); the rest waits a look. */
 		sb_log(SB_LOG_DEBUG, "steps", "stream check failed: %s", lerr.msg);
 		return false;
 	}

@@ -360,9 +360,9 @@ static void test_e2e_cancel__cancelled_after_closing_while_the_stream_was_lost(v
 
 	db = stop_when_registered(db_path, log, root, iun, &pid);
 	/* It came from the timeline, and the daemon follows a new stream with nothing owed. */
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM events WHERE iun = ?1 AND event_id"
-				    " LIKE 'timeline:%' AND category = 'NOTIFICATION_CANCELLED'", iun),
-			 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM events WHERE iun = ?1"
+				    " AND event_id LIKE 'timeline:%'"
+				    " AND category = 'NOTIFICATION_CANCELLED'", iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM stream_catchup", NULL), 0);
 	text = th_e2e_text(db, "SELECT value FROM meta WHERE key = 'send.stream_id'", NULL);
 	assert_non_null(text);

@@ -156,7 +156,7 @@ static void reap_orphans(void)
 		if (th_proc_state(pid, &ppid) != 'Z' || ppid != self || find_child(pid))
 			continue;
 		if (waitpid(pid, NULL, WNOHANG) == pid)
-			fprintf(stderr, "test helper: reaped pid %d, orphaned when its parent died\n",
+			fprintf(stderr, "test helper: reaped pid %d, orphaned by its parent\n",
 				(int)pid);
 	}
 	if (d)

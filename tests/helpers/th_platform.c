@@ -289,8 +289,8 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 		got = sscanf(l, "%127s %63s %63s %127s", id, iun, cat, req);
 		if (got < 3)
 			abort();
-		svc_event_batch_add(out, id, got == 4 ? req : NULL, iun, cat, "2026-11-24T10:00:00Z",
-				    "{\"fake\":true}");
+		svc_event_batch_add(out, id, got == 4 ? req : NULL, iun, cat,
+				    "2026-11-24T10:00:00Z", "{\"fake\":true}");
 	}
 	free(txt);
 	out->position = sb_xasprintf("%llu", (unsigned long long)line);

@@ -472,8 +472,8 @@ static void test_svc_steps__acceptance_reads_the_iun_the_stream_gave(void **stat
 	assert_true(steps->acceptance(f->wctx, &job, &res, &err) < 0);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO events (event_id, iun, category, element,"
 				      " received_at, request_id) VALUES"
-				      " ('01', 'ABCD-EFGH-IJKL-202612-A-1', 'REQUEST_ACCEPTED', '{}', 1,"
-				      "  'UkVRLW90aGVy'),"
+				      " ('01', 'ABCD-EFGH-IJKL-202612-A-1', 'REQUEST_ACCEPTED',"
+				      "  '{}', 1, 'UkVRLW90aGVy'),"
 				      " ('02', 'not an iun', 'REQUEST_ACCEPTED', '{}', 1,"
 				      "  'UkVRLTIwMjYxMjA2LTAwMQ')", NULL, NULL, NULL), SQLITE_OK);
 	sb_err_clear(&err);
@@ -481,8 +481,9 @@ static void test_svc_steps__acceptance_reads_the_iun_the_stream_gave(void **stat
 	assert_true(steps->acceptance(f->wctx, &job, &res, &err) < 0);
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO events (event_id, iun, category, element,"
 				      " received_at, request_id) VALUES"
-				      " ('03', 'QWER-TYUI-OPAS-202612-D-3', 'REQUEST_ACCEPTED', '{}', 1,"
-				      "  'UkVRLTIwMjYxMjA2LTAwMQ')", NULL, NULL, NULL), SQLITE_OK);
+				      " ('03', 'QWER-TYUI-OPAS-202612-D-3', 'REQUEST_ACCEPTED',"
+				      "  '{}', 1, 'UkVRLTIwMjYxMjA2LTAwMQ')", NULL, NULL, NULL),
+			 SQLITE_OK);
 	sb_err_clear(&err);
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(steps->acceptance(f->wctx, &job, &res, &err), 0);
