@@ -38,7 +38,8 @@ int agid_policy_from_cfg(struct agid_policy *out, const struct sb_cfg *cfg, cons
 	snprintf(section, sizeof(section), "office.%s", office);
 	memset(&p, 0, sizeof(p));
 	for (int f = AGID_PDFA_1A; f < AGID_PDFA_COUNT; f++)
-		if (sb_cfg_list_has(cfg, section, "pdfa_flavours", agid_flavour_name((enum agid_flavour)f)))
+		if (sb_cfg_list_has(cfg, section, "pdfa_flavours",
+				    agid_flavour_name((enum agid_flavour)f)))
 			p.flavours |= 1u << f;
 	p.signature_required = sb_cfg_bool(cfg, section, "signature_required");
 	p.trust_store = sb_cfg_str(cfg, section, "signature_trust_store");
@@ -97,27 +98,33 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 		note(r, false, "policy", "PDF/A-%s is not among the flavours this office accepts",
 			agid_flavour_name(f));
 	else if (f != AGID_PDFA_NONE && agid_flavour_part(f) == 3)
-		note(r, true, "policy", "PDF/A-%s may carry attachments of any type (accepted with a warning)",
+		note(r, true, "policy",
+		     "PDF/A-%s may carry attachments of any type (accepted with a warning)",
 			agid_flavour_name(f));
 	for (size_t i = 0; i < r->sig.n; i++)
 		if (!r->sig.sigs[i].valid)
 			note(r, false, "signature", "%s %zu is not valid: %s",
-				agid_sig_kind_name(r->sig.sigs[i].kind), i + 1, r->sig.sigs[i].problem);
+				agid_sig_kind_name(r->sig.sigs[i].kind), i + 1,
+			     r->sig.sigs[i].problem);
 	if (pol->signature_required) {
 		bool qualified = false;
 
 		for (size_t i = 0; i < r->sig.n; i++)
-			qualified = qualified || (r->sig.sigs[i].valid && r->sig.sigs[i].qualified &&
+			qualified = qualified || (r->sig.sigs[i].valid &&
+						  r->sig.sigs[i].qualified &&
 						  r->sig.sigs[i].kind != AGID_SIG_TIMESTAMP);
 		if (!r->sig.signed_doc)
-			note(r, false, "policy", "this office requires a qualified signature and the document has none");
+			note(r, false, "policy", "this office requires a qualified signature and "
+			     "the document has none");
 		else if (!qualified)
-			note(r, false, "policy", "this office requires a qualified signature: no valid signature "
+			note(r, false, "policy",
+			     "this office requires a qualified signature: no valid signature "
 			     "has a qualified certificate (QcCompliance)");
 	}
 }
 
-int agid_doc_check_file(struct agid_doc_report **out, const char *path, const struct agid_policy *pol,
+int agid_doc_check_file(struct agid_doc_report **out, const char *path,
+			const struct agid_policy *pol,
 			enum agid_flavour profile, struct sb_err *err)
 {
 	return agid_doc_check_file_flags(out, path, pol, profile, 0, err);
@@ -170,15 +177,19 @@ int agid_doc_check_file_flags(struct agid_doc_report **out, const char *path,
 	pdf = m.data;
 	pdflen = m.len;
 	/* an enveloping .p7m holds the PDF's header in its first KiB too: test it first */
-	if (m.len && memcmp(m.data, "%PDF-", m.len < 5 ? m.len : 5) && agid_p7m_detect(m.data, m.len)) {
+	if (m.len && memcmp(m.data, "%PDF-", m.len < 5 ? m.len : 5) &&
+	    agid_p7m_detect(m.data, m.len)) {
 		r->mime = "application/pkcs7-mime";
-		note(r, false, "SEND", "SEND accepts application/pdf documents only, this is a CAdES envelope "
+		note(r, false, "SEND",
+		     "SEND accepts application/pdf documents only, this is a CAdES envelope "
 			"(.p7m): send a PAdES-signed PDF");
-		rc = agid_p7m_unwrap(m.data, m.len, pol->trust_store, &content, &clen, &r->sig, err);
+		rc = agid_p7m_unwrap(m.data, m.len, pol->trust_store, &content, &clen, &r->sig,
+				     err);
 		if (rc == SB_ECONFIG)
 			goto cleanup;
 		if (rc < 0) {
-			note(r, false, "signature", "%s", err ? err->msg : "envelope cannot be read");
+			note(r, false, "signature", "%s",
+			     err ? err->msg : "envelope cannot be read");
 			sb_err_clear(err);
 			rc = 0;
 		}
@@ -187,7 +198,8 @@ int agid_doc_check_file_flags(struct agid_doc_report **out, const char *path,
 		pdflen = clen;
 	}
 	if (!pdf || !looks_pdf(pdf, pdflen)) {
-		note(r, false, "SEND", "not a PDF (no %%PDF- header): SEND accepts application/pdf only");
+		note(r, false, "SEND",
+		     "not a PDF (no %%PDF- header): SEND accepts application/pdf only");
 	} else {
 		if (!content)
 			r->mime = "application/pdf";
@@ -240,7 +252,8 @@ int agid_f24_check_file(const char *path, struct sb_err *err)
 	j = m.len ? json_loadb((const char *)m.data, m.len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
 	if (!j)
 		/* jerr.text can quote the input (tax codes): only the position is reported */
-		rc = sb_err_set(err, SB_EINVAL, 0, "F24 metadata is not valid JSON (line %d, column %d)",
+		rc = sb_err_set(err, SB_EINVAL, 0,
+				"F24 metadata is not valid JSON (line %d, column %d)",
 				m.len ? jerr.line : 0, m.len ? jerr.column : 0);
 	else if (!json_is_object(j))
 		rc = sb_err_set(err, SB_EINVAL, 0, "F24 metadata must be a JSON object");

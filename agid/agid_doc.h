@@ -46,8 +46,10 @@ const char *agid_verdict_name(enum agid_verdict v);
 struct agid_doc_report {
 	enum agid_verdict verdict;
 	uint64_t size;
-	char sha256[65];              /* hex of the bytes checked (IdDoc impronta); "" if NO_SHA256 */
-	const char *mime;             /* "application/pdf", "application/pkcs7-mime", or "application/octet-stream" */
+	char sha256[65];              /* hex of the bytes checked (IdDoc impronta); "" if
+					 NO_SHA256 */
+	const char *mime;             /* "application/pdf", "application/pkcs7-mime", or
+					 "application/octet-stream" */
 	int p7m_layers;               /* CAdES envelopes removed to reach the PDF */
 	struct agid_pdfa_report *pdfa;   /* NULL when there was no PDF to check */
 	struct agid_sig_report sig;
@@ -65,7 +67,8 @@ struct agid_doc_report {
  * trust store; *out untouched then. A file above 200 MB is reported
  * invalid without being read.
  */
-int agid_doc_check_file(struct agid_doc_report **out, const char *path, const struct agid_policy *pol,
+int agid_doc_check_file(struct agid_doc_report **out, const char *path,
+			const struct agid_policy *pol,
 			enum agid_flavour profile, struct sb_err *err);
 
 enum agid_doc_flags {

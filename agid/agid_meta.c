@@ -16,16 +16,21 @@
 #include "agid_meta.h"
 
 static const char *const formation_text[] = {
-	"creazione tramite utilizzo di strumenti software che assicurino la produzione di documenti  "
+	"creazione tramite utilizzo di strumenti software che assicurino la produzione "
+	"di documenti  "
 	"nei formati previsti in allegato 2",
 	"acquisizione di un documento informatico per via telematica o su supporto informatico,  "
 	"acquisizione della copia per immagine su supporto informatico di un documento analogico, "
 	"acquisizione della copia informatica di un documento  analogico",
-	"memorizzazione su supporto informatico in formato digitale delle informazioni risultanti da  "
-	"transazioni o processi informatici o dalla presentazione telematica di dati attraverso moduli "
+	"memorizzazione su supporto informatico in formato digitale delle informazioni "
+	"risultanti da  "
+	"transazioni o processi informatici o dalla presentazione telematica di dati "
+	"attraverso moduli "
 	"o formulari resi disponibili ad utente",
-	"generazione o raggruppamento anche in via automatica di un insieme di dati o  registrazioni, "
-	"provenienti da una o pi\xc3\xb9 banche dati, anche appartenenti a pi\xc3\xb9 soggetti interoperanti, "
+	"generazione o raggruppamento anche in via automatica di un insieme di dati o  "
+	"registrazioni, "
+	"provenienti da una o pi\xc3\xb9 banche dati, "
+	"anche appartenenti a pi\xc3\xb9 soggetti interoperanti, "
 	"secondo una struttura logica predeterminata  e memorizzata in forma statica",
 };
 
@@ -92,7 +97,8 @@ static bool is_hex64(const char *s)
 	size_t n = 0;
 
 	for (; s && *s; s++, n++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
+		      (*s >= 'A' && *s <= 'F')))
 			return false;
 	return n == 64;
 }
@@ -100,7 +106,8 @@ static bool is_hex64(const char *s)
 static bool is_date(const char *s)
 {
 	return s && strlen(s) == 10 && all_digits((char[]){ s[0], s[1], s[2], s[3], 0 }, 4) &&
-	       s[4] == '-' && s[7] == '-' && s[5] >= '0' && s[5] <= '1' && s[6] >= '0' && s[6] <= '9' &&
+	       s[4] == '-' && s[7] == '-' && s[5] >= '0' && s[5] <= '1' &&
+	       s[6] >= '0' && s[6] <= '9' &&
 	       s[8] >= '0' && s[8] <= '3' && s[9] >= '0' && s[9] <= '9';
 }
 
@@ -115,8 +122,8 @@ static bool is_reg_code(const char *s)
 	size_t n = 0;
 
 	for (; s && *s; s++, n++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '.' || *s == '-'))
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
 			return false;
 	return n >= 1 && n <= 16;
 }
@@ -144,16 +151,19 @@ static void check_party(const struct agid_party *p, size_t i, struct sb_problems
 		if (empty(p->surname) || empty(p->name))
 			sb_problems_add(probs, path, "PF needs Cognome and Nome");
 		if (!empty(p->tax_id) && sb_cf_person_check(p->tax_id, NULL) < 0)
-			sb_problems_add(probs, path, "PF CodiceFiscale is not a valid codice fiscale");
+			sb_problems_add(probs, path,
+					"PF CodiceFiscale is not a valid codice fiscale");
 		break;
 	case AGID_PG:
 		if (empty(p->denomination))
 			sb_problems_add(probs, path, "PG needs DenominazioneOrganizzazione");
 		if (!empty(p->vat) && !(strlen(p->vat) == 11 && all_digits(p->vat, 11)))
-			sb_problems_add(probs, path, "PG CodiceFiscale_PartitaIva must be 11 digits");
+			sb_problems_add(probs, path,
+					"PG CodiceFiscale_PartitaIva must be 11 digits");
 		break;
 	case AGID_PAI:
-		if (empty(p->ipa_amm) || empty(p->ipa_amm_name) || empty(p->ipa_aoo) || empty(p->ipa_aoo_name))
+		if (empty(p->ipa_amm) || empty(p->ipa_amm_name) || empty(p->ipa_aoo) ||
+		    empty(p->ipa_aoo_name))
 			sb_problems_add(probs, path, "PAI needs IPAAmm and IPAAOO codes and names");
 		if (empty(p->digital_address))
 			sb_problems_add(probs, path, "PAI needs IndirizziDigitaliDiRiferimento");
@@ -191,7 +201,8 @@ int agid_meta_validate(const struct agid_meta *m, struct sb_problems *probs, str
 	if (!m->protocol)
 		need(p, "DatiDiRegistrazione/NumeroRegistrazioneDocumento", m->reg_number);
 	if (!is_reg_code(m->reg_code))
-		sb_problems_add(p, "DatiDiRegistrazione/CodiceRegistro", "must match [A-Za-z0-9_.-]{1,16}");
+		sb_problems_add(p, "DatiDiRegistrazione/CodiceRegistro",
+				"must match [A-Za-z0-9_.-]{1,16}");
 	if (!m->nparties)
 		sb_problems_add(p, "Soggetti", "at least one Ruolo required");
 	for (size_t i = 0; i < m->nparties; i++) {
@@ -199,7 +210,8 @@ int agid_meta_validate(const struct agid_meta *m, struct sb_problems *probs, str
 		amm = amm || m->parties[i].role == AGID_ROLE_AMMINISTRAZIONE;
 	}
 	if (m->protocol && !amm)
-		sb_problems_add(p, "Soggetti", "AmministrazioneCheEffettuaLaRegistrazione required");
+		sb_problems_add(p, "Soggetti",
+				"AmministrazioneCheEffettuaLaRegistrazione required");
 	need(p, "ChiaveDescrittiva/Oggetto", m->subject);
 	if (m->nkeywords > 5)
 		sb_problems_add(p, "ChiaveDescrittiva/ParoleChiave", "at most 5");
@@ -211,17 +223,20 @@ int agid_meta_validate(const struct agid_meta *m, struct sb_problems *probs, str
 		snprintf(path, sizeof(path), "Allegati/IndiceAllegati[%zu]", i);
 		if (!is_hex64(m->attachments[i].sha256_hex) || empty(m->attachments[i].id) ||
 		    empty(m->attachments[i].description))
-			sb_problems_add(p, path, "IdDoc (SHA-256, Identificativo) and Descrizione required");
+			sb_problems_add(p, path,
+					"IdDoc (SHA-256, Identificativo) and Descrizione required");
 	}
 	need(p, "Classificazione/IndiceDiClassificazione", m->class_index);
 	need(p, "Classificazione/Descrizione", m->class_desc);
-	if (empty(m->agg_type) || (strcmp(m->agg_type, "Fascicolo") && strcmp(m->agg_type, "Serie Documentale") &&
+	if (empty(m->agg_type) ||
+	    (strcmp(m->agg_type, "Fascicolo") && strcmp(m->agg_type, "Serie Documentale") &&
 				   strcmp(m->agg_type, "Serie Di Fascicoli")))
 		sb_problems_add(p, "Agg/TipoAgg/TipoAggregazione",
 				"must be Fascicolo, Serie Documentale or Serie Di Fascicoli");
 	need(p, "Agg/TipoAgg/IdAggregazione", m->agg_id);
 	if (!empty(m->primary_id) && !is_hex64(m->primary_sha256_hex))
-		sb_problems_add(p, "IdIdentificativoDocumentoPrimario", "SHA-256 of the primary document required");
+		sb_problems_add(p, "IdIdentificativoDocumentoPrimario",
+				"SHA-256 of the primary document required");
 	need(p, "NomeDelDocumento", m->file_name);
 	if (m->version < 1)
 		sb_problems_add(p, "VersioneDelDocumento", "must be 1 or more");
@@ -229,7 +244,8 @@ int agid_meta_validate(const struct agid_meta *m, struct sb_problems *probs, str
 		sb_problems_add(p, "TracciatureModificheDocumento",
 				"required for version > 1 (not supported by this exporter)");
 	if (m->retention_years < 1 || m->retention_years > 9999)
-		sb_problems_add(p, "TempoDiConservazione", "years 1..9999 required (9999: permanent)");
+		sb_problems_add(p, "TempoDiConservazione",
+				"years 1..9999 required (9999: permanent)");
 	found = sb_problems_count(p) - before;
 	sb_problems_release(&local);
 	if (found)
@@ -247,7 +263,8 @@ static xmlNode *add(xmlNode *parent, const char *name, const char *text)
 static void add_iddoc(xmlNode *parent, const char *name, const char *sha_hex, const char *id,
 		      const char *segnatura)
 {
-	xmlNode *iddoc = add(parent, name, NULL), *imp = add(iddoc, "ImprontaCrittograficaDelDocumento", NULL);
+	xmlNode *iddoc = add(parent, name, NULL),
+		*imp = add(iddoc, "ImprontaCrittograficaDelDocumento", NULL);
 	struct sb_buf raw = SB_BUF_INIT(64), b64 = SB_BUF_INIT(128);
 
 	sb_hex_decode(sha_hex, strlen(sha_hex), &raw);
@@ -271,7 +288,8 @@ static void add_ipa(xmlNode *parent, const char *element, const char *name, cons
 
 static void add_party(xmlNode *soggetti, const struct agid_party *p)
 {
-	xmlNode *ruolo = add(soggetti, "Ruolo", NULL), *r = add(ruolo, roles[p->role].element, NULL), *s;
+	xmlNode *ruolo = add(soggetti, "Ruolo", NULL),
+		*r = add(ruolo, roles[p->role].element, NULL), *s;
 
 	add(r, "TipoRuolo", roles[p->role].tipo);
 	switch (p->kind) {
@@ -334,12 +352,17 @@ int agid_meta_to_xml(const struct agid_meta *m, struct sb_buf *out, struct sb_pr
 	n = add(root, "DatiDiRegistrazione", NULL);
 	add(n, "TipologiaDiFlusso", flow);
 	reg = add(add(n, "TipoRegistro", NULL),
-		  m->protocol ? "ProtocolloOrdinario_ProtocolloEmergenza" : "Repertorio_Registro", NULL);
-	add(reg, "TipoRegistro", m->protocol ? "ProtocolloOrdinario\\ProtocolloEmergenza" : "Repertorio\\Registro");
-	add(reg, m->protocol ? "DataProtocollazioneDocumento" : "DataRegistrazioneDocumento", m->reg_date);
+		  m->protocol ? "ProtocolloOrdinario_ProtocolloEmergenza" : "Repertorio_Registro",
+		  NULL);
+	add(reg, "TipoRegistro",
+	    m->protocol ? "ProtocolloOrdinario\\ProtocolloEmergenza" : "Repertorio\\Registro");
+	add(reg, m->protocol ? "DataProtocollazioneDocumento" : "DataRegistrazioneDocumento",
+	    m->reg_date);
 	if (!empty(m->reg_time))
-		add(reg, m->protocol ? "OraProtocollazioneDocumento" : "OraRegistrazioneDocumento", m->reg_time);
-	add(reg, m->protocol ? "NumeroProtocolloDocumento" : "NumeroRegistrazioneDocumento", m->reg_number);
+		add(reg, m->protocol ? "OraProtocollazioneDocumento" : "OraRegistrazioneDocumento",
+		    m->reg_time);
+	add(reg, m->protocol ? "NumeroProtocolloDocumento" : "NumeroRegistrazioneDocumento",
+	    m->reg_number);
 	add(reg, "CodiceRegistro", m->reg_code);
 	n = add(root, "Soggetti", NULL);
 	for (size_t i = 0; i < m->nparties; i++)
@@ -377,12 +400,14 @@ int agid_meta_to_xml(const struct agid_meta *m, struct sb_buf *out, struct sb_pr
 	add(n, "FirmatoDigitalmente", m->signed_doc ? "true" : "false");
 	add(n, "SigillatoElettronicamente", m->sealed ? "true" : "false");
 	add(n, "MarcaturaTemporale", m->timestamped ? "true" : "false");
-	add(n, "ConformitaCopieImmagineSuSupportoInformatico", m->copy_conformity ? "true" : "false");
+	add(n, "ConformitaCopieImmagineSuSupportoInformatico",
+	    m->copy_conformity ? "true" : "false");
 	k = add(add(root, "Agg", NULL), "TipoAgg", NULL);
 	add(k, "TipoAggregazione", m->agg_type);
 	add(k, "IdAggregazione", m->agg_id);
 	if (!empty(m->primary_id))
-		add_iddoc(root, "IdIdentificativoDocumentoPrimario", m->primary_sha256_hex, m->primary_id, NULL);
+		add_iddoc(root, "IdIdentificativoDocumentoPrimario", m->primary_sha256_hex,
+			  m->primary_id, NULL);
 	add(root, "NomeDelDocumento", m->file_name);
 	snprintf(num, sizeof(num), "%d", m->version);
 	add(root, "VersioneDelDocumento", num);

@@ -85,7 +85,8 @@ struct ctx {
 	struct objref embedded[EMBED_MAX];
 	size_t nembedded;
 	bool stop;                  /* a cap was hit: stop walking */
-	bool device_colour;         /* a DeviceRGB/CMYK/Gray colour space is named in a dictionary */
+	bool device_colour;         /* a DeviceRGB/CMYK/Gray colour space is named in a
+				       dictionary */
 };
 
 static void vadd(struct ctx *c, enum rule rule, int page, int obj, const char *fmt, va_list ap)
@@ -203,8 +204,8 @@ static void check_header(struct ctx *c)
 	memcpy(c->r->version, d + 5, 3);
 	c->r->version[3] = '\0';
 	if (d[5] != '1' || (c->part >= 2 && d[7] > '7'))
-		add(c, R_HEADER, 0, 0, "header version %s is not allowed in PDF/A-%d", c->r->version,
-		    c->part);
+		add(c, R_HEADER, 0, 0, "header version %s is not allowed in PDF/A-%d",
+		    c->r->version, c->part);
 	for (i = 8; i < n && d[i] != '\r' && d[i] != '\n'; i++)
 		;
 	if (i != 8)
@@ -405,9 +406,11 @@ static void check_filespec(struct ctx *c, qpdf_oh d, int page, int obj)
 		add(c, R_EMBED, page, obj, "embedded file specification lacks F or UF");
 	if (c->part == 3) {
 		if (!qpdf_oh_has_key(c->q, d, "/AFRelationship"))
-			add(c, R_EMBED, page, obj, "embedded file specification lacks AFRelationship");
+			add(c, R_EMBED, page, obj,
+			    "embedded file specification lacks AFRelationship");
 		if (qpdf_oh_is_stream(c->q, s) &&
-		    !qpdf_oh_is_name(c->q, qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, s), "/Subtype")))
+		    !qpdf_oh_is_name(c->q,
+				     qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, s), "/Subtype")))
 			add(c, R_EMBED, page, obj, "embedded file stream lacks a MIME Subtype");
 		return;
 	}
@@ -421,7 +424,8 @@ static void check_filespec(struct ctx *c, qpdf_oh d, int page, int obj)
 static void note_signature(struct ctx *c, qpdf_oh d, int obj)
 {
 	struct agid_pdf_sig *sig;
-	qpdf_oh br = qpdf_oh_get_key(c->q, d, "/ByteRange"), ct = qpdf_oh_get_key(c->q, d, "/Contents");
+	qpdf_oh br = qpdf_oh_get_key(c->q, d, "/ByteRange"),
+		ct = qpdf_oh_get_key(c->q, d, "/Contents");
 	const char *sf = qpdf_oh_get_name(c->q, qpdf_oh_get_key(c->q, d, "/SubFilter"));
 	const char *bytes;
 	size_t n = 0;
@@ -491,7 +495,8 @@ static void walk_dict(struct ctx *c, qpdf_oh d, int depth, bool stream, int obj)
 			else
 				check_action(c, d, name, page, obj);
 		} else if (!strcmp(k, "/AA")) {
-			add(c, R_AA, page, obj, "additional-actions (AA) dictionary is not allowed");
+			add(c, R_AA, page, obj,
+			    "additional-actions (AA) dictionary is not allowed");
 		} else if (!strcmp(k, "/JavaScript") && !stream) {
 			add(c, R_ACTION, page, obj, "document-level JavaScript is not allowed");
 		} else if (!strcmp(k, "/SMask") && !(name && !strcmp(name, "/None"))) {
@@ -505,12 +510,14 @@ static void walk_dict(struct ctx *c, qpdf_oh d, int depth, bool stream, int obj)
 		} else if (!strcmp(k, "/EF")) {
 			check_filespec(c, d, page, obj);
 		} else if (!strcmp(k, "/EmbeddedFiles") && c->part == 1) {
-			add(c, R_EMBED, page, obj, "EmbeddedFiles name tree is not allowed in PDF/A-1");
+			add(c, R_EMBED, page, obj,
+			    "EmbeddedFiles name tree is not allowed in PDF/A-1");
 		} else if (stream && !strcmp(k, "/Filter")) {
 			check_filter(c, v, page, obj);
 		} else if (stream && (!strcmp(k, "/F") || !strcmp(k, "/FFilter") ||
 				      !strcmp(k, "/FDecodeParms"))) {
-			add(c, R_EXTSTREAM, page, obj, "stream refers to external data (%s)", k + 1);
+			add(c, R_EXTSTREAM, page, obj, "stream refers to external data (%s)",
+			    k + 1);
 		} else if (!strcmp(k, "/OCProperties")) {
 			add(c, R_OC, page, obj, "optional content (OCProperties) is not allowed");
 		} else if (!strcmp(k, "/XFA") || !strcmp(k, "/NeedsRendering")) {
@@ -618,7 +625,8 @@ static void check_font(struct ctx *c, qpdf_oh font, const char *key, int page)
 		return;
 	desc = font;
 	if (is_name(c, sub, "/Type0"))
-		desc = qpdf_oh_get_array_item(c->q, qpdf_oh_get_key(c->q, font, "/DescendantFonts"), 0);
+		desc = qpdf_oh_get_array_item(c->q, qpdf_oh_get_key(c->q, font, "/DescendantFonts"),
+					      0);
 	fd = qpdf_oh_get_key(c->q, desc, "/FontDescriptor");
 	if (qpdf_oh_has_key(c->q, fd, "/FontFile") || qpdf_oh_has_key(c->q, fd, "/FontFile2") ||
 	    qpdf_oh_has_key(c->q, fd, "/FontFile3"))
@@ -633,7 +641,8 @@ static void check_font(struct ctx *c, qpdf_oh font, const char *key, int page)
 
 static void check_resources(struct ctx *c, qpdf_oh res, int page, int depth)
 {
-	qpdf_oh fonts = qpdf_oh_get_key(c->q, res, "/Font"), xobj = qpdf_oh_get_key(c->q, res, "/XObject");
+	qpdf_oh fonts = qpdf_oh_get_key(c->q, res, "/Font"),
+		xobj = qpdf_oh_get_key(c->q, res, "/XObject");
 	char **keys = NULL;
 	size_t n = 0;
 
@@ -657,7 +666,8 @@ static void check_resources(struct ctx *c, qpdf_oh res, int page, int depth)
 			if (!pass && qpdf_oh_is_dictionary(c->q, v)) {
 				check_font(c, v, keys[i], page);
 			} else if (pass && qpdf_oh_is_stream(c->q, v) &&
-				   is_name(c, qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, v), "/Subtype"),
+				   is_name(c, qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, v),
+							      "/Subtype"),
 					   "/Form") && !bit_get(c->font_seen, c->nbits, id)) {
 				bit_set(c->font_seen, c->nbits, id);
 				check_resources(c, qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, v),
@@ -722,10 +732,13 @@ static void check_icc(struct ctx *c, qpdf_oh prof, int obj)
 	if (memcmp(icc + 12, "prtr", 4) && memcmp(icc + 12, "mntr", 4))
 		add(c, R_OUTPUT, 0, obj, "ICC profile device class is not prtr or mntr");
 	if (c->part == 1 && icc[8] >= 4)
-		add(c, R_OUTPUT, 0, obj, "ICC profile version %u is newer than PDF/A-1 allows", icc[8]);
-	(void)qpdf_oh_get_value_as_longlong(c->q, qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, prof),
+		add(c, R_OUTPUT, 0, obj, "ICC profile version %u is newer than PDF/A-1 allows",
+		    icc[8]);
+	(void)qpdf_oh_get_value_as_longlong(c->q,
+					    qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, prof),
 						"/N"), &ncomp);
-	if (!((ncomp == 3 && !memcmp(icc + 16, "RGB ", 4)) || (ncomp == 4 && !memcmp(icc + 16, "CMYK", 4)) ||
+	if (!((ncomp == 3 && !memcmp(icc + 16, "RGB ", 4)) ||
+	      (ncomp == 4 && !memcmp(icc + 16, "CMYK", 4)) ||
 	      (ncomp == 1 && !memcmp(icc + 16, "GRAY", 4))))
 		add(c, R_OUTPUT, 0, obj, "ICC profile colour space does not match its N entry");
 cleanup:
@@ -747,14 +760,16 @@ static void check_output_intents(struct ctx *c, qpdf_oh root)
 		found++;
 		prof = qpdf_oh_get_key(c->q, oi, "/DestOutputProfile");
 		if (!qpdf_oh_is_stream(c->q, prof)) {
-			add(c, R_OUTPUT, 0, oid, "GTS_PDFA1 output intent has no DestOutputProfile");
+			add(c, R_OUTPUT, 0, oid,
+			    "GTS_PDFA1 output intent has no DestOutputProfile");
 			continue;
 		}
 		pid = qpdf_oh_get_object_id(c->q, prof);
 		if (!first)
 			first = pid;
 		else if (pid != first)
-			add(c, R_OUTPUT, 0, oid, "output intents have different DestOutputProfiles");
+			add(c, R_OUTPUT, 0, oid,
+			    "output intents have different DestOutputProfiles");
 		check_icc(c, prof, pid);
 	}
 	/*
@@ -765,11 +780,13 @@ static void check_output_intents(struct ctx *c, qpdf_oh root)
 	 * warning rather than passing it silently.
 	 */
 	if (!found && c->device_colour)
-		add(c, R_OUTPUT, 0, 0, "device colour is used but there is no GTS_PDFA1 output intent");
+		add(c, R_OUTPUT, 0, 0,
+		    "device colour is used but there is no GTS_PDFA1 output intent");
 	else if (!found)
 		agid_findings_add(&c->r->warnings, &c->r->nwarnings, &c->r->wdropped,
 				  clauses[c->part - 1][R_OUTPUT], 0, 0,
-				  "no output intent: device colour in content streams not verified");
+				  "no output intent: "
+				  "device colour in content streams not verified");
 }
 
 /* ---- embedded files (part 2: each must be PDF/A-1 or PDF/A-2) ---- */
@@ -876,7 +893,8 @@ static bool precheck_streams(struct ctx *c)
 	qpdf_set_suppress_warnings(q1, QPDF_TRUE);
 	qpdf_set_ignore_xref_streams(q1, QPDF_TRUE);
 	/* a file with only xref streams has no trailer for qpdf here: an error is expected */
-	warned = qpdf_read_memory(q1, "document", (const char *)c->data, c->len, "") != QPDF_SUCCESS;
+	warned = qpdf_read_memory(q1, "document", (const char *)c->data, c->len,
+				  "") != QPDF_SUCCESS;
 	drain(q1);
 	if (!warned && !qpdf_oh_has_key(q1, qpdf_get_trailer(q1), "/XRefStm"))
 		goto cleanup;
@@ -984,7 +1002,8 @@ static void run(struct ctx *c)
 			add(c, R_XMPFILTER, 0, qpdf_oh_get_object_id(c->q, meta),
 			    "metadata stream is compressed");
 		if (xmp.packet_attrs)
-			add(c, R_XMPHEADER, 0, 0, "xpacket header has bytes or encoding attributes");
+			add(c, R_XMPHEADER, 0, 0,
+			    "xpacket header has bytes or encoding attributes");
 	}
 	if (!xmp.error && xmp.pdfaid_problem[0])
 		add(c, R_PDFAID, 0, 0, "%s", xmp.pdfaid_problem);
@@ -997,10 +1016,12 @@ static void run(struct ctx *c)
 	if (c->part == 1 && !xmp.error)
 		agid_xmp_check_info(&xmp, c->q, c->r, clauses[0][R_INFO]);
 	/* level a: a tagged document (the structure tree itself is not checked) */
-	if (c->r->profile == AGID_PDFA_1A || c->r->profile == AGID_PDFA_2A || c->r->profile == AGID_PDFA_3A) {
+	if (c->r->profile == AGID_PDFA_1A || c->r->profile == AGID_PDFA_2A ||
+	    c->r->profile == AGID_PDFA_3A) {
 		QPDF_BOOL marked = QPDF_FALSE;
 
-		(void)qpdf_oh_get_value_as_bool(c->q, qpdf_oh_get_key(c->q, qpdf_oh_get_key(c->q, root,
+		(void)qpdf_oh_get_value_as_bool(c->q,
+						qpdf_oh_get_key(c->q, qpdf_oh_get_key(c->q, root,
 			"/MarkInfo"), "/Marked"), &marked);
 		if (!marked)
 			add(c, R_TAGGED, 0, 0, "level a needs MarkInfo Marked true in the catalog");
@@ -1054,7 +1075,8 @@ int agid_pdfa_check_mem(struct agid_pdfa_report **out, const void *data, size_t 
 	c.o = opts;
 	c.max_objects = opts->max_objects ? opts->max_objects : AGID_MAX_OBJECTS;
 	c.max_stream = opts->max_stream ? opts->max_stream : AGID_MAX_STREAM;
-	agid_clock_start(&c.clock, opts->time_budget_ms ? opts->time_budget_ms : AGID_TIME_BUDGET_MS);
+	agid_clock_start(&c.clock,
+			 opts->time_budget_ms ? opts->time_budget_ms : AGID_TIME_BUDGET_MS);
 	c.r = sb_xcalloc(1, sizeof(*c.r));
 	c.q = qpdf_init();
 	run(&c);
@@ -1138,6 +1160,7 @@ int agid_flavour_parse(const char *s, enum agid_flavour *out, struct sb_err *err
 			return 0;
 		}
 	}
-	return sb_err_set(err, SB_EINVAL, 0, "unknown PDF/A flavour '%.8s' (1a, 1b, 2a, 2b, 2u, 3a, 3b, 3u)",
+	return sb_err_set(err, SB_EINVAL, 0,
+			  "unknown PDF/A flavour '%.8s' (1a, 1b, 2a, 2b, 2u, 3a, 3b, 3u)",
 			  s ? s : "");
 }

@@ -42,7 +42,8 @@ int agid_flavour_part(enum agid_flavour f);
 
 /* Defaults of the caps (agid_pdfa_opts fields left at 0 take these). */
 #define AGID_MAX_OBJECTS       500000u                 /* objects visited in one file */
-#define AGID_MAX_STREAM        (16u * 1024u * 1024u)   /* one decoded stream (XMP, ICC, embedded file) */
+#define AGID_MAX_STREAM        (16u * 1024u * 1024u)   /* one decoded stream (XMP, ICC, embedded
+							  file) */
 #define AGID_TIME_BUDGET_MS    20000u                  /* wall clock per file */
 #define AGID_MAX_FINDINGS      64u
 
@@ -64,7 +65,8 @@ struct agid_pdfa_opts {
 #define AGID_PDFA_OPTS_INIT { AGID_PDFA_NONE, 0, 0, 0, 0 }
 
 struct agid_finding {
-	char clause[16];   /* ISO 19005 clause ("6.1.3"), or "6.1" when the structure is unreadable */
+	char clause[16];   /* ISO 19005 clause ("6.1.3"), or "6.1" when the structure is
+			      unreadable */
 	int page;          /* 1-based page, 0 when not known */
 	int obj;           /* indirect object number, 0 when not known */
 	char msg[200];     /* one line; never document text */

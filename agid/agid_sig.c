@@ -71,7 +71,8 @@ static void openssl_problem(struct agid_sig *s, const char *what)
 	const char *reason = e ? ERR_reason_error_string(e) : NULL;
 
 	if (!s->problem[0])
-		snprintf(s->problem, sizeof(s->problem), "%s: %s", what, reason ? reason : "unknown");
+		snprintf(s->problem, sizeof(s->problem), "%s: %s", what,
+			 reason ? reason : "unknown");
 	ERR_clear_error();
 }
 
@@ -86,7 +87,8 @@ static int load_store(X509_STORE **out, const char *path, struct sb_err *err)
 	if (!st || X509_STORE_load_file(st, path) != 1) {
 		X509_STORE_free(st);
 		ERR_clear_error();
-		return sb_err_set(err, SB_ECONFIG, 0, "trust store cannot be loaded (PEM CA bundle)");
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "trust store cannot be loaded (PEM CA bundle)");
 	}
 	X509_STORE_set_purpose(st, X509_PURPOSE_ANY);
 	*out = st;
@@ -104,9 +106,11 @@ static void qc_statements(struct agid_sig *s, X509 *cert)
 	int idx = X509_get_ext_by_NID(cert, NID_qcStatements, -1);
 	ASN1_OCTET_STRING *der = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(cert, idx)) : NULL;
 	const unsigned char *p = der ? ASN1_STRING_get0_data(der) : NULL;
-	STACK_OF(ASN1_TYPE) *list = p ? d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(der)) : NULL;
+	STACK_OF(ASN1_TYPE) *list = p ? d2i_ASN1_SEQUENCE_ANY(NULL, &p,
+							      ASN1_STRING_length(der)) : NULL;
 	ASN1_OBJECT *compliance = OBJ_txt2obj("0.4.0.1862.1.1", 1);
-	ASN1_OBJECT *qctype = OBJ_txt2obj("0.4.0.1862.1.6", 1), *eseal = OBJ_txt2obj("0.4.0.1862.1.6.2", 1);
+	ASN1_OBJECT *qctype = OBJ_txt2obj("0.4.0.1862.1.6", 1),
+		*eseal = OBJ_txt2obj("0.4.0.1862.1.6.2", 1);
 
 	for (int i = 0; list && i < sk_ASN1_TYPE_num(list); i++) {
 		ASN1_TYPE *t = sk_ASN1_TYPE_value(list, i);
@@ -123,10 +127,12 @@ static void qc_statements(struct agid_sig *s, X509 *cert)
 			s->qualified = true;
 		/* QcType: a SEQUENCE OF OID after the statement's own OID */
 		if (id && id->type == V_ASN1_OBJECT && !OBJ_cmp(id->value.object, qctype) &&
-		    sk_ASN1_TYPE_num(st) > 1 && sk_ASN1_TYPE_value(st, 1)->type == V_ASN1_SEQUENCE) {
+		    sk_ASN1_TYPE_num(st) > 1 &&
+		    sk_ASN1_TYPE_value(st, 1)->type == V_ASN1_SEQUENCE) {
 			ASN1_STRING *types = sk_ASN1_TYPE_value(st, 1)->value.sequence;
 			const unsigned char *r = ASN1_STRING_get0_data(types);
-			STACK_OF(ASN1_TYPE) *tl = d2i_ASN1_SEQUENCE_ANY(NULL, &r, ASN1_STRING_length(types));
+			STACK_OF(ASN1_TYPE) *tl = d2i_ASN1_SEQUENCE_ANY(NULL, &r,
+									ASN1_STRING_length(types));
 
 			for (int k = 0; tl && k < sk_ASN1_TYPE_num(tl); k++)
 				if (sk_ASN1_TYPE_value(tl, k)->type == V_ASN1_OBJECT &&
@@ -201,12 +207,13 @@ static void verify_cms(struct agid_sig *s, CMS_ContentInfo *cms, BIO *dcont, BIO
 	}
 	s->digest_ok = ERR_GET_REASON(e) != CMS_R_CONTENT_VERIFY_ERROR;
 	openssl_problem(s, ERR_GET_REASON(e) == CMS_R_CONTENT_VERIFY_ERROR ?
-			   "message digest does not match the signed bytes" : "signature does not verify");
+			   "message digest does not match the signed bytes" : "signature "
+			"does not verify");
 }
 
 /* RFC 3161 document timestamp: the token verifies and its imprint is the digest of the ranges. */
-static void verify_timestamp(struct agid_sig *s, CMS_ContentInfo *cms, const unsigned char *signed_bytes,
-			     size_t n, X509_STORE *store)
+static void verify_timestamp(struct agid_sig *s, CMS_ContentInfo *cms,
+			     const unsigned char *signed_bytes, size_t n, X509_STORE *store)
 {
 	BIO *out = BIO_new(BIO_s_mem());
 	TS_TST_INFO *tst = NULL;
@@ -229,7 +236,8 @@ static void verify_timestamp(struct agid_sig *s, CMS_ContentInfo *cms, const uns
 	alg = EVP_get_digestbyobj(TS_MSG_IMPRINT_get_algo(mi)->algorithm);
 	want = TS_MSG_IMPRINT_get_msg(mi);
 	if (!alg || !EVP_Digest(signed_bytes, n, md, &mdlen, alg, NULL) ||
-	    (int)mdlen != ASN1_STRING_length(want) || memcmp(md, ASN1_STRING_get0_data(want), mdlen)) {
+	    (int)mdlen != ASN1_STRING_length(want) ||
+	    memcmp(md, ASN1_STRING_get0_data(want), mdlen)) {
 		problem(s, "timestamp imprint does not match the signed bytes");
 		goto cleanup;
 	}
@@ -244,7 +252,8 @@ static enum agid_sig_kind kind_of(const struct agid_pdf_sig *ps)
 {
 	if (!strcmp(ps->subfilter, "ETSI.CAdES.detached"))
 		return AGID_SIG_PADES;
-	if (!strcmp(ps->subfilter, "adbe.pkcs7.detached") || !strcmp(ps->subfilter, "adbe.pkcs7.sha1"))
+	if (!strcmp(ps->subfilter, "adbe.pkcs7.detached") ||
+	    !strcmp(ps->subfilter, "adbe.pkcs7.sha1"))
 		return AGID_SIG_PKCS7;
 	if (!strcmp(ps->subfilter, "ETSI.RFC3161") || ps->doc_timestamp)
 		return AGID_SIG_TIMESTAMP;
@@ -333,7 +342,8 @@ int agid_sig_check_pdf(struct agid_sig_report *out, const struct agid_pdfa_repor
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < pr->nsigs; i++) {
-		if (pr->sigs[i].range_ok && pr->sigs[i].range[2] + pr->sigs[i].range[3] > last_end) {
+		if (pr->sigs[i].range_ok &&
+		    pr->sigs[i].range[2] + pr->sigs[i].range[3] > last_end) {
 			last_end = pr->sigs[i].range[2] + pr->sigs[i].range[3];
 			last = i;
 		}
@@ -443,14 +453,16 @@ int agid_p7m_unwrap(const void *data, size_t len, const char *trust_store,
 		}
 		if (layer == AGID_P7M_MAX_LAYERS) {
 			CMS_ContentInfo_free(cms);
-			rc = sb_err_set(err, SB_ETOOBIG, 0, "more than %d nested signature envelopes",
+			rc = sb_err_set(err, SB_ETOOBIG, 0,
+					"more than %d nested signature envelopes",
 					AGID_P7M_MAX_LAYERS);
 			goto cleanup;
 		}
 		if (!CMS_get0_content(cms) || !*CMS_get0_content(cms)) {
 			CMS_ContentInfo_free(cms);
 			rc = sb_err_set(err, SB_EINVAL, 0,
-					"detached signature: the envelope does not enclose the document");
+					"detached signature: "
+					"the envelope does not enclose the document");
 			goto cleanup;
 		}
 		s = sig_add(&r, AGID_SIG_CADES);
@@ -459,7 +471,10 @@ int agid_p7m_unwrap(const void *data, size_t len, const char *trust_store,
 		out = BIO_new(BIO_s_mem());
 		verify_cms(s, cms, NULL, out, store);
 		if (!s->signature_ok) {
-			/* read the content without verifying, so the inner document can still be checked */
+			/*
+			 * read the content without verifying, so the inner
+			 * document can still be checked
+			 */
 			ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
 
 			(void)BIO_reset(out);

@@ -121,7 +121,8 @@ int agid_map_file(struct agid_map *m, const char *path, uint64_t max, struct sb_
 	}
 	if ((uint64_t)st.st_size > max) {
 		close(fd);
-		return sb_err_set(err, SB_ETOOBIG, 0, "document is %lld bytes, above the limit of %llu",
+		return sb_err_set(err, SB_ETOOBIG, 0,
+				  "document is %lld bytes, above the limit of %llu",
 				  (long long)st.st_size, (unsigned long long)max);
 	}
 	if (st.st_size == 0) {

@@ -99,7 +99,8 @@ static void set_flavour(struct agid_xmp *x)
 		goto cleanup;
 	}
 	if (!conf) {
-		snprintf(x->pdfaid_problem, sizeof(x->pdfaid_problem), "XMP lacks pdfaid:conformance");
+		snprintf(x->pdfaid_problem, sizeof(x->pdfaid_problem),
+			 "XMP lacks pdfaid:conformance");
 		goto cleanup;
 	}
 	if (strlen(part) != 1 || part[0] < '1' || part[0] > '3') {
@@ -150,7 +151,8 @@ void agid_xmp_parse(struct agid_xmp *x, const unsigned char *p, size_t len)
 	}
 	x->doc = doc;
 	for (xmlNode *n = doc->children; n; n = n->next) {
-		if (n->type == XML_PI_NODE && n->name && !strcmp((const char *)n->name, "xpacket") &&
+		if (n->type == XML_PI_NODE && n->name &&
+		    !strcmp((const char *)n->name, "xpacket") &&
 		    n->content && (strstr((const char *)n->content, "bytes=") ||
 				   strstr((const char *)n->content, "encoding=")))
 			x->packet_attrs = true;

@@ -40,7 +40,8 @@ int sb_audit_key_load(const struct sb_cfg *cfg, unsigned char key[SB_AUDIT_KEY_S
 		return sb_err_prefix(err, "[pdnd] audit_key_file");
 	if (strlen(secret) < 16) {
 		sb_secret_free(secret);
-		return sb_err_set(err, SB_ECONFIG, 0, "[pdnd] audit_key_file: shorter than 16 bytes");
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "[pdnd] audit_key_file: shorter than 16 bytes");
 	}
 	/* A fixed-size key whatever the file holds (hex, base64 or raw bytes). */
 	sb_sha256(secret, strlen(secret), key);

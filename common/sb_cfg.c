@@ -267,7 +267,8 @@ static bool url_ok(const char *v, const char **why)
 		/* Plain HTTP carries personal data in clear: only to this machine (simulators). */
 		if (strncmp(host, "127.", 4) && strncmp(host, "[::1]", 5) &&
 		    strncmp(host, "localhost", 9)) {
-			*why = "plain http is allowed only to loopback (127.0.0.1, [::1], localhost); "
+			*why = "plain http is allowed only to loopback (127.0.0.1, "
+			       "[::1], localhost); "
 			       "use https";
 			return false;
 		}
@@ -450,8 +451,8 @@ int sb_cfg_load(struct sb_cfg **out, const char *path, struct sb_problems *probs
 				  "cannot open configuration '%s': %s", path, strerror(errno));
 	if (fstat(fileno(x.f), &st) == 0 && st.st_size > (off_t)SB_MAX_CONFIG_FILE) {
 		fclose(x.f);
-		return sb_err_set(err, SB_ECONFIG, 0, "configuration '%s' larger than %u bytes", path,
-				  SB_MAX_CONFIG_FILE);
+		return sb_err_set(err, SB_ECONFIG, 0, "configuration '%s' larger than %u bytes",
+				  path, SB_MAX_CONFIG_FILE);
 	}
 	c = sb_xcalloc(1, sizeof(*c));
 	c->path = sb_xstrdup(realpath(path, real) ? real : path);
@@ -488,8 +489,8 @@ int sb_cfg_load(struct sb_cfg **out, const char *path, struct sb_problems *probs
 	free(x.sections_seen);
 
 	if (sb_problems_count(probs) > before) {
-		rc = sb_err_set(err, SB_ECONFIG, 0, "configuration '%s' has %zu problem(s)", c->path,
-				sb_problems_count(probs) - before);
+		rc = sb_err_set(err, SB_ECONFIG, 0, "configuration '%s' has %zu problem(s)",
+				c->path, sb_problems_count(probs) - before);
 		sb_cfg_free(c);
 	} else {
 		*out = c;

@@ -358,7 +358,8 @@ int sb_secret_file_read(const char *path, char **out, struct sb_err *err)
 		if (n == 0)
 			break;
 		if (sb_buf_add(&b, chunk, (size_t)n) < 0) {
-			rc = sb_err_set(err, SB_ETOOBIG, 0, "secret file '%s' is larger than %u bytes",
+			rc = sb_err_set(err, SB_ETOOBIG, 0,
+					"secret file '%s' is larger than %u bytes",
 					path, SB_MAX_SECRET_FILE);
 			break;
 		}

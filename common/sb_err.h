@@ -37,7 +37,10 @@ struct sb_err {
 int sb_err_set(struct sb_err *err, enum sb_code code, int cause, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Prefix the existing message with "what: " (context while passing an error up); returns err->code. */
+/*
+ * Prefix the existing message with "what: " (context while passing an error
+ * up); returns err->code.
+ */
 int sb_err_prefix(struct sb_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Reset err to SB_ERR_INIT; NULL is a no-op. */

@@ -123,7 +123,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *data)
 		x->header_overflow = true;
 		return 0;
 	}
-	/* A status line starts a new reply (after 100 Continue or a redirect): keep only the last. */
+	/*
+	 * A status line starts a new reply (after 100 Continue or a redirect):
+	 * keep only the last.
+	 */
 	if (len >= 5 && !memcmp(p, "HTTP/", 5)) {
 		headers_clear(x->resp);
 		return len;

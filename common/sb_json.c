@@ -19,8 +19,12 @@ int sb_json_parse(const void *p, size_t len, size_t max, const char *what, json_
 				  len, max);
 	v = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!v) {
-		/* jansson's text names the line and what it expected; it holds no document content. */
-		return sb_err_set(err, SB_EINVAL, 0, "not valid JSON in %s at line %d column %d: %s",
+		/*
+		 * jansson's text names the line and what it expected; it holds
+		 * no document content.
+		 */
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "not valid JSON in %s at line %d column %d: %s",
 				  what, jerr.line, jerr.column, jerr.text);
 	}
 	*out = v;

@@ -368,8 +368,8 @@ int sb_sql_migrate(sqlite3 *db, const char *key, const char *const *list, size_t
 		return rc;
 	if (have > (int)n)
 		return sb_err_set(err, SB_ECONFIG, 0,
-				  "store: %s %d is newer than this send-bridge (%d): upgrade send-bridge",
-				  key, have, (int)n);
+				  "store: %s %d is newer than this send-bridge (%d): "
+				  "upgrade send-bridge", key, have, (int)n);
 	for (int v = have + 1; v <= (int)n; v++) {
 		rc = sb_sql_begin(db, true);
 		if (rc != SQLITE_OK)

@@ -139,15 +139,18 @@ static bool positive(const char *s)
 
 static void residence_map(const json_t *r, struct pdnd_address *a)
 {
-	const json_t *ind = json_object_get(r, "indirizzo"), *est = json_object_get(r, "localitaEstera");
+	const json_t *ind = json_object_get(r, "indirizzo"),
+		*est = json_object_get(r, "localitaEstera");
 	struct sb_buf line = SB_BUF_INIT(1024), det = SB_BUF_INIT(1024);
 
 	memset(a, 0, sizeof(*a));
 	snprintf(a->since, sizeof(a->since), "%s", jstr(r, "dataDecorrenzaResidenza") ?: "");
 	a->at = dup_opt(jstr(r, "presso"));
 	if (json_is_object(ind)) {
-		const json_t *top = json_object_get(ind, "toponimo"), *num = json_object_get(ind, "numeroCivico");
-		const json_t *in = json_object_get(num, "civicoInterno"), *com = json_object_get(ind, "comune");
+		const json_t *top = json_object_get(ind, "toponimo"),
+			*num = json_object_get(ind, "numeroCivico");
+		const json_t *in = json_object_get(num, "civicoInterno"),
+			*com = json_object_get(ind, "comune");
 		static const char *const inner[][2] = { { "corte", "corte" }, { "scala", "scala" },
 			{ "interno1", "interno" }, { "espInterno1", "" }, { "interno2", "interno" },
 			{ "piano", "piano" }, { "isolato", "isolato" } };
@@ -157,8 +160,10 @@ static void residence_map(const json_t *r, struct pdnd_address *a)
 		if (positive(jstr(num, "metrico")))
 			sb_buf_addf(&line, " KM %s", jstr(num, "metrico"));
 		else if (jstr(num, "numero"))
-			sb_buf_addf(&line, " %s%s%s%s", jstr(num, "numero"), jstr(num, "lettera") ?: "",
-				    jstr(num, "esponente1") ? "/" : "", jstr(num, "esponente1") ?: "");
+			sb_buf_addf(&line, " %s%s%s%s", jstr(num, "numero"),
+				    jstr(num, "lettera") ?: "",
+				    jstr(num, "esponente1") ? "/" : "",
+				    jstr(num, "esponente1") ?: "");
 		if (positive(jstr(num, "progSNC")))
 			sb_buf_adds(&line, " SNC");
 		for (size_t i = 0; i < SB_ARRAY_SIZE(inner); i++)
@@ -166,13 +171,15 @@ static void residence_map(const json_t *r, struct pdnd_address *a)
 				sb_buf_addf(&det, "%s%s%s%s", det.len ? " " : "", inner[i][1],
 					    *inner[i][1] ? " " : "", jstr(in, inner[i][0]));
 		if (jstr(ind, "frazione"))
-			sb_buf_addf(&det, "%sfrazione %s", det.len ? " " : "", jstr(ind, "frazione"));
+			sb_buf_addf(&det, "%sfrazione %s", det.len ? " " : "",
+				    jstr(ind, "frazione"));
 		a->zip = dup_opt(jstr(ind, "cap"));
 		a->municipality = dup_opt(jstr(com, "nomeComune"));
 		a->province = dup_opt(jstr(com, "siglaProvinciaIstat"));
 	} else if (json_is_object(est)) {
 		const json_t *ie = json_object_get(est, "indirizzoEstero");
-		const json_t *loc = json_object_get(ie, "localita"), *top = json_object_get(ie, "toponimo");
+		const json_t *loc = json_object_get(ie, "localita"),
+			*top = json_object_get(ie, "toponimo");
 
 		a->foreign = true;
 		sb_buf_addf(&line, "%s%s%s", jstr(top, "denominazione") ?: "",
@@ -192,7 +199,8 @@ static int parse_ko(long status, const json_t *body, struct pdnd_anpr_result *ou
 		    struct sb_err *err)
 {
 	const json_t *e0 = json_array_get(json_object_get(body, "listaErrori"), 0);
-	const char *code = jstr(e0, "codiceErroreAnomalia"), *text = jstr(e0, "testoErroreAnomalia");
+	const char *code = jstr(e0, "codiceErroreAnomalia"),
+		*text = jstr(e0, "testoErroreAnomalia");
 	const char *title = jstr(body, "title");
 	char q[128], qt[96];
 
@@ -231,11 +239,13 @@ int pdnd_anpr_parse(long status, const char *body, size_t len, const char *tax_i
 	int rc;
 
 	if (status != 200 && !len)
-		return sb_err_set(err, sb_http_status_class(status) == SB_ETEMP ? SB_ETEMP : SB_EREJECT,
+		return sb_err_set(err,
+				  sb_http_status_class(status) == SB_ETEMP ? SB_ETEMP : SB_EREJECT,
 				  0, "anpr answered %ld with no body", status);
 	rc = sb_json_parse(body, len, SB_MAX_JSON_BODY, "anpr reply", &root, err);
 	if (rc < 0)
-		return status >= 500 ? sb_err_set(err, SB_ETEMP, 0, "anpr answered %ld", status) : rc;
+		return status >= 500 ? sb_err_set(err, SB_ETEMP, 0, "anpr answered %ld",
+						  status) : rc;
 	if (status != 200) {
 		rc = parse_ko(status, root, out, err);
 		json_decref(root);
@@ -342,7 +352,8 @@ static int e002(struct pdnd_client *c, struct sb_http *h, const char *base, cons
 	rc = pdnd_call_do(c, h, &(struct pdnd_call){ .method = "POST", .url = url.buf,
 						     .purpose_id = purpose, .audience = aud,
 						     .body = body.buf, .body_len = body.len,
-						     .integrity = true, .audit = true, .who = q->who },
+						     .integrity = true, .audit = true,
+							     .who = q->who },
 			  &resp, trace, err);
 	if (rc < 0)
 		goto cleanup;
@@ -361,8 +372,8 @@ cleanup:
 }
 
 int pdnd_anpr_c030(struct pdnd_client *c, struct sb_http *h, const struct pdnd_anpr_cfg *cfg,
-		   const struct pdnd_anpr_query *q, const char *tax_id, struct pdnd_anpr_result *out,
-		   struct pdnd_call_trace *trace, struct sb_err *err)
+		   const struct pdnd_anpr_query *q, const char *tax_id,
+		   struct pdnd_anpr_result *out, struct pdnd_call_trace *trace, struct sb_err *err)
 {
 	if (!tax_id || !*tax_id)
 		return sb_err_set(err, SB_EINVAL, 0, "anpr C030: tax code is required");

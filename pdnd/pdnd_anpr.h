@@ -83,8 +83,8 @@ struct pdnd_anpr_query {
  * "Unknown API Request"), SB_ETEMP for network, 429 and 5xx.
  */
 int pdnd_anpr_c030(struct pdnd_client *c, struct sb_http *h, const struct pdnd_anpr_cfg *cfg,
-		   const struct pdnd_anpr_query *q, const char *tax_id, struct pdnd_anpr_result *out,
-		   struct pdnd_call_trace *trace, struct sb_err *err);
+		   const struct pdnd_anpr_query *q, const char *tax_id,
+		   struct pdnd_anpr_result *out, struct pdnd_call_trace *trace, struct sb_err *err);
 
 /* C001 by idANPR (preferred) or, when id_anpr is NULL, by tax code. Same returns. */
 int pdnd_anpr_c001(struct pdnd_client *c, struct sb_http *h, const struct pdnd_anpr_cfg *cfg,

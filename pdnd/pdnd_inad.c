@@ -152,7 +152,8 @@ static int check_args(const char *tax_id, const char *ref, struct sb_err *err)
 	size_t n = tax_id ? strlen(tax_id) : 0;
 
 	if (n != 16 && n != 11)
-		return sb_err_set(err, SB_EINVAL, 0, "inad: tax code must have 16 or 11 characters");
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "inad: tax code must have 16 or 11 characters");
 	if (!ref || !*ref)
 		return sb_err_set(err, SB_EINVAL, 0, "inad: practicalReference is required");
 	return 0;
@@ -263,7 +264,8 @@ int pdnd_inad_bulk(struct pdnd_client *c, struct sb_http *h, const struct pdnd_i
 	int rc = 0, polls;
 
 	if (n == 0 || n > PDND_INAD_MAX_BULK)
-		return sb_err_set(err, SB_EINVAL, 0, "inad bulk: 1 to %d tax codes", PDND_INAD_MAX_BULK);
+		return sb_err_set(err, SB_EINVAL, 0, "inad bulk: 1 to %d tax codes",
+				  PDND_INAD_MAX_BULK);
 	for (i = 0; i < n; i++) {
 		rc = check_args(tax_ids[i], practical_ref, err);
 		if (rc < 0)
@@ -272,7 +274,8 @@ int pdnd_inad_bulk(struct pdnd_client *c, struct sb_http *h, const struct pdnd_i
 	/* "praticalReference": INAD's own spelling in this request. */
 	req = json_pack("{s:[],s:s}", "codiciFiscali", "praticalReference", practical_ref);
 	for (i = 0; i < n; i++)
-		json_array_append_new(json_object_get(req, "codiciFiscali"), json_string(tax_ids[i]));
+		json_array_append_new(json_object_get(req, "codiciFiscali"),
+				      json_string(tax_ids[i]));
 	rc = sb_json_dump(req, &body, err);
 	if (rc < 0)
 		goto cleanup;
@@ -282,14 +285,15 @@ int pdnd_inad_bulk(struct pdnd_client *c, struct sb_http *h, const struct pdnd_i
 		goto cleanup;
 	if (resp.status != 202 || !sb_http_resp_header(&resp, "Location")) {
 		rc = resp.status == 202 ? sb_err_set(err, SB_EINVAL, 0, "inad bulk: 202 without "
-						     "Location") : inad_error(&resp, "bulk submit", err);
+						     "Location") : inad_error(&resp, "bulk submit",
+									      err);
 		goto cleanup;
 	}
 	next = absolute(cfg->base_url, sb_http_resp_header(&resp, "Location"));
 	for (polls = 0;; polls++) {
 		if (polls >= max_polls) {
-			rc = sb_err_set(err, SB_ETEMP, 0, "inad bulk: list not ready after %d polls",
-					max_polls);
+			rc = sb_err_set(err, SB_ETEMP, 0,
+					"inad bulk: list not ready after %d polls", max_polls);
 			goto cleanup;
 		}
 		if (polls && poll_ms > 0) {

@@ -64,7 +64,8 @@ int pdnd_modi_tracking(struct pdnd_client *c, const char *aud, const char *purpo
 		return sb_err_set(err, SB_EINVAL, 0, "agid-jwt-trackingevidence: userID missing");
 	if (!who->user_location || !*who->user_location)
 		return sb_err_set(err, SB_EINVAL, 0,
-				  "agid-jwt-trackingevidence: userLocation missing ([pdnd] user_location)");
+				  "agid-jwt-trackingevidence: userLocation missing "
+				  "([pdnd] user_location)");
 	if (!who->loa || !*who->loa)
 		return sb_err_set(err, SB_EINVAL, 0, "agid-jwt-trackingevidence: LoA missing");
 	/* dnonce: a 13-digit random number, as SEND sends it. */

@@ -65,8 +65,8 @@ int pdnd_authorize(const struct sb_cfg *cfg, const char *office, const char *ope
 	if (sb_cfg_isset(cfg, sect, "purposes") &&
 	    !sb_cfg_list_has(cfg, sect, "purposes", purpose_id))
 		return sb_err_set(err, SB_EREJECT, 0,
-				  "office '%s' may not use purpose %s (not in its purposes)", office,
-				  purpose_id);
+				  "office '%s' may not use purpose %s (not in its purposes)",
+				  office, purpose_id);
 	return 0;
 }
 
@@ -207,7 +207,8 @@ static char *inad_to_json(const struct pdnd_inad_result *res)
 				       (json_int_t)res->items[i].end_validity);
 
 		if (res->items[i].profession)
-			json_object_set_new(it, "profession", json_string(res->items[i].profession));
+			json_object_set_new(it, "profession",
+					    json_string(res->items[i].profession));
 		json_array_append_new(json_object_get(o, "items"), it);
 	}
 	txt = json_dumps(o, JSON_COMPACT);
@@ -318,7 +319,8 @@ static int resolve_inad(struct pdnd_resolver *r, struct sb_http *h, const struct
 	rc = authorize(r, who, "inad", r->inad.purpose, subject, err);
 	if (rc < 0)
 		return rc;
-	if (r->inad_ttl > 0 && pdnd_cache_get(r->db, "inad", subject, r->inad_ttl, &txt, NULL) == 0 &&
+	if (r->inad_ttl > 0 &&
+	    pdnd_cache_get(r->db, "inad", subject, r->inad_ttl, &txt, NULL) == 0 &&
 	    inad_from_json(txt, out) == 0) {
 		free(txt);
 		*cached = true;
@@ -326,8 +328,8 @@ static int resolve_inad(struct pdnd_resolver *r, struct sb_http *h, const struct
 	}
 	free(txt);
 	*cached = false;
-	rc = pdnd_inad_extract(r->client, h, &r->inad, cf, who->act_ref ? who->act_ref : "send-bridge",
-			       out, &t, err);
+	rc = pdnd_inad_extract(r->client, h, &r->inad, cf,
+			       who->act_ref ? who->act_ref : "send-bridge", out, &t, err);
 	if (rc < 0)
 		outcome_of_err(err, outcome, sizeof(outcome));
 	else
@@ -403,7 +405,8 @@ static int resolve_anpr(struct pdnd_resolver *r, struct sb_http *h, const struct
 		rc = authorize(r, who, "anpr-c001", r->anpr.c001_purpose, subject, err);
 	if (rc < 0)
 		return rc;
-	if (r->anpr_ttl > 0 && pdnd_cache_get(r->db, "anpr", subject, r->anpr_ttl, &txt, NULL) == 0 &&
+	if (r->anpr_ttl > 0 &&
+	    pdnd_cache_get(r->db, "anpr", subject, r->anpr_ttl, &txt, NULL) == 0 &&
 	    anpr_from_json(txt, out) == 0) {
 		free(txt);
 		*cached = true;

@@ -121,7 +121,8 @@ int proto_id_parse(const char *s, const char *def_reg, int def_year, struct prot
 	}
 	if (n >= 2) {
 		if (sb_parse_u64(parts[n - 2], lens[n - 2], 9999, &v) < 0 || v < 1970)
-			return sb_err_set(err, SB_EINVAL, 0, "protocol number: year must be 1970..9999");
+			return sb_err_set(err, SB_EINVAL, 0,
+					  "protocol number: year must be 1970..9999");
 		id.year = (int)v;
 	} else {
 		id.year = def_year;
@@ -163,7 +164,8 @@ void proto_rome_time(int64_t t, int *year, char date[11], char time_[9])
 
 	gmtime_r(&tt, &tm);
 	off = 3600;
-	if (t >= last_sunday_0100(tm.tm_year + 1900, 2) && t < last_sunday_0100(tm.tm_year + 1900, 9))
+	if (t >= last_sunday_0100(tm.tm_year + 1900, 2) &&
+	    t < last_sunday_0100(tm.tm_year + 1900, 9))
 		off = 7200;
 	tt = (time_t)(t + off);
 	gmtime_r(&tt, &tm);
@@ -236,8 +238,8 @@ int proto_open(struct proto **out, struct sqlite3 *db, const struct proto_opts *
 		return sb_err_set(err, SB_ECONFIG, 0, "protocol.seal_key_file and"
 				  " protocol.seal_cert_file are needed to seal segnature");
 	if (o->backend && strcmp(o->backend, "embedded") && strcmp(o->backend, "rest"))
-		return sb_err_set(err, SB_ECONFIG, 0, "protocol.backend: '%s' is not embedded or rest",
-				  o->backend);
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "protocol.backend: '%s' is not embedded or rest", o->backend);
 	p = sb_xcalloc(1, sizeof(*p));
 	p->db = db;
 	snprintf(p->reg, sizeof(p->reg), "%s", reg);
@@ -345,7 +347,8 @@ static int check_text(const char *what, const char *s, bool required, struct sb_
 	if (required && len == 0)
 		return sb_err_set(err, SB_EINVAL, 0, "%s is empty", what);
 	if (len > MAX_FIELD)
-		return sb_err_set(err, SB_ETOOBIG, 0, "%s is longer than %u bytes", what, MAX_FIELD);
+		return sb_err_set(err, SB_ETOOBIG, 0, "%s is longer than %u bytes", what,
+				  MAX_FIELD);
 	if (!sb_utf8_valid(s, len))
 		return sb_err_set(err, SB_EINVAL, 0, "%s is not valid UTF-8", what);
 	for (size_t i = 0; i < len; i++)
@@ -679,7 +682,8 @@ static int register_embedded(struct proto *p, struct proto_row *row, const char 
 		bool committed = false, elsewhere = false;
 
 		if (round == NUMBERING_ROUNDS) {
-			rc = sb_err_set(err, SB_ETEMP, 0, "protocol: other registrations kept taking"
+			rc = sb_err_set(err, SB_ETEMP, 0,
+					"protocol: other registrations kept taking"
 					" the next number; try again");
 			break;
 		}
@@ -718,7 +722,8 @@ static int register_embedded(struct proto *p, struct proto_row *row, const char 
 				/* Taken meanwhile by another process: round again. */
 				elsewhere = rc == 0 && !taken;
 				if (rc == 0 && !elsewhere)
-					rc = proto_db_insert(p, row, sb_buf_cstr(&xml), &row_id, err);
+					rc = proto_db_insert(p, row, sb_buf_cstr(&xml), &row_id,
+							     err);
 				if (rc == 0 && !elsewhere)
 					rc = proto_db_commit(p, err);
 				committed = rc == 0 && !elsewhere;

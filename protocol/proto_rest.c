@@ -36,7 +36,8 @@ int proto_rest_open(struct proto *p, const struct proto_opts *o, struct sb_err *
 	int rc;
 
 	if (!o->rest_url || !*o->rest_url)
-		return sb_err_set(err, SB_ECONFIG, 0, "protocol.rest_url is not set (backend rest)");
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "protocol.rest_url is not set (backend rest)");
 	if (!o->rest_auth_file)
 		return sb_err_set(err, SB_ECONFIG, 0,
 				  "protocol.rest_auth_file is not set (backend rest)");
@@ -46,7 +47,8 @@ int proto_rest_open(struct proto *p, const struct proto_opts *o, struct sb_err *
 						       "protocol.rest_auth_file not found") : rc;
 	for (const char *c = p->rest_auth; *c; c++)
 		if ((unsigned char)*c < 0x20)
-			return sb_err_set(err, SB_ECONFIG, 0, "protocol.rest_auth_file must hold one"
+			return sb_err_set(err, SB_ECONFIG, 0,
+					  "protocol.rest_auth_file must hold one"
 					  " header value on one line");
 	memset(&ho, 0, sizeof(ho));
 	ho.timeout_ms = o->rest_timeout_ms > 0 ? o->rest_timeout_ms : 30000;
@@ -146,7 +148,8 @@ static int read_file(const char *path, uint64_t size, struct sb_buf *out, struct
 		got += n;
 		if (sb_buf_add(out, chunk, n) < 0) {
 			fclose(f);
-			return sb_err_set(err, SB_ETOOBIG, 0, "documents larger than %u bytes for the"
+			return sb_err_set(err, SB_ETOOBIG, 0,
+					  "documents larger than %u bytes for the"
 					  " protocol system", PROTO_REST_MAX_DOCS);
 		}
 	}
@@ -178,7 +181,8 @@ static int body_json(struct proto *p, const struct proto_row *row, struct sb_buf
 		json_object_set_new(c, "tipo", json_string(party_type(row->parties[i].type)));
 		json_object_set_new(c, "denominazione", json_string(row->parties[i].name));
 		if (row->parties[i].tax_id)
-			json_object_set_new(c, "codiceFiscale", json_string(row->parties[i].tax_id));
+			json_object_set_new(c, "codiceFiscale",
+					    json_string(row->parties[i].tax_id));
 		if (row->parties[i].ipa_code)
 			json_object_set_new(c, "codiceIPA", json_string(row->parties[i].ipa_code));
 		json_array_append_new(parties, c);
@@ -262,7 +266,8 @@ static int parse_reply(struct proto *p, json_t *reply, struct proto_row *row,
 		return sb_err_set(err, SB_EREJECT, 0, "protocol system reply: data must be"
 				  " YYYY-MM-DD in anno");
 	if (time_ && !valid_time(time_))
-		return sb_err_set(err, SB_EREJECT, 0, "protocol system reply: ora must be hh:mm:ss");
+		return sb_err_set(err, SB_EREJECT, 0,
+				  "protocol system reply: ora must be hh:mm:ss");
 	row->id.year = (int)year;
 	row->id.number = n;
 	snprintf(row->date, sizeof(row->date), "%s", date);
@@ -284,8 +289,8 @@ int proto_rest_register(struct proto *p, struct proto_row *row, struct sb_err *e
 	rc = body_json(p, row, &body, err);
 	if (rc == 0)
 		rc = call(p, "POST", url, "application/json",
-			  row->act_id ? row->act_id : row->legal_fact_id, body.buf, body.len, &reply,
-			  err);
+			  row->act_id ? row->act_id : row->legal_fact_id, body.buf, body.len,
+			  &reply, err);
 	if (rc == 0)
 		rc = parse_reply(p, reply, row, err);
 	json_decref(reply);

@@ -65,7 +65,8 @@ struct proto_seal {
 	xmlSecKeyPtr sign_key;     /* private key + certificate */
 	xmlSecKeyPtr verify_key;   /* the certificate's public key */
 	xmlSchemaPtr schema;
-	char cert_digest[45];      /* base64 SHA-256 of the certificate's DER (SigningCertificateV2) */
+	char cert_digest[45];      /* base64 SHA-256 of the certificate's DER
+				      (SigningCertificateV2) */
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -125,12 +126,13 @@ static int cert_digest(const char *path, char out[45], struct sb_err *err)
 	if (f)
 		fclose(f);
 	if (!x)
-		return sb_err_set(err, SB_ECONFIG, 0, "seal certificate '%s' is not a PEM certificate",
-				  path);
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "seal certificate '%s' is not a PEM certificate", path);
 	len = i2d_X509(x, &der);
 	X509_free(x);
 	if (len <= 0)
-		return sb_err_set(err, SB_ECONFIG, 0, "seal certificate '%s' cannot be encoded", path);
+		return sb_err_set(err, SB_ECONFIG, 0, "seal certificate '%s' cannot be encoded",
+				  path);
 	sb_sha256(der, (size_t)len, md);
 	OPENSSL_free(der);
 	sb_base64_encode(md, sizeof(md), &b64);
@@ -154,16 +156,18 @@ int proto_seal_open(struct proto_seal **out, const char *key_file, const char *c
 	xmlSetGenericErrorFunc(NULL, silent);
 	if (access(xsd_path, R_OK) < 0)
 		return sb_err_set(err, SB_ECONFIG, errno, "segnatura schema '%s' not readable (set"
-				  " protocol.segnatura_xsd, see docs/protocol-adapters.md)", xsd_path);
+				  " protocol.segnatura_xsd, see docs/protocol-adapters.md)",
+				  xsd_path);
 	rc = sb_secret_file_read(key_file, &pem, err);
 	if (rc < 0)
-		return rc == SB_ENOTFOUND ? sb_err_set(err, SB_ECONFIG, 0, "seal key '%s' not found",
-						       key_file) : rc;
+		return rc == SB_ENOTFOUND ? sb_err_set(err, SB_ECONFIG, 0,
+						       "seal key '%s' not found", key_file) : rc;
 	s = sb_xcalloc(1, sizeof(*s));
 	s->sign_key = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)pem, strlen(pem),
 						   xmlSecKeyDataFormatPem, NULL, NULL, NULL);
 	if (!s->sign_key) {
-		rc = sb_err_set(err, SB_ECONFIG, 0, "seal key '%s' is not a PEM private key", key_file);
+		rc = sb_err_set(err, SB_ECONFIG, 0, "seal key '%s' is not a PEM private key",
+				key_file);
 		goto cleanup;
 	}
 	if (xmlSecCryptoAppKeyCertLoad(s->sign_key, cert_file, xmlSecKeyDataFormatPem) < 0) {
@@ -222,7 +226,8 @@ static int validate_doc(struct proto_seal *s, xmlDocPtr doc, struct sb_err *err)
 	int rc;
 
 	if (!v)
-		return sb_err_set(err, SB_EINTERNAL, 0, "segnatura: cannot create validation context");
+		return sb_err_set(err, SB_EINTERNAL, 0,
+				  "segnatura: cannot create validation context");
 	xmlSchemaSetValidStructuredErrors(v, record_error, &fe);
 	rc = xmlSchemaValidateDoc(v, doc);
 	xmlSchemaFreeValidCtxt(v);
@@ -237,7 +242,8 @@ static xmlDocPtr parse(const char *xml, size_t len, struct sb_err *err)
 	xmlDocPtr doc;
 
 	if (len > SB_MAX_XML_SEGNATURA) {
-		sb_err_set(err, SB_ETOOBIG, 0, "segnatura larger than %u bytes", SB_MAX_XML_SEGNATURA);
+		sb_err_set(err, SB_ETOOBIG, 0, "segnatura larger than %u bytes",
+			   SB_MAX_XML_SEGNATURA);
 		return NULL;
 	}
 	doc = xmlReadMemory(xml, (int)len, "segnatura.xml", "UTF-8", PARSE_OPTS);
@@ -573,7 +579,8 @@ static int xades_check(struct proto_seal *s, xmlDocPtr doc, xmlNodePtr sig, stru
 	same = v && !strcmp((const char *)v, s->cert_digest);
 	xmlFree(v);
 	if (!same)
-		return sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal names another certificate");
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "segnatura: the seal names another certificate");
 	v = xmlNodeGetContent((xmlNodePtr)id);
 	if (!v || strcmp((const char *)v, PROPS_ID)) {
 		xmlFree(v);
@@ -639,7 +646,8 @@ int proto_segnatura_verify(struct proto *p, const char *xml, size_t len, struct 
 		goto cleanup;
 	}
 	/* Same-document references only: no external fetches. */
-	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty | xmlSecTransformUriTypeSameDocument;
+	ctx->enabledReferenceUris = xmlSecTransformUriTypeEmpty |
+				    xmlSecTransformUriTypeSameDocument;
 	if (xmlSecDSigCtxVerify(lend_key(ctx, p->seal->verify_key), sig) < 0) {
 		rc = sb_err_set(err, SB_EINVAL, 0, "segnatura: the seal cannot be checked");
 		goto cleanup;

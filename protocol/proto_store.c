@@ -180,8 +180,8 @@ int proto_db_begin(struct proto *p, struct sb_err *err)
 	int rc = sb_sql_begin(p->db, true);
 
 	if (rc != SQLITE_OK) {
-		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "protocol store: begin: %s",
-			   sqlite3_errstr(rc));
+		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc,
+			   "protocol store: begin: %s", sqlite3_errstr(rc));
 		return rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO;
 	}
 	p->in_tx = true;
@@ -196,8 +196,8 @@ int proto_db_commit(struct proto *p, struct sb_err *err)
 	p->in_tx = false;   /* committed or rolled back, the level is over */
 	rc = sb_sql_end(p->db, true);
 	if (rc != SQLITE_OK) {
-		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "protocol store: commit: %s",
-			   sqlite3_errstr(rc));
+		sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc,
+			   "protocol store: commit: %s", sqlite3_errstr(rc));
 		return rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO;
 	}
 	return 0;
@@ -326,7 +326,8 @@ int proto_db_insert(struct proto *p, const struct proto_row *row, const char *se
 		rc = docs_json(row, &docs, err);
 	if (rc == 0)
 		rc = prepare(p->db, "INSERT INTO proto_registrations (register, year, number,"
-			     " direction, registered_at, reg_date, reg_time, subject, correspondents,"
+			     " direction, registered_at, reg_date, reg_time, subject, "
+			     "correspondents,"
 			     " documents, author, act_id, iun, legal_fact_id, category, link,"
 			     " segnatura, backend, classification, assignment)"
 			     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, err);
@@ -395,7 +396,8 @@ static int load_parties(struct proto_reg *r, const char *text, struct sb_err *er
 		json_t *o = json_array_get(a, i);
 		const char *tax_id = json_string_value(json_object_get(o, "taxId"));
 
-		r->parties[i].type = party_type_parse(json_string_value(json_object_get(o, "type")));
+		r->parties[i].type = party_type_parse(json_string_value(json_object_get(o,
+											"type")));
 		r->parties[i].name = sb_xstrdup(json_string_value(json_object_get(o, "name")) ?
 						json_string_value(json_object_get(o, "name")) : "");
 		r->parties[i].tax_id = tax_id ? sb_xstrdup(tax_id) : NULL;
@@ -427,7 +429,8 @@ static int load_docs(struct proto_reg *r, const char *text, struct sb_err *err)
 		r->docs[i].name = sb_xstrdup(name ? name : "");
 		r->docs[i].mime_type = sb_xstrdup(mime ? mime : "");
 		r->docs[i].title = title ? sb_xstrdup(title) : NULL;
-		snprintf(r->docs[i].sha256_hex, sizeof(r->docs[i].sha256_hex), "%s", sha ? sha : "");
+		snprintf(r->docs[i].sha256_hex, sizeof(r->docs[i].sha256_hex), "%s",
+			 sha ? sha : "");
 		r->docs[i].size = (uint64_t)json_integer_value(json_object_get(o, "size"));
 	}
 	json_decref(a);
@@ -625,7 +628,8 @@ int proto_db_flag(struct proto *p, int64_t row_id, const char *flag, bool *out,
 	int rc;
 
 	SB_ASSERT(!strcmp(flag, "segnatura_sent"));
-	rc = prepare(p->db, "SELECT segnatura_sent FROM proto_registrations WHERE id = ?", &st, err);
+	rc = prepare(p->db, "SELECT segnatura_sent FROM proto_registrations WHERE id = ?", &st,
+		     err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, row_id);

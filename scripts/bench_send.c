@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 		return die("client", &err);
 	t0 = sb_mono_ms();
 	if (!strcmp(argv[2], "upload")) {
-		struct send_upload u = { argv[3], SEND_CT_PDF, "bench", { { 0 }, { 0 }, { 0 }, NULL } };
+		struct send_upload u = { argv[3], SEND_CT_PDF, "bench",
+					 { { 0 }, { 0 }, { 0 }, NULL } };
 
 		if (send_files_upload(c, &u, 1, NULL, &err) < 0)
 			return die("upload", &err);
@@ -111,8 +112,8 @@ int main(int argc, char **argv)
 
 			snprintf(proto, sizeof(proto), "BENCH-%lld-%llu", (long long)t1,
 				 (unsigned long long)i);
-			snprintf(notice, sizeof(notice), "30201%06lld%07llu", (long long)(t1 % 1000000),
-				 (unsigned long long)i);
+			snprintf(notice, sizeof(notice), "30201%06lld%07llu",
+				 (long long)(t1 % 1000000), (unsigned long long)i);
 			if (send_notification_create(c, &nt, NULL, id, NULL, &err) < 0)
 				return die("create", &err);
 		}

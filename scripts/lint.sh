@@ -6,6 +6,7 @@
 #  - sim/ including client modules (DESIGN.md: a bug shared by client and simulator
 #    would pass every test)
 #  - SQL built with printf-style formatting (prepared statements only)
+#  - lines over 100 columns, tabs counted as 8 (STYLE.md 2: 80-100 columns)
 set -u
 cd "$(dirname "$0")/.."
 status=0
@@ -34,6 +35,12 @@ for f in $files; do
 	case "$f" in tests/*) continue ;; esac   # tests may build SQL from their own constants
 	if grep -nE '(snprintf|sb_buf_addf|sb_xasprintf)\(.*"(SELECT|INSERT|UPDATE|DELETE)[^"]*%' "$f"; then
 		echo "$f: SQL built with a format string: use a prepared statement"
+		status=1
+	fi
+done
+for f in $files; do
+	if expand -t 8 "$f" | awk 'length > 100 { found = 1 } END { exit !found }'; then
+		expand -t 8 "$f" | awk -v f="$f" 'length > 100 { print f ":" NR ": over 100 columns" }'
 		status=1
 	fi
 done

@@ -522,7 +522,8 @@ static int sha256_sink(void *ctx, const void *p, size_t len)
 }
 
 int send_fetch_url_sha256(struct send_client *c, const char *url, uint64_t max,
-			  unsigned char digest[SB_SHA256_LEN], uint64_t *len_out, struct sb_err *err)
+			  unsigned char digest[SB_SHA256_LEN], uint64_t *len_out,
+			  struct sb_err *err)
 {
 	struct sb_http_resp resp = { 0 };
 	struct sb_http_req req = { 0 };

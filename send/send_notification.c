@@ -31,10 +31,14 @@
 static const char *latin1_map(unsigned cp)
 {
 	static const char *const tab[64] = {
-		"A'", "A'", "A", "A", "A", "A", "AE", "C", "E'", "E'", "E", "E", "I'", "I'", "I", "I",
-		"D", "N", "O'", "O'", "O", "O", "O", NULL, "O", "U'", "U'", "U", "U", "Y'", "TH", "SS",
-		"A'", "A'", "A", "A", "A", "A", "AE", "C", "E'", "E'", "E", "E", "I'", "I'", "I", "I",
-		"D", "N", "O'", "O'", "O", "O", "O", NULL, "O", "U'", "U'", "U", "U", "Y'", "TH", "Y",
+		"A'", "A'", "A", "A", "A", "A", "AE", "C",
+		"E'", "E'", "E", "E", "I'", "I'", "I", "I",
+		"D", "N", "O'", "O'", "O", "O", "O", NULL,
+		"O", "U'", "U'", "U", "U", "Y'", "TH", "SS",
+		"A'", "A'", "A", "A", "A", "A", "AE", "C",
+		"E'", "E'", "E", "E", "I'", "I'", "I", "I",
+		"D", "N", "O'", "O'", "O", "O", "O", NULL,
+		"O", "U'", "U'", "U", "U", "Y'", "TH", "Y",
 	};
 
 	return cp >= 0xC0 && cp <= 0xFF ? tab[cp - 0xC0] : NULL;
@@ -170,8 +174,8 @@ int send_address_normalize(const struct send_address *in, const char *where,
 				where, ROW_MAX);
 	else if (row_len(a.at, a.municipality_details, NULL) > ROW_MAX)
 		rc = sb_err_set(err, SB_EINVAL, 0,
-				"%s.at: printed row (at + municipalityDetails) longer than %d", where,
-				ROW_MAX);
+				"%s.at: printed row (at + municipalityDetails) longer than %d",
+				where, ROW_MAX);
 	else if (row_len(a.zip, a.municipality, a.province) > ROW_MAX)
 		rc = sb_err_set(err, SB_EINVAL, 0,
 				"%s.municipality: printed row (zip + municipality + province) "
@@ -306,8 +310,8 @@ static int payment_json(const struct send_payment *p, const char *where, struct 
 	}
 	if (p->has_pagopa) {
 		if (!digits(p->notice_code, 18)) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "%s.pagoPa.noticeCode: must be 18 digits",
-					where);
+			rc = sb_err_set(err, SB_EINVAL, 0,
+					"%s.pagoPa.noticeCode: must be 18 digits", where);
 			goto fail;
 		}
 		if (!digits(p->creditor_tax_id, 11)) {
@@ -372,7 +376,8 @@ static json_t *address_obj(const struct send_address_norm *a)
 	return o;
 }
 
-static int recipient_json(const struct send_recipient *r, size_t i, const struct send_notification *n,
+static int recipient_json(const struct send_recipient *r, size_t i,
+			  const struct send_notification *n,
 			  struct cost_count *cc, json_t **out, struct sb_err *err)
 {
 	json_t *o = json_object(), *pays = NULL;
@@ -398,7 +403,8 @@ static int recipient_json(const struct send_recipient *r, size_t i, const struct
 	}
 	for (size_t j = 0; j < i; j++) {
 		if (!strcmp(n->recipients[j].tax_id, r->tax_id)) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "%s.taxId: same as recipients[%zu]", w, j);
+			rc = sb_err_set(err, SB_EINVAL, 0, "%s.taxId: same as recipients[%zu]", w,
+					j);
 			goto fail;
 		}
 	}
@@ -417,7 +423,8 @@ static int recipient_json(const struct send_recipient *r, size_t i, const struct
 
 		if (!sb_email_valid(r->pec)) {
 			json_decref(dd);
-			rc = sb_err_set(err, SB_EINVAL, 0, "%s.digitalDomicile.address: not an e-mail "
+			rc = sb_err_set(err, SB_EINVAL, 0,
+					"%s.digitalDomicile.address: not an e-mail "
 					"address", w);
 			goto fail;
 		}
@@ -476,14 +483,18 @@ static int check_notice_unique(const struct send_notification *n, struct sb_err 
 			if (!p->has_pagopa)
 				continue;
 			for (size_t j = 0; j <= i; j++)
-				for (size_t l = 0; l < (j == i ? k : n->recipients[j].npayments); l++) {
-					const struct send_payment *q = &n->recipients[j].payments[l];
+				for (size_t l = 0; l < (j == i ? k : n->recipients[j].npayments);
+				     l++) {
+					const struct send_payment *q =
+						&n->recipients[j].payments[l];
 
-					if (q->has_pagopa && !strcmp(q->notice_code, p->notice_code) &&
+					if (q->has_pagopa &&
+					    !strcmp(q->notice_code, p->notice_code) &&
 					    !strcmp(q->creditor_tax_id, p->creditor_tax_id))
 						return sb_err_set(err, SB_EINVAL, 0,
-								  "recipients[%zu].payments[%zu].pagoPa."
-								  "noticeCode: repeated", i, k);
+								  "recipients[%zu].payments[%zu]"
+								  ".pagoPa.noticeCode: repeated",
+								  i, k);
 				}
 		}
 	return 0;
@@ -594,8 +605,8 @@ int send_notification_json(const struct send_client *c, const struct send_notifi
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(n->documents[j].ref.key, d->ref.key)) {
 				rc = sb_err_set(err, SB_EINVAL, 0,
-						"documents[%zu].ref.key: same file as documents[%zu]",
-						i, j);
+						"documents[%zu].ref.key: "
+						"same file as documents[%zu]", i, j);
 				goto cleanup;
 			}
 	}
@@ -812,7 +823,8 @@ int send_notification_create(struct send_client *c, const struct send_notificati
 		if (rc == SB_ENOTFOUND)
 			rc = sb_err_set(err, SB_EREJECT, 0,
 					"create answered 409 but no request has this protocol "
-					"number and token (notice code used by another notification?)");
+					"number and token "
+					"(notice code used by another notification?)");
 		if (rc < 0)
 			goto cleanup;
 		memcpy(id, st.request_id, sizeof(id));

@@ -254,12 +254,14 @@ static int metadata_wait(struct send_client *c, const char *path, long max_wait_
 			break;
 		ra = json_object_get(op.reply, "retryAfter");
 		if (!json_is_integer(ra)) {
-			rc = sb_err_set(err, SB_EREJECT, 0, "download metadata without url or retryAfter");
+			rc = sb_err_set(err, SB_EREJECT, 0,
+					"download metadata without url or retryAfter");
 			goto fail;
 		}
 		/* retryAfter is in seconds here (SUMMARY §6). */
 		wait = json_integer_value(ra) <= 0 ? 100 :
-		       json_integer_value(ra) > 86400 ? 86400000L : (long)json_integer_value(ra) * 1000;
+		       json_integer_value(ra) > 86400 ? 86400000L : (long)json_integer_value(
+			       ra) * 1000;
 		if (waited + wait > max_wait_ms) {
 			rc = sb_err_set(err, SB_ETEMP, 0, "file not ready after %ld ms", waited);
 			if (err)
@@ -392,7 +394,8 @@ int send_attachment_download(struct send_client *c, const char *iun,
 	}
 	if (expected_sha256 && strcmp(declared, expected_sha256)) {
 		rc = sb_err_set(err, SB_EREJECT, 0,
-				"attachment: SEND holds a different file (sha256 differs from upload)");
+				"attachment: SEND holds a different file "
+				"(sha256 differs from upload)");
 		goto cleanup;
 	}
 	rc = fetch_checked(c, meta, out_path, r, NULL, d, err);

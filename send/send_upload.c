@@ -137,7 +137,8 @@ static int put_once(void *ctx, struct sb_err *err)
 	}
 	vid = sb_http_resp_header(&resp, "x-amz-version-id");
 	if (!vid || !*vid || strlen(vid) >= sizeof(op->u->ref.version_token)) {
-		rc = sb_err_set(err, SB_EREJECT, 0, "upload: reply without a usable x-amz-version-id");
+		rc = sb_err_set(err, SB_EREJECT, 0,
+				"upload: reply without a usable x-amz-version-id");
 		goto cleanup;
 	}
 	memcpy(op->u->ref.version_token, vid, strlen(vid) + 1);
@@ -255,7 +256,8 @@ int send_files_upload(struct send_client *c, struct send_upload *items, size_t n
 					  "application/json", i);
 		if (!preload_idx_ok(items[i].preload_idx))
 			return sb_err_set(err, SB_EINVAL, 0,
-					  "file %zu: preloadIdx must match ^[a-zA-Z0-9._-]{1,512}$", i);
+					  "file %zu: preloadIdx must match ^[a-zA-Z0-9._-]{1,512}$",
+					  i);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(items[j].preload_idx, items[i].preload_idx))
 				return sb_err_set(err, SB_EINVAL, 0,

@@ -150,7 +150,8 @@ static int metadata(const struct svc_cli *cli, const char *dir, const struct svc
 	}
 	for (size_t i = 0; i < act->ndocuments; i++) {
 		sb_buf_reset(&xml);
-		if (svc_meta_document_xml(cfg, act, i, (const struct agid_doc_report *const *)reports,
+		if (svc_meta_document_xml(cfg, act, i,
+					  (const struct agid_doc_report *const *)reports,
 					  reg, &xml, &probs, &err) < 0) {
 			svc_print_problems(stderr, &probs);
 			rc = svc_fail(&err);
@@ -224,7 +225,8 @@ int svc_cmd_act(const struct svc_cli *cli_in, int argc, char **argv)
 		return svc_usage("act %s needs a folder", verb);
 	if (!strcmp(verb, "metadata")) {
 		if (!reg.number || !reg.date)
-			return svc_usage("act metadata needs --protocol NUMBER and --date YYYY-MM-DD");
+			return svc_usage("act metadata needs --protocol NUMBER and "
+					 "--date YYYY-MM-DD");
 		return metadata(&cli, dir, &reg, out_dir);
 	}
 	return check(&cli, dir, json);

@@ -273,7 +273,8 @@ static int cmd_resolve(const struct svc_cli *cli, const struct opts *o)
 	if (res.anpr_queried)
 		printf("anpr: %s%s%s\n", res.anpr_outcome == PDND_ANPR_FOUND ? "found" :
 		       res.anpr_outcome == PDND_ANPR_CANCELLED ? "cancelled" : "not registered",
-		       res.deceased ? ", deceased" : "", res.aire ? ", registered abroad (AIRE)" : "");
+		       res.deceased ? ", deceased" : "",
+		       res.aire ? ", registered abroad (AIRE)" : "");
 	if (res.has_residence)
 		print_address(cli, "residence", &res.residence, "anpr");
 	if (res.has_act_address)
@@ -356,7 +357,8 @@ static int verify_store_audit(struct svc_store *store)
 	printf("store audit: %lld rows, chain intact\n", (long long)head.rows);
 	printf("store audit head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
 	if (head.seal_checked)
-		printf("store audit seal: valid (audit key), rows keyed from row %lld: rows cut from "
+		printf("store audit seal: valid (audit key), rows keyed from row %lld: "
+		       "rows cut from "
 		       "the end or rewritten without the key would show\n",
 		       (long long)head.keyed_from);
 	else if (head.sealed)
@@ -394,12 +396,16 @@ static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
 		printf("access trail: %lld rows, chain intact\n", (long long)head.rows);
 		printf("access trail head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
 		if (head.seal_checked)
-			printf("access trail seal: valid (audit key): rows cut from the end or a chain "
+			printf("access trail seal: valid (audit key): "
+			       "rows cut from the end or a chain "
 			       "recomputed without the key would show\n");
 		else
-			printf("access trail seal: NOT CHECKED (%s): rows cut from the end together "
-			       "with the head, or a chain and head recomputed by someone holding the "
-			       "file, would NOT show; configure [pdnd] audit_key_file (docs/pdnd.md) "
+			printf("access trail seal: NOT CHECKED (%s): "
+			       "rows cut from the end together "
+			       "with the head, or a chain and head recomputed by "
+			       "someone holding the "
+			       "file, would NOT show; configure [pdnd] audit_key_file "
+			       "(docs/pdnd.md) "
 			       "or compare the head with one recorded elsewhere (--expect-rows, "
 			       "--expect-head)\n",
 			       head.sealed ? "the head is sealed but no [pdnd] audit_key_file is "

@@ -23,7 +23,8 @@ void svc_help_protocol(FILE *out)
 	fprintf(out,
 		"usage: send-bridge protocol show NUMBER\n"
 		"       send-bridge protocol segnatura NUMBER\n"
-		"       send-bridge protocol annul NUMBER --reason R --authorised-by ACT [--author NAME]\n"
+		"       send-bridge protocol annul NUMBER --reason R --authorised-by ACT "
+		"[--author NAME]\n"
 		"       send-bridge protocol daily-register --date YYYY-MM-DD --out DIR\n"
 		"\n"
 		"NUMBER is REG/YYYY/NNNNNNN, YYYY/NNNNNNN (configured register) or NNNNNNN\n"
@@ -87,7 +88,8 @@ static void print_reg(const struct svc_cli *cli, const struct proto_reg *r, cons
 	char m1[128], m2[128], when[32];
 
 	printf("%s%s  %s %s  %s%s\n", indent, r->text, r->date, r->time,
-	       r->dir == PROTO_OUT ? "uscita" : "entrata", r->annulled ? "  *** ANNULLATA ***" : "");
+	       r->dir == PROTO_OUT ? "uscita" : "entrata",
+	       r->annulled ? "  *** ANNULLATA ***" : "");
 	printf("%s  oggetto: %s\n", indent, proto_reg_subject(r));
 	if (strcmp(proto_reg_subject(r), r->subject))
 		printf("%s  oggetto registrato: %s\n", indent, r->subject);
@@ -98,7 +100,8 @@ static void print_reg(const struct svc_cli *cli, const struct proto_reg *r, cons
 	for (size_t i = 0; i < r->nparties; i++) {
 		bool pf = r->parties[i].type == PROTO_PF;
 
-		printf("%s  %s: %s (%s)\n", indent, r->dir == PROTO_OUT ? "destinatario" : "mittente",
+		printf("%s  %s: %s (%s)\n", indent,
+		       r->dir == PROTO_OUT ? "destinatario" : "mittente",
 		       pf ? mask(cli, SB_PII_NAME, r->parties[i].name, m1, sizeof(m1)) :
 		       r->parties[i].name,
 		       pf ? mask(cli, SB_PII_TAXID, r->parties[i].tax_id, m2, sizeof(m2)) :
@@ -278,7 +281,8 @@ int svc_cmd_protocol(const struct svc_cli *cli_in, int argc, char **argv)
 		return svc_usage("protocol daily-register: --date D and --out DIR are required");
 	if (!strcmp(sub, "annul")) {
 		if (!vals[0] || !vals[1])
-			return svc_usage("protocol annul: --reason and --authorised-by are required");
+			return svc_usage("protocol annul: "
+					 "--reason and --authorised-by are required");
 		if (!vals[2])
 			vals[2] = getenv("USER");
 		if (!vals[2] || !*vals[2])

@@ -40,7 +40,8 @@ static int load_pii_key(const struct sb_cfg *cfg, struct sb_err *err)
 	if (file) {
 		rc = sb_secret_file_read(file, &secret, err);
 		if (rc == 0 && strlen(secret) < 16)
-			rc = sb_err_set(err, SB_ECONFIG, 0, "[service] pii_key_file: shorter than 16 bytes");
+			rc = sb_err_set(err, SB_ECONFIG, 0,
+					"[service] pii_key_file: shorter than 16 bytes");
 		if (rc == 0)
 			sb_pii_set_key(secret, strlen(secret));
 		sb_secret_free(secret);

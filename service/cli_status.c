@@ -60,12 +60,14 @@ static void print_json(const struct svc_status_row *rows, size_t n, bool persona
 		}
 		fputs("\"recipientTaxId\":", stdout);
 		if (r->tax_id)
-			svc_json_str(stdout, svc_status_recipient(r, personal, false, tax, sizeof(tax)));
+			svc_json_str(stdout,
+				     svc_status_recipient(r, personal, false, tax, sizeof(tax)));
 		else
 			fputs("null", stdout);
 		fputs(",\"recipientName\":", stdout);
 		if (r->denomination)
-			svc_json_str(stdout, svc_status_recipient(r, personal, true, name, sizeof(name)));
+			svc_json_str(stdout,
+				     svc_status_recipient(r, personal, true, name, sizeof(name)));
 		else
 			fputs("null", stdout);
 		printf(",\"recipients\":%lld,\"receipts\":%lld,\"costCents\":",
@@ -102,7 +104,8 @@ int svc_cmd_status(const struct svc_cli *cli_in, int argc, char **argv)
 			return r;
 		if (!strcmp(a, "--json")) {
 			json = true;
-		} else if (!strcmp(a, "--office") || !strcmp(a, "--state") || !strcmp(a, "--limit")) {
+		} else if (!strcmp(a, "--office") || !strcmp(a, "--state") ||
+			   !strcmp(a, "--limit")) {
 			if (!v)
 				return svc_usage("%s needs a value", a);
 			i++;
@@ -116,7 +119,8 @@ int svc_cmd_status(const struct svc_cli *cli_in, int argc, char **argv)
 				uint64_t lim;
 
 				if (sb_parse_u64z(v, 1000000, &lim) < 0 || lim == 0)
-					return svc_usage("--limit: expected a number from 1 to 1000000");
+					return svc_usage("--limit: "
+							 "expected a number from 1 to 1000000");
 				f.limit = (size_t)lim;
 			}
 		} else if (a[0] == '-') {

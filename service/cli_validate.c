@@ -63,16 +63,20 @@ static json_t *report_json(const char *file, const struct agid_doc_report *r, bo
 		json_t *p = json_pack("{s:s, s:s, s:b, s:i, s:s}", "claimed",
 				      agid_flavour_name(r->pdfa->claimed), "profile",
 				      agid_flavour_name(r->pdfa->profile), "valid", r->pdfa->valid,
-				      "pages", r->pdfa->pages, "not_verified", AGID_PDFA_NOT_VERIFIED);
+				      "pages", r->pdfa->pages, "not_verified",
+				      AGID_PDFA_NOT_VERIFIED);
 
-		json_object_set_new(p, "findings", findings_json(r->pdfa->findings, r->pdfa->nfindings));
+		json_object_set_new(p, "findings",
+				    findings_json(r->pdfa->findings, r->pdfa->nfindings));
 		json_object_set_new(o, "pdfa", p);
 	}
 	for (size_t i = 0; i < r->sig.n; i++) {
 		const struct agid_sig *s = &r->sig.sigs[i];
-		json_t *j = json_pack("{s:s, s:b, s:b, s:b, s:b, s:b}", "kind", agid_sig_kind_name(s->kind),
+		json_t *j = json_pack("{s:s, s:b, s:b, s:b, s:b, s:b}", "kind",
+				      agid_sig_kind_name(s->kind),
 				      "valid", s->valid, "covers_file", s->covers_file, "digest_ok",
-				      s->digest_ok, "signature_ok", s->signature_ok, "seal", s->seal);
+				      s->digest_ok, "signature_ok", s->signature_ok, "seal",
+				      s->seal);
 
 		if (s->chain_checked)
 			json_object_set_new(j, "chain_ok", json_boolean(s->chain_ok));
@@ -121,7 +125,8 @@ static void report_text(const char *file, const struct agid_doc_report *r, bool 
 	for (size_t i = 0; i < r->sig.n; i++) {
 		const struct agid_sig *s = &r->sig.sigs[i];
 
-		printf("  signature %zu: %s, %s%s%s, signer %s%s\n", i + 1, agid_sig_kind_name(s->kind),
+		printf("  signature %zu: %s, %s%s%s, signer %s%s\n", i + 1,
+		       agid_sig_kind_name(s->kind),
 		       s->valid ? "valid" : "NOT valid", s->problem[0] ? ": " : "", s->problem,
 		       personal ? s->signer : "(hidden; --show-personal-data)",
 		       s->chain_checked ? "" : ", chain not checked (no trust store)");
@@ -202,8 +207,10 @@ int svc_cmd_validate(const struct svc_cli *cli_in, int argc, char **argv)
 		if (rc < 0) {
 			/* could not check: the file is unreadable or the trust store is bad */
 			if (json)
-				json_array_append_new(all, json_pack("{s:s, s:s, s:s}", "file", argv[i],
-								     "verdict", "not checked", "error", err.msg));
+				json_array_append_new(all,
+						      json_pack("{s:s, s:s, s:s}", "file", argv[i],
+								     "verdict", "not checked",
+								"error", err.msg));
 			else
 				printf("%s: not checked: %s\n", argv[i], err.msg);
 			worst = SVC_EXIT_USAGE;

@@ -30,7 +30,8 @@ struct ctx {
 	size_t found;
 };
 
-#define PROBLEM(c, where, ...) do { (c)->found++; sb_problems_add((c)->probs, (where), __VA_ARGS__); } while (0)
+#define PROBLEM(c, where, ...) \
+	do { (c)->found++; sb_problems_add((c)->probs, (where), __VA_ARGS__); } while (0)
 
 static void file_release(struct svc_act_file *f)
 {
@@ -343,7 +344,8 @@ static bool resolve_file(struct ctx *c, const char *where, const char *name, enu
 		return false;
 	}
 	if (name[0] == '/') {
-		PROBLEM(c, where, "absolute paths are not allowed: name a file inside the act folder");
+		PROBLEM(c, where,
+			"absolute paths are not allowed: name a file inside the act folder");
 		return false;
 	}
 	if (strchr(name, '\\')) {
@@ -354,7 +356,8 @@ static bool resolve_file(struct ctx *c, const char *where, const char *name, enu
 		size_t len = strcspn(p, "/");
 
 		if ((len == 2 && !strncmp(p, "..", 2))) {
-			PROBLEM(c, where, "'..' is not allowed: the file must be inside the act folder");
+			PROBLEM(c, where,
+				"'..' is not allowed: the file must be inside the act folder");
 			return false;
 		}
 		p += len;
@@ -482,15 +485,18 @@ static void parse_address(struct ctx *c, json_t *o, const char *prefix,
 			PROBLEM(c, where, "not a valid CAP (five digits)");
 		join(where, sizeof(where), prefix, "province");
 		if (!a->province && !json_object_get(o, "province"))
-			PROBLEM(c, where, "required for an address in Italy (SEND refuses it without)");
+			PROBLEM(c, where,
+				"required for an address in Italy (SEND refuses it without)");
 		else if (a->province && !sb_province_valid(a->province))
-			PROBLEM(c, where, "not an Italian province code (two capital letters, e.g. RM)");
+			PROBLEM(c, where,
+				"not an Italian province code (two capital letters, e.g. RM)");
 	} else if (a->zip) {
 		bool ok = true;
 
 		for (const char *p = a->zip; *p; p++)
 			ok = ok && (((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
-				     (*p >= 'a' && *p <= 'z') || *p == ' ' || *p == '-' || *p == '_'));
+				     (*p >= 'a' && *p <= 'z') || *p == ' ' || *p == '-' ||
+				     *p == '_'));
 		join(where, sizeof(where), prefix, "zip");
 		if (!ok)
 			PROBLEM(c, where, "only letters, digits, spaces and '-' are allowed");
@@ -636,7 +642,8 @@ static void check_payment_rules(struct ctx *c, struct svc_act *a)
 			if (a->fee_policy == SVC_FEE_FLAT_RATE &&
 			    ((p->has_pagopa && p->pagopa_apply_cost) ||
 			     (p->has_f24 && p->f24_apply_cost)))
-				PROBLEM(c, where, "applyCost must be false with feePolicy FLAT_RATE");
+				PROBLEM(c, where,
+					"applyCost must be false with feePolicy FLAT_RATE");
 			if (!p->has_pagopa || !p->notice_code || !p->creditor_tax_id)
 				continue;
 			for (size_t j = 0; j <= i; j++) {
@@ -658,10 +665,12 @@ static void check_payment_rules(struct ctx *c, struct svc_act *a)
 		snprintf(where, sizeof(where), "recipients[%zu].payments", i);
 		if (a->fee_policy == SVC_FEE_DELIVERY_MODE && pagopa && !pagopa_cost)
 			PROBLEM(c, where,
-				"with feePolicy DELIVERY_MODE one pagoPa payment needs applyCost true");
+				"with feePolicy DELIVERY_MODE one pagoPa payment needs "
+				"applyCost true");
 		if (a->fee_policy == SVC_FEE_DELIVERY_MODE && f24 && !f24_cost)
 			PROBLEM(c, where,
-				"with feePolicy DELIVERY_MODE one f24 payment needs applyCost true");
+				"with feePolicy DELIVERY_MODE one f24 payment needs "
+				"applyCost true");
 	}
 }
 
@@ -674,8 +683,8 @@ static void check_unique_files(struct ctx *c, const struct svc_act *a)
 
 			if (x && y && !strcmp(x, y)) {
 				snprintf(where, sizeof(where), "documents[%zu].file", i);
-				PROBLEM(c, where, "same file as documents[%zu] (SEND refuses duplicates)",
-					j);
+				PROBLEM(c, where,
+					"same file as documents[%zu] (SEND refuses duplicates)", j);
 			}
 		}
 	}
@@ -765,9 +774,11 @@ static void parse_top(struct ctx *c, json_t *root, struct svc_act *a)
 		a->vat = a->has_vat ? t : 0;
 		if (s && a->fee_policy == SVC_FEE_DELIVERY_MODE) {
 			if (!json_object_get(fee, "paFee"))
-				PROBLEM(c, "feePolicy.paFee", "required with DELIVERY_MODE (eurocent 0..100)");
+				PROBLEM(c, "feePolicy.paFee",
+					"required with DELIVERY_MODE (eurocent 0..100)");
 			if (!json_object_get(fee, "vat"))
-				PROBLEM(c, "feePolicy.vat", "required with DELIVERY_MODE (percent 0..100)");
+				PROBLEM(c, "feePolicy.vat",
+					"required with DELIVERY_MODE (percent 0..100)");
 		}
 		free(s);
 	}
@@ -787,12 +798,14 @@ static void parse_top(struct ctx *c, json_t *root, struct svc_act *a)
 			parse_recipient(c, json_array_get(recs, i), i, &a->recipients[i]);
 		for (size_t i = 0; i < a->nrecipients; i++) {
 			for (size_t j = 0; j < i; j++) {
-				const char *x = a->recipients[i].tax_id, *y = a->recipients[j].tax_id;
+				const char *x = a->recipients[i].tax_id,
+					*y = a->recipients[j].tax_id;
 				char where[64];
 
 				if (x && y && !strcmp(x, y)) {
 					snprintf(where, sizeof(where), "recipients[%zu].taxId", i);
-					PROBLEM(c, where, "same tax id as recipients[%zu] (SEND refuses "
+					PROBLEM(c, where,
+						"same tax id as recipients[%zu] (SEND refuses "
 						"duplicates)", j);
 				}
 			}

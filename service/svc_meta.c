@@ -47,7 +47,8 @@ static const char *number_part(const char *n)
 }
 
 int svc_meta_document_xml(const struct sb_cfg *cfg, const struct svc_act *a, size_t doc,
-			  const struct agid_doc_report *const *reports, const struct svc_meta_reg *reg,
+			  const struct agid_doc_report *const *reports,
+			  const struct svc_meta_reg *reg,
 			  struct sb_buf *out, struct sb_problems *probs, struct sb_err *err)
 {
 	struct sb_problems local = SB_PROBLEMS_INIT;
@@ -116,7 +117,8 @@ int svc_meta_document_xml(const struct sb_cfg *cfg, const struct svc_act *a, siz
 		SB_ALLOC_ARRAY(atts, a->ndocuments);
 		for (size_t i = 1; i < a->ndocuments; i++) {
 			owned[nowned] = sb_xasprintf("%s/%s", a->id, a->documents[i].file.name);
-			atts[natts++] = (struct agid_attachment){ reports[i]->sha256, owned[nowned++],
+			atts[natts++] = (struct agid_attachment){ reports[i]->sha256,
+								  owned[nowned++],
 								  a->documents[i].title };
 		}
 	} else {

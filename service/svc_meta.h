@@ -39,7 +39,8 @@ struct svc_meta_reg {
  * 0, SB_EINVAL or SB_ETOOBIG.
  */
 int svc_meta_document_xml(const struct sb_cfg *cfg, const struct svc_act *act, size_t doc,
-			  const struct agid_doc_report *const *reports, const struct svc_meta_reg *reg,
+			  const struct agid_doc_report *const *reports,
+			  const struct svc_meta_reg *reg,
 			  struct sb_buf *out, struct sb_problems *probs, struct sb_err *err);
 
 #endif

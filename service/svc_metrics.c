@@ -129,9 +129,11 @@ int svc_metrics_render(struct svc_store *s, struct sb_buf *out, struct sb_err *e
 	svc_store_sync_stats(&commits, &syncs);
 	rc |= family(out, "sendbridge_store_commits_total", "counter",
 		     "Transactions committed to the store by this process.");
-	rc |= sb_buf_addf(out, "sendbridge_store_commits_total %llu\n", (unsigned long long)commits);
+	rc |= sb_buf_addf(out, "sendbridge_store_commits_total %llu\n",
+			  (unsigned long long)commits);
 	rc |= family(out, "sendbridge_store_syncs_total", "counter",
-		     "WAL syncs that made them durable (one sync serves the commits made together).");
+		     "WAL syncs that made them durable "
+		     "(one sync serves the commits made together).");
 	rc |= sb_buf_addf(out, "sendbridge_store_syncs_total %llu\n", (unsigned long long)syncs);
 	rc |= family(out, "sendbridge_stream_lag_seconds", "gauge",
 		     "Age of the newest event read from SEND's stream (-1: none read yet).");

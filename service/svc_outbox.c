@@ -192,8 +192,8 @@ int svc_outbox_claim_unsynced(const struct svc_outbox *o, const char *name,
 				"outbox: '%s' is a symbolic link, not an act folder", name);
 	} else if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
 		if (errno == ENOENT)
-			rc = sb_err_set(err, SB_ENOTFOUND, errno, "outbox: act '%s' is no longer in new/",
-					name);
+			rc = sb_err_set(err, SB_ENOTFOUND, errno,
+					"outbox: act '%s' is no longer in new/", name);
 		else if (errno == EEXIST || errno == ENOTEMPTY)
 			rc = sb_err_set(err, SB_EINVAL, errno,
 					"outbox: an act with id '%s' is already in work/", name);
@@ -253,7 +253,8 @@ int svc_outbox_write_reason(const struct svc_outbox *o, const char *sub, const c
 	int rc;
 
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		rc = sb_err_set(err, SB_ENOTFOUND, errno, "outbox: '%s/%s' is not there", sub, name);
+		rc = sb_err_set(err, SB_ENOTFOUND, errno, "outbox: '%s/%s' is not there", sub,
+				name);
 		goto cleanup;
 	}
 	path = sb_xasprintf("%s/reason.json", dir);

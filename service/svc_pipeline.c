@@ -267,7 +267,8 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	memset(r, 0, sizeof(*r));
 	rc = prepare(db, "SELECT a.id, a.state, a.attempts, a.next_attempt_at, a.manifest,"
 		     " a.last_error, n.protocol_number, n.request_id, n.iun,"
-		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.folder IS NOT NULL),"
+		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.folder"
+		     " IS NOT NULL),"
 		     " coalesce(n.status = 'CANCELLED', 0), l.act IS NOT NULL,"
 		     " coalesce(l.attempts, 0), coalesce(l.next_at, 0)"
 		     " FROM acts a LEFT JOIN notifications n ON n.act = a.id"
@@ -406,8 +407,8 @@ static int reject_unrecorded(const struct svc_pipeline *p, struct svc_store *s, 
 	sqlite3_bind_int64(st, 3, outcome);
 	rc = run(db, st, "recording folder", err);
 	if (rc == 0)
-		sb_log(SB_LOG_WARN, "outbox", "act rejected act=%s step=%s folder=rejected/%s", name,
-		       step, final);
+		sb_log(SB_LOG_WARN, "outbox", "act rejected act=%s step=%s folder=rejected/%s",
+		       name, step, final);
 cleanup:
 	free(reason);
 	free(final);
@@ -446,7 +447,8 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 	if (rc < 0)
 		return rc;
 	rc = svc_outbox_finish(p->outbox, "work", name, r->state == SVC_CLOSED,
-			       r->state == SVC_CLOSED && !r->cancelled ? NULL : reason, &final, err);
+			       r->state == SVC_CLOSED && !r->cancelled ? NULL : reason, &final,
+			       err);
 	if (rc == SB_ENOTFOUND) {
 		/* Moved before a crash that lost only the folder name: nothing left to do. */
 		sb_err_clear(err);
@@ -467,7 +469,8 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 	}
 	if (rc == 0 && final)
 		sb_log(SB_LOG_INFO, "pipeline", "act finished act=%s state=%s folder=%s/%s", name,
-		       svc_state_name(r->state), r->state == SVC_CLOSED ? "done" : "rejected", final);
+		       svc_state_name(r->state), r->state == SVC_CLOSED ? "done" : "rejected",
+		       final);
 	free(reason);
 	free(final);
 	return rc;
@@ -856,10 +859,13 @@ static int catch_up(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		svc_event_batch_release(&b);
 		if (trc == 0 && rc == 0) {
 			*fresh_out += fresh;
-			sb_log(SB_LOG_INFO, "pipeline", "caught up from the timeline iun=%s new=%zu",
-			       iuns[i], fresh);
+			sb_log(SB_LOG_INFO, "pipeline",
+			       "caught up from the timeline iun=%s new=%zu", iuns[i], fresh);
 		} else if (trc < 0) {
-			/* Kept: the next stream read tries again; a 429 or a 5xx ends this round. */
+			/*
+			 * Kept: the next stream read tries again; a 429 or a
+			 * 5xx ends this round.
+			 */
 			sb_log(SB_LOG_WARN, "pipeline", "catch-up postponed iun=%s: %s", iuns[i],
 			       terr.msg);
 			if (trc == SB_ETEMP)
@@ -966,7 +972,8 @@ static int add_receipts(sqlite3 *db, const struct row *r, const struct svc_step_
 		int rc;
 
 		if (!rc_->key[0])
-			return sb_err_set(err, SB_EINTERNAL, 0, "track step returned a receipt without key");
+			return sb_err_set(err, SB_EINTERNAL, 0,
+					  "track step returned a receipt without key");
 		/* The legal fact key is unique: a replayed step cannot register a receipt twice. */
 		rc = prepare(db, "INSERT INTO receipts (act, iun, legal_fact_key, category,"
 			     " protocol_number, registered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -998,12 +1005,17 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 		unsigned char d[SB_SHA256_LEN];
 		struct sb_buf token = SB_BUF_INIT(65);
 
-		/* The idempotenceToken derives from the act id, so a replayed create is recognised. */
+		/*
+		 * The idempotenceToken derives from the act id, so a replayed
+		 * create is recognised.
+		 */
 		sb_sha256(name, strlen(name), d);
 		sb_hex_encode(d, 16, &token);
-		rc = prepare(db, "INSERT INTO notifications (act, protocol_number, idempotence_token,"
+		rc = prepare(db,
+			     "INSERT INTO notifications (act, protocol_number, idempotence_token,"
 			     " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)"
-			     " ON CONFLICT (act) DO UPDATE SET protocol_number = excluded.protocol_number,"
+			     " ON CONFLICT"
+			     " (act) DO UPDATE SET protocol_number = excluded.protocol_number,"
 			     " updated_at = excluded.updated_at", &st, err);
 		if (rc == 0) {
 			sqlite3_bind_int64(st, 1, r->id);
@@ -1258,7 +1270,8 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 			*progress = SVC_PROGRESS_WAITING;
 	} else if (src == SB_ETEMP && r->attempts + 1 < p->opts.max_attempts) {
 		char last[300];
-		int64_t delay = svc_pipeline_backoff_ms(&p->opts, r->attempts + 1, serr.retry_after);
+		int64_t delay = svc_pipeline_backoff_ms(&p->opts, r->attempts + 1,
+							serr.retry_after);
 
 		snprintf(last, sizeof(last), "%s: %s (attempt %d)", sg->name, serr.msg,
 			 r->attempts + 1);
@@ -1277,8 +1290,8 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		else
 			snprintf(msg, sizeof(msg), "%s", serr.msg);
 		to = src == SB_ETEMP ? SVC_FAILED : permanent_state(r->state, src);
-		sb_log(SB_LOG_WARN, "pipeline", "act %s act=%s step=%s: %s", svc_state_name(to), name,
-		       sg->name, msg);
+		sb_log(SB_LOG_WARN, "pipeline", "act %s act=%s step=%s: %s", svc_state_name(to),
+		       name, sg->name, msg);
 		rc = commit_final(s, name, r, to, sg->name, &res.problems, msg, err);
 	}
 	sb_problems_release(&res.problems);
@@ -1315,7 +1328,8 @@ static int commit_late(struct svc_store *s, const char *name, struct row *r,
 			rc = run(db, st, "recording the cancellation", err);
 		}
 		if (rc == 0)
-			rc = outcome_insert(db, name, r->id, SVC_CLOSED, "late", reason, folder, err);
+			rc = outcome_insert(db, name, r->id, SVC_CLOSED, "late", reason, folder,
+					    err);
 	}
 	if (rc == 0)
 		rc = prepare(db, res->pending ?
@@ -1356,7 +1370,8 @@ static int fail_late(const struct svc_pipeline *p, struct svc_store *s, const ch
 
 	if (rc < 0)
 		return rc;
-	rc = prepare(db, again ? "UPDATE late_events SET attempts = ?2, next_at = ?3 WHERE act = ?1" :
+	rc = prepare(db,
+		     again ? "UPDATE late_events SET attempts = ?2, next_at = ?3 WHERE act = ?1" :
 		     "DELETE FROM late_events WHERE act = ?1", &st, err);
 	if (rc == 0) {
 		sqlite3_bind_int64(st, 1, r->id);
@@ -1451,7 +1466,8 @@ static int run_late(const struct svc_pipeline *p, struct svc_store *s, void *wct
 	}
 	rc = commit_late(s, name, r, &res, reason, folder, err);
 	if (rc == 0 && reason)
-		sb_log(SB_LOG_WARN, "pipeline", "notification cancelled at SEND after the act closed "
+		sb_log(SB_LOG_WARN, "pipeline",
+		       "notification cancelled at SEND after the act closed "
 		       "act=%s iun=%s folder=done/%s", name, r->iun, folder);
 	if (rc == 0 && res.nreceipts)
 		rc = load_receipts(db, r, err);
@@ -1504,10 +1520,11 @@ static int drive(const struct svc_pipeline *p, struct svc_store *s, void *wctx,
 			struct sb_err perr = SB_ERR_INIT;
 
 			/* The stored manifest is the act; the folder must still hold its files. */
-			if (svc_act_parse(&act, dir, r->manifest, strlen(r->manifest), false, &probs,
-					  &perr) < 0) {
+			if (svc_act_parse(&act, dir, r->manifest, strlen(r->manifest), false,
+					  &probs, &perr) < 0) {
 				rc = commit_final(s, name, r, SVC_FAILED, "resume", &probs,
-						  probs.n ? "the act's folder changed" : perr.msg, err);
+						  probs.n ? "the act's folder changed" : perr.msg,
+						  err);
 				if (rc < 0)
 					break;
 				continue;
@@ -1569,7 +1586,10 @@ int svc_pipeline_process(const struct svc_pipeline *p, struct svc_store *s, void
 
 		free(in_new);
 		if (waiting) {
-			/* A claim lost by a power cut: the rescan claims it again, then it resumes. */
+			/*
+			 * A claim lost by a power cut: the rescan claims it
+			 * again, then it resumes.
+			 */
 			rc = sb_err_set(err, SB_ENOTFOUND, 0, "act '%s' is back in new/", name);
 			goto cleanup;
 		}
@@ -1658,8 +1678,8 @@ int svc_pipeline_due(const struct svc_pipeline *p, struct svc_store *s, int64_t 
 	int nb = 0, rc;
 
 	rc = due_query(p, db, "SELECT act_id FROM acts WHERE state IN (",
-		       ") AND next_attempt_at <= ?9 ORDER BY next_attempt_at, id LIMIT ?10", &st, &nb,
-		       err);
+		       ") AND next_attempt_at <= ?9 ORDER BY next_attempt_at, id LIMIT ?10", &st,
+		       &nb, err);
 	if (rc == SB_ENOTFOUND) {
 		*names_out = NULL;
 		*n_out = 0;

@@ -54,7 +54,8 @@ int svc_send_map_init(struct svc_send_map *m, const struct svc_act *a, const str
 
 	memset(m, 0, sizeof(*m));
 	if (!a->nrecipients || !a->ndocuments)
-		return sb_err_set(err, SB_EINVAL, 0, "act '%s': no recipient or no document", a->id);
+		return sb_err_set(err, SB_EINVAL, 0, "act '%s': no recipient or no document",
+				  a->id);
 	for (size_t i = 0; i < a->nrecipients; i++)
 		npay += a->recipients[i].npayments;
 	nfiles = a->ndocuments + 2 * npay;
@@ -70,7 +71,8 @@ int svc_send_map_init(struct svc_send_map *m, const struct svc_act *a, const str
 
 		m->documents[i].title = a->documents[i].title;
 		snprintf(what, sizeof(what), "doc%zu", i);
-		add_upload(m, a, a->documents[i].file.path, SEND_CT_PDF, what, &m->documents[i].ref);
+		add_upload(m, a, a->documents[i].file.path, SEND_CT_PDF, what,
+			   &m->documents[i].ref);
 	}
 	for (size_t i = 0; i < a->nrecipients; i++) {
 		const struct svc_act_recipient *r = &a->recipients[i];

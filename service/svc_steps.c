@@ -213,8 +213,8 @@ static int worker_init(void *data, void **wctx_out, struct sb_err *err)
 		if (rc == 0)
 			rc = svc_store_pii_key(w->store, key, err);
 		if (rc == 0)
-			rc = pdnd_resolver_new(&w->resolver, c->cfg, c->pdnd, svc_store_db(w->store),
-					       key, err);
+			rc = pdnd_resolver_new(&w->resolver, c->cfg, c->pdnd,
+					       svc_store_db(w->store), key, err);
 		sb_wipe(key, sizeof(key));
 	}
 	if (rc < 0) {
@@ -285,8 +285,8 @@ static int check_step(void *wctx, const struct svc_job *job, struct svc_step_res
 				sb_problems_add(&res->problems, where, "%s: not a valid document",
 						a->documents[i].file.name);
 		} else if (rep->verdict == AGID_VALID_WARN) {
-			sb_log(SB_LOG_INFO, "steps", "document accepted with warnings act=%s doc=%zu",
-			       job->act_id, i);
+			sb_log(SB_LOG_INFO, "steps",
+			       "document accepted with warnings act=%s doc=%zu", job->act_id, i);
 		}
 		agid_doc_report_free(rep);
 	}
@@ -296,8 +296,10 @@ static int check_step(void *wctx, const struct svc_job *job, struct svc_step_res
 			struct sb_err ferr = SB_ERR_INIT;
 
 			if (p->has_f24 && agid_f24_check_file(p->f24_file.path, &ferr) < 0)
-				sb_problems_add(&res->problems, "recipients[].payments[].f24.metadata",
-						"recipients[%zu].payments[%zu]: %s", i, j, ferr.msg);
+				sb_problems_add(&res->problems,
+						"recipients[].payments[].f24.metadata",
+						"recipients[%zu].payments[%zu]: %s", i, j,
+						ferr.msg);
 		}
 	if (res->problems.n)
 		return sb_err_set(err, SB_EINVAL, 0, "%zu document problem(s), the first: %s: %s",
@@ -319,14 +321,16 @@ static int resolution_put(sqlite3 *db, const char *act_id, size_t idx, const str
 {
 	sqlite3_stmt *st = NULL;
 	int rc = prep(db, "INSERT INTO resolutions (act_id, rec_idx, domicile, domicile_source,"
-		      " address_source, addr_at, addr_line, addr_detail, addr_zip, addr_municipality,"
+		      " address_source, addr_at, addr_line, addr_detail, addr_zip, "
+		      "addr_municipality,"
 		      " addr_province, addr_state, resolved_at)"
 		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 		      " ON CONFLICT (act_id, rec_idx) DO UPDATE SET domicile = excluded.domicile,"
 		      " domicile_source = excluded.domicile_source,"
 		      " address_source = excluded.address_source, addr_at = excluded.addr_at,"
 		      " addr_line = excluded.addr_line, addr_detail = excluded.addr_detail,"
-		      " addr_zip = excluded.addr_zip, addr_municipality = excluded.addr_municipality,"
+		      " addr_zip = excluded.addr_zip, "
+		      "addr_municipality = excluded.addr_municipality,"
 		      " addr_province = excluded.addr_province, addr_state = excluded.addr_state,"
 		      " resolved_at = excluded.resolved_at", &st, err);
 
@@ -398,7 +402,8 @@ static int resolve_step(void *wctx, const struct svc_job *job, struct svc_step_r
 			if (rc < 0)
 				break;
 			if (pr.deceased)
-				sb_log(SB_LOG_WARN, "steps", "recipient reported deceased by ANPR act=%s "
+				sb_log(SB_LOG_WARN, "steps",
+				       "recipient reported deceased by ANPR act=%s "
 				       "recipient=%zu", job->act_id, i);
 			out.domicile = pr.domicile;
 			out.domicile_source = pdnd_source_name(pr.domicile_source);
@@ -590,7 +595,8 @@ static int uploads_load(sqlite3 *db, const char *act_id, struct svc_send_map *m,
 		if (rc != SQLITE_ROW) {
 			sb_sql_finish(st);
 			return rc == SQLITE_DONE ?
-				sb_err_set(err, SB_EINTERNAL, 0, "upload '%s' of act '%s' is not recorded",
+				sb_err_set(err, SB_EINTERNAL, 0,
+					   "upload '%s' of act '%s' is not recorded",
 					   m->uploads[i].preload_idx, act_id) :
 				sql_err(db, err, rc, "reading uploads");
 		}
@@ -614,10 +620,12 @@ static int uploads_save(struct svc_store *s, const char *act_id, const struct sv
 	for (size_t i = 0; i < m->nuploads && rc == 0; i++) {
 		sqlite3_stmt *st = NULL;
 
-		rc = prep(db, "INSERT INTO send_uploads (act_id, preload_idx, file_key, version_token,"
+		rc = prep(db,
+			  "INSERT INTO send_uploads (act_id, preload_idx, file_key, version_token,"
 			  " sha256) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (act_id, preload_idx)"
 			  " DO UPDATE SET file_key = excluded.file_key,"
-			  " version_token = excluded.version_token, sha256 = excluded.sha256", &st, err);
+			  " version_token = excluded.version_token, sha256 = excluded.sha256", &st,
+			  err);
 		if (rc < 0)
 			break;
 		bind_str(st, 1, act_id);
@@ -1012,7 +1020,8 @@ static int stream_forget(struct worker *w, const char *stream_id, const char *wh
 	if (rc == 0)
 		rc = svc_pipeline_stream_replaced(w->store, closed_since(w), err);
 	if (rc == 0)
-		rc = prep(db, "DELETE FROM meta WHERE key IN ('send.stream_id', 'send.stream_title')",
+		rc = prep(db,
+			  "DELETE FROM meta WHERE key IN ('send.stream_id', 'send.stream_title')",
 			  &st, err);
 	if (rc == 0)
 		rc = step_done(db, st, "forgetting the stream", err);
@@ -1041,8 +1050,8 @@ static int stream_read(void *wctx, const char *position, struct svc_event_batch 
 	} else if (rc == 0) {
 		if (position)
 			snprintf(cursor, sizeof(cursor), "%s", position);
-		rc = send_stream_poll(w->send, stream_id, cursor, stream_store, out, NULL, &retry_ms,
-				      err);
+		rc = send_stream_poll(w->send, stream_id, cursor, stream_store, out, NULL,
+				      &retry_ms, err);
 		if (rc == SB_ENOTFOUND && err && err->http == 404 && stream_gone(w, stream_id)) {
 			svc_event_batch_release(out);
 			sb_err_clear(err);
@@ -1188,7 +1197,8 @@ static int register_legal_fact(struct worker *w, const struct svc_job *job, cons
 			/* The impronta is the hash of the bytes as they arrived. */
 			struct proto_receipt in = { .legal_fact_id = key, .category = category,
 						    .iun = job->iun, .outgoing = outgoing,
-						    .pdf_path = path, .sha256_hex = sb_buf_cstr(&hex),
+						    .pdf_path = path,
+							    .sha256_hex = sb_buf_cstr(&hex),
 						    .size = size };
 
 			/* Idempotent on the key: a replay returns the first registration. */
@@ -1196,7 +1206,8 @@ static int register_legal_fact(struct worker *w, const struct svc_job *job, cons
 		}
 		if (rc == SB_ENOTFOUND || rc == SB_EINVAL) {
 			/* An act registered by the office's own system: not in this register. */
-			sb_log(SB_LOG_WARN, "steps", "legal fact kept, not registered act=%s iun=%s: %s",
+			sb_log(SB_LOG_WARN, "steps",
+			       "legal fact kept, not registered act=%s iun=%s: %s",
 			       job->act_id, job->iun, err->msg);
 			sb_err_clear(err);
 			rc = 0;
@@ -1276,14 +1287,14 @@ static int documents_match(struct worker *w, const struct svc_job *job, struct s
 			struct send_attachment_sel sel = { SEND_ATT_PAGOPA, (unsigned)i, (int)j };
 
 			if (p->has_pagopa && p->has_pagopa_attachment) {
-				snprintf(what, sizeof(what), "recipients[%zu].payments[%zu] pagoPA notice",
-					 i, j);
+				snprintf(what, sizeof(what),
+					 "recipients[%zu].payments[%zu] pagoPA notice", i, j);
 				rc = held_match(w, job, &sel, &p->pagopa_attachment, what, err);
 			}
 			if (rc == 0 && p->has_f24) {
 				sel.kind = SEND_ATT_F24;
-				snprintf(what, sizeof(what), "recipients[%zu].payments[%zu] F24 metadata",
-					 i, j);
+				snprintf(what, sizeof(what),
+					 "recipients[%zu].payments[%zu] F24 metadata", i, j);
 				rc = held_match(w, job, &sel, &p->f24_metadata, what, err);
 			}
 		}
@@ -1311,7 +1322,10 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 		status = json_string_value(json_object_get(el, "newStatus"));
 		if (final_status(status)) {
 			final = true;
-			/* The last one SEND gave: the act's outcome as staff read it (VIEWED, ...). */
+			/*
+			 * The last one SEND gave: the act's outcome as staff
+			 * read it (VIEWED, ...).
+			 */
 			snprintf(res->value, sizeof(res->value), "%s", status);
 		}
 		if (status && !strcmp(status, "CANCELLED"))
@@ -1336,7 +1350,8 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 	}
 	if (rc < 0 && res->nreceipts) {
 		/* Keep what was registered: the pipeline commits it, the rest comes next time. */
-		sb_log(SB_LOG_INFO, "steps", "receipts postponed act=%s: %s", job->act_id, err->msg);
+		sb_log(SB_LOG_INFO, "steps", "receipts postponed act=%s: %s", job->act_id,
+		       err->msg);
 		sb_err_clear(err);
 		rc = 0;
 		more = true;
@@ -1375,7 +1390,8 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 	rc = documents_match(w, job, err);
 	if (rc == SB_EREJECT) {
 		/* What SEND holds is not what was sent: staff must look, the act does not close. */
-		sb_log(SB_LOG_ERROR, "steps", "a file at SEND differs from the upload act=%s iun=%s: %s",
+		sb_log(SB_LOG_ERROR, "steps",
+		       "a file at SEND differs from the upload act=%s iun=%s: %s",
 		       job->act_id, job->iun, err->msg);
 		/* Permanent (failed), not a refusal: SEND accepted the act as it was sent. */
 		sb_err_prefix(err, "SEND's copy differs from the upload");

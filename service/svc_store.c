@@ -179,7 +179,8 @@ static int sync_wal(struct group *g)
 		free(wal);
 		if (slash)
 			*(slash == dir ? slash + 1 : slash) = '\0';
-		dfd = g->wal_fd < 0 ? -1 : open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		dfd = g->wal_fd < 0 ? -1 : open(slash ? dir : ".",
+						O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		free(dir);
 		if (dfd < 0 || fsync(dfd) < 0) {
 			if (dfd >= 0)
@@ -338,7 +339,8 @@ int svc_store_barrier(struct sb_err *err)
 	int rc = wait_pending();
 
 	if (rc != SQLITE_OK)
-		return sb_err_set(err, SB_EIO, rc, "store: cannot make the last changes durable: %s",
+		return sb_err_set(err, SB_EIO, rc,
+				  "store: cannot make the last changes durable: %s",
 				  sqlite3_errstr(rc));
 	return 0;
 }
@@ -382,7 +384,8 @@ static int on_busy(void *arg, int n)
 /* Migration 1's CHECKs, as SQLite keeps their text; migration 4 rewrites them. */
 #define ACTS_STATE_CHECK_V1 \
 	"CHECK (state IN ('received','checked','resolved','registered'," \
-	"    'uploaded','submitted','accepted','delivering','closed','rejected','refused','failed'))"
+	"    'uploaded','submitted','accepted','delivering','closed','rejected'," \
+	"'refused','failed'))"
 #define DOCUMENTS_KIND_CHECK_V1 "CHECK (kind IN ('document','pagopa','f24'))"
 
 static const char *const migrations[] = {
@@ -519,7 +522,8 @@ static const char *const migrations[] = {
 	"  CHECK ((keyed_from IS NULL) = (seal IS NULL))"
 	");"
 	"INSERT INTO audit_head (id, last_id, hash)"
-	"  SELECT 1, coalesce(max(id), 0), coalesce((SELECT hash FROM audit ORDER BY id DESC LIMIT 1),"
+	"  SELECT 1, coalesce(max(id), 0), coalesce((SELECT hash FROM audit ORDER BY id"
+	" DESC LIMIT 1),"
 	"  '" SB_AUDIT_GENESIS "') FROM audit;"
 	"CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head"
 	"  BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;"
@@ -611,21 +615,23 @@ static int rewrite_checks(struct svc_store *s, struct sb_err *err)
 		const struct check_rewrite *w = &check_rewrites[i];
 		sqlite3_stmt *st = NULL;
 
-		rc = sqlite3_prepare_v2(s->c->db, "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)"
-					" WHERE type = 'table' AND name = ?3 AND instr(sql, ?1) > 0",
-					-1, &st, NULL);
+		rc = sqlite3_prepare_v2(s->c->db,
+					"UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)"
+					" WHERE type = 'table' AND name = ?3 AND"
+					" instr(sql, ?1) > 0", -1, &st, NULL);
 		if (rc == SQLITE_OK) {
 			sb_sql_bind_text(st, 1, w->from);
 			sb_sql_bind_text(st, 2, w->to);
 			sb_sql_bind_text(st, 3, w->table);
-			rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->c->db);
+			rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(
+				s->c->db);
 		}
 		sqlite3_finalize(st);
 		if (rc != SQLITE_OK)
 			rc = db_error(s, err, rc, "rewriting a CHECK");
 		else if (sqlite3_changes(s->c->db) != 1)
-			rc = sb_err_set(err, SB_EIO, 0, "store: table %s is not as migration 1 made it",
-					w->table);
+			rc = sb_err_set(err, SB_EIO, 0,
+					"store: table %s is not as migration 1 made it", w->table);
 	}
 	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %d", version + 1);
 	if (rc == 0)
@@ -656,8 +662,8 @@ static int use_wal(struct svc_store *s, const char *path, struct sb_err *err)
 	mode = (const char *)sqlite3_column_text(st, 0);
 	rc = mode && !strcmp(mode, "wal") ? 0 :
 		sb_err_set(err, SB_ECONFIG, 0, "store '%s': SQLite cannot use write-ahead logging "
-			   "there (journal mode stays '%s'); put [store] path on a local file system",
-			   path, mode ? mode : "?");
+			   "there (journal mode stays '%s'); "
+			   "put [store] path on a local file system", path, mode ? mode : "?");
 	sb_sql_finish(st);
 	return rc;
 }
@@ -876,8 +882,8 @@ int svc_store_begin(struct svc_store *s, struct sb_err *err)
 	SB_ASSERT(!s->in_tx);
 	rc = sb_sql_begin(s->c->db, true);
 	if (rc != SQLITE_OK)
-		return sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc, "store: begin: %s",
-				  sqlite3_errstr(rc));
+		return sb_err_set(err, rc == SQLITE_BUSY ? SB_ETEMP : SB_EIO, rc,
+				  "store: begin: %s", sqlite3_errstr(rc));
 	s->in_tx = true;
 	return 0;
 }
@@ -930,7 +936,8 @@ static int run(struct svc_store *s, sqlite3_stmt *st, const char *what, struct s
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (rc == SQLITE_CONSTRAINT)
-		return sb_err_set(err, SB_EINVAL, rc, "store: %s: %s", what, sqlite3_errmsg(s->c->db));
+		return sb_err_set(err, SB_EINVAL, rc, "store: %s: %s", what,
+				  sqlite3_errmsg(s->c->db));
 	return db_error(s, err, rc, what);
 }
 
@@ -989,8 +996,8 @@ int svc_store_pii_key(struct svc_store *s, unsigned char key[32], struct sb_err 
 		{
 			sqlite3_stmt *st = NULL;
 
-			rc = prepare(s, "INSERT OR IGNORE INTO meta (key, value) VALUES ('pii_key', ?1)",
-				     &st, err);
+			rc = prepare(s, "INSERT OR IGNORE INTO meta (key, value) VALUES"
+				     " ('pii_key', ?1)", &st, err);
 			if (rc == 0) {
 				sb_sql_bind_text(st, 1, sb_buf_cstr(&hex));
 				rc = run(s, st, "writing pii key", err);
@@ -1023,7 +1030,8 @@ static int insert_document(struct svc_store *s, int64_t act, const char *kind, i
 	int rc;
 
 	rc = prepare(s, "INSERT INTO documents (act, kind, recipient_idx, idx, path, title, size,"
-		     " sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st, err);
+		     " sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st,
+		     err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, act);
@@ -1049,7 +1057,8 @@ static int insert_act_rows(struct svc_store *s, const struct svc_act *a, const c
 	int rc;
 
 	rc = prepare(s, "INSERT INTO acts (act_id, office, operator, subject, taxonomy_code, state,"
-		     " manifest, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'received', ?6,"
+		     " manifest, created_at, updated_at) VALUES"
+		     " (?1, ?2, ?3, ?4, ?5, 'received', ?6,"
 		     " ?7, ?7)", &st, err);
 	if (rc < 0)
 		return rc;
@@ -1180,7 +1189,8 @@ int svc_store_act_transition(struct svc_store *s, int64_t id, enum svc_state fro
 				(long long)id, svc_state_name(from));
 	if (rc == 0) {
 		snprintf(subject, sizeof(subject), "act#%lld", (long long)id);
-		snprintf(detail, sizeof(detail), "%s->%s", svc_state_name(from), svc_state_name(to));
+		snprintf(detail, sizeof(detail), "%s->%s", svc_state_name(from),
+			 svc_state_name(to));
 		rc = svc_store_audit(s, "send-bridge", NULL, "act.state", subject, detail, err);
 	}
 done:
@@ -1330,9 +1340,11 @@ static int audit_head_read(struct svc_store *s, struct audit_head *h, struct sb_
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		h->last_id = sqlite3_column_int64(st, 0);
-		snprintf(h->hash, sizeof(h->hash), "%s", sb_sql_col(st, 1) ? sb_sql_col(st, 1) : "");
+		snprintf(h->hash, sizeof(h->hash), "%s",
+			 sb_sql_col(st, 1) ? sb_sql_col(st, 1) : "");
 		h->keyed_from = sqlite3_column_int64(st, 2);
-		snprintf(h->seal, sizeof(h->seal), "%s", sb_sql_col(st, 3) ? sb_sql_col(st, 3) : "");
+		snprintf(h->seal, sizeof(h->seal), "%s",
+			 sb_sql_col(st, 3) ? sb_sql_col(st, 3) : "");
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = sb_err_set(err, SB_EINVAL, 0,
@@ -1473,8 +1485,8 @@ static int audit_check(struct svc_store *s, const struct sb_audit_mac *m,
 		}
 		if (!sb_sql_col(st, 7) || strcmp(sb_sql_col(st, 7), prev)) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken at row %lld: not "
-					"linked to row %lld (removed or reordered rows)", (long long)id,
-					(long long)id - 1);
+					"linked to row %lld (removed or reordered rows)",
+					(long long)id, (long long)id - 1);
 			goto cleanup;
 		}
 		if (keyed && m) {
@@ -1518,12 +1530,14 @@ static int audit_check(struct svc_store *s, const struct sb_audit_mac *m,
 	else if (h->keyed_from && m &&
 		 (strlen(h->seal) != 64 || CRYPTO_memcmp(seal, h->seal, 64)))
 		rc = sb_err_set(err, SB_EINVAL, 0, "store audit seal does not match the audit key: "
-				"rows removed from the end with the head moved back, rows rewritten "
+				"rows removed from the end with the head moved back, "
+				"rows rewritten "
 				"without the key, or [pdnd] audit_key_file is not the key that "
 				"sealed it");
 	else if (!h->keyed_from && m)
 		rc = sb_err_set(err, SB_EINVAL, 0, "store audit is not sealed: if 'send-bridge "
-				"audit seal' was never run with this key, run it; otherwise the seal "
+				"audit seal' was never run with this key, run it; "
+				"otherwise the seal "
 				"was removed and the trail may have been rewritten");
 	else
 		rc = 0;
@@ -1586,7 +1600,8 @@ int svc_store_audit_seal(struct svc_store *s, struct svc_store_audit_head *head_
 		return rc;
 	rc = audit_head_read(s, &h, err);
 	if (rc == 0 && h.keyed_from) {
-		rc = audit_check(s, s->c->audit_mac, &h, &res, err);   /* sealed already: this key? */
+		/* sealed already: this key? */
+		rc = audit_check(s, s->c->audit_mac, &h, &res, err);
 		goto done;
 	}
 	/* Checked as unsealed: the rows so far must verify before the key vouches for them. */

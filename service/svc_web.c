@@ -162,7 +162,8 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 			sb_buf_addf(&body, "%s\n", err.msg);
 		}
 		ret = reply(conn, rc < 0 ? 503 : 200,
-			    rc < 0 ? "text/plain" : "text/plain; version=0.0.4; charset=utf-8", &body);
+			    rc < 0 ? "text/plain" : "text/plain; version=0.0.4; charset=utf-8",
+			    &body);
 	} else if (!strcmp(url, "/")) {
 		rc = page(w, &body, &err);
 		if (rc < 0) {

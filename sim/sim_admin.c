@@ -37,8 +37,8 @@ static bool set_faults(struct sim *s, const struct sim_request *rq, struct sim_r
 	}
 	for (size_t i = 0; i < SB_ARRAY_SIZE(keys); i++) {
 		int64_t v;
-		int rc = sb_json_get_int(root, keys[i], 0, i == 0 ? 60000 : i == 5 ? INT64_MAX : 100,
-					 &v, &err);
+		int rc = sb_json_get_int(root, keys[i], 0,
+					 i == 0 ? 60000 : i == 5 ? INT64_MAX : 100, &v, &err);
 
 		if (rc == SB_ENOTFOUND)
 			continue;

@@ -6,7 +6,8 @@
  * PDND-SUMMARY.md sections 7 and 8.
  *
  * Paths (the real ones after the host):
- *   POST /anpr/MinInternoPortaANPR-PDND/C030-servizioAccertamentoIdUnicoNazionale/v1/anpr-service-e002
+ *   POST /anpr/MinInternoPortaANPR-PDND/C030-servizioAccertamentoIdUnicoNazionale/v1/
+ *        anpr-service-e002
  *   POST /anpr/MinInternoPortaANPR-PDND/C001-servizioNotifica/v1/anpr-service-e002
  * Gateway errors: 404 "Unknown API Request" for a missing or invalid
  * voucher, 400 InteroperabilityInvalidRequest for ModI problems, each with
@@ -41,7 +42,8 @@ static void gateway_error(struct sim_response *rs, unsigned status, const char *
 {
 	fprintf(stderr, "anpr-sim: refused govway_id=%s: %s\n", govway_id, why);
 	reply_json_t(rs, status, json_pack("{s:s,s:s,s:i,s:s,s:s}", "type",
-					   "https://govway.org/handling-errors/400/" "InteroperabilityInvalidRequest.html",
+					   "https://govway.org/handling-errors/400/"
+					   "InteroperabilityInvalidRequest.html",
 					   "title", title, "status", (int)status, "detail", detail,
 					   "govway_id", govway_id),
 		     "application/problem+json");
@@ -56,7 +58,8 @@ static void anpr_ko(struct sim_response *rs, unsigned status, const char *code, 
 	reply_json_t(rs, status,
 		     json_pack("{s:s,s:[{s:s,s:s,s:s,s:s}]}", "idOperazioneANPR", op, "listaErrori",
 			       "codiceErroreAnomalia", code, "tipoErroreAnomalia", "E",
-			       "testoErroreAnomalia", text, "campoErroreAnomalia", field ? field : ""),
+			       "testoErroreAnomalia", text, "campoErroreAnomalia",
+			       field ? field : ""),
 		     "application/problem+json");
 }
 
@@ -101,7 +104,8 @@ static void e002(struct sim_pdnd *p, const struct sim_request *rq, struct sim_re
 	crit = json_object_get(req, "criteriRicerca");
 	dati = json_object_get(req, "datiRichiesta");
 	if (!json_is_object(req) || !json_is_string(json_object_get(req, "idOperazioneClient"))) {
-		anpr_ko(rs, 400, "999", "Operazione non effettuabile: idOperazioneClient obbligatorio",
+		anpr_ko(rs, 400, "999",
+			"Operazione non effettuabile: idOperazioneClient obbligatorio",
 			"idOperazioneClient");
 		goto done;
 	}
@@ -171,7 +175,8 @@ bool sim_anpr_handle(struct sim *s, const struct sim_request *rq, struct sim_res
 		return true;
 	}
 	if (strcmp(rq->method, "POST")) {
-		sim_reply_json(rs, 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}");
+		sim_reply_json(rs, 404,
+			       "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}");
 		return true;
 	}
 	if (!strcmp(rest, "C030-servizioAccertamentoIdUnicoNazionale/v1/anpr-service-e002"))
@@ -179,6 +184,7 @@ bool sim_anpr_handle(struct sim *s, const struct sim_request *rq, struct sim_res
 	else if (!strcmp(rest, "C001-servizioNotifica/v1/anpr-service-e002"))
 		e002(p, rq, rs, "anpr-c001");
 	else
-		sim_reply_json(rs, 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}");
+		sim_reply_json(rs, 404,
+			       "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}");
 	return true;
 }

@@ -333,7 +333,10 @@ int main(int argc, char **argv)
 	struct sockaddr_storage ss;
 	sigset_t stop_signals;
 	int sig = 0;
-	/* AUTO: poll() in each connection's thread, not select() (cheaper, and no FD_SETSIZE cap). */
+	/*
+	 * AUTO: poll() in each connection's thread, not select() (cheaper, and
+	 * no FD_SETSIZE cap).
+	 */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			 MHD_USE_AUTO | MHD_USE_ERROR_LOG;
 
@@ -399,7 +402,10 @@ int main(int argc, char **argv)
 		sin6->sin6_addr = in6addr_loopback;
 		flags |= MHD_USE_IPv6;
 	} else {
-		/* The simulators hold fake personal data and have no authentication of their own. */
+		/*
+		 * The simulators hold fake personal data and have no
+		 * authentication of their own.
+		 */
 		fprintf(stderr, "send-sim: --listen must be 127.0.0.1 or ::1\n");
 		return 2;
 	}

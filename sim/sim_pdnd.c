@@ -138,7 +138,8 @@ static int load_keys(struct sim_pdnd *p, const char *cfg_path)
 		const char *id = json_string_value(json_object_get(cl, "clientId"));
 
 		if (!is_uuid(id)) {
-			fprintf(stderr, "send-sim: --pdnd: clients[%zu].clientId must be a uuid\n", i);
+			fprintf(stderr, "send-sim: --pdnd: clients[%zu].clientId must be a uuid\n",
+				i);
 			return -1;
 		}
 		json_array_foreach(json_object_get(cl, "keys"), j, k) {
@@ -147,7 +148,8 @@ static int load_keys(struct sim_pdnd *p, const char *cfg_path)
 			struct sim_key *sk;
 
 			if (!json_is_string(k) || p->nkeys >= MAX_KEYS) {
-				fprintf(stderr, "send-sim: --pdnd: clients[%zu].keys[%zu]: a file name, "
+				fprintf(stderr,
+					"send-sim: --pdnd: clients[%zu].keys[%zu]: a file name, "
 					"at most %d keys in all\n", i, j, MAX_KEYS);
 				return -1;
 			}
@@ -271,7 +273,10 @@ static bool jti_fresh(struct sim_pdnd *p, const char *ns, const char *jti, int64
 
 	snprintf(key, sizeof(key), "%s:%s", ns, jti);
 	pthread_mutex_lock(&p->lock);
-	/* Forget jtis whose token expired long ago (a replay would be refused as expired anyway). */
+	/*
+	 * Forget jtis whose token expired long ago (a replay would be refused
+	 * as expired anyway).
+	 */
 	if (json_object_size(p->seen) > 10000) {
 		const char *k;
 		json_t *v, *tmp;
@@ -347,8 +352,10 @@ static void refuse(struct sim_response *rs, const char *why)
 	fprintf(stderr, "pdnd-sim: token refused correlationId=%s: %s\n", corr, why);
 	sim_reply_json(rs, 400,
 		       "{\"type\":\"about:blank\",\"title\":\"The request contains bad syntax or "
-		       "cannot be fulfilled.\",\"status\":400,\"detail\":\"Bad request\",\"errors\":"
-		       "[{\"code\":\"015-0008\",\"detail\":\"Unable to generate a token for the given "
+		       "cannot be fulfilled.\",\"status\":400,\"detail\":\"Bad "
+		       "request\",\"errors\":"
+		       "[{\"code\":\"015-0008\",\"detail\":\"Unable to generate a token "
+		       "for the given "
 		       "request\"}],\"correlationId\":\"%s\"}", corr);
 	sim_reply_type(rs, "application/problem+json");
 }
@@ -401,7 +408,8 @@ static const char *assertion_problem(struct sim_pdnd *p, json_t *h, json_t *c,
 		json_t *a;
 
 		json_array_foreach(v, i, a)
-			if (!strcmp(json_string_value(a) ?: "", json_string_value(json_object_get(p->cfg, "audience"))))
+			if (!strcmp(json_string_value(a) ?: "",
+				    json_string_value(json_object_get(p->cfg, "audience"))))
 				aud = json_string_value(a);
 	}
 	if (!aud || strcmp(aud, json_string_value(json_object_get(p->cfg, "audience")))) {
@@ -496,7 +504,8 @@ static void token(struct sim_pdnd *p, const struct sim_request *rq, struct sim_r
 	vh = json_pack("{s:s,s:s,s:s,s:s}", "alg", "RS256", "use", "sig", "typ", "at+jwt", "kid",
 		       p->sign_kid);
 	vc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}",
-		       "iss", json_string_value(json_object_get(p->cfg, "issuer")) ?: "sim.interop.pagopa.it",
+		       "iss", json_string_value(
+			       json_object_get(p->cfg, "issuer")) ?: "sim.interop.pagopa.it",
 		       "aud", aud ?: "", "sub", key->client_id, "client_id", key->client_id,
 		       "purposeId", purpose_id, "jti", jti, "iat", (json_int_t)now,
 		       "nbf", (json_int_t)now, "exp", (json_int_t)(now + life));
@@ -616,7 +625,8 @@ static bool signed_header_has(const json_t *sh, const char *name, const char *va
 	json_array_foreach(sh, i, o) {
 		const char *v = json_string_value(json_object_get(o, name));
 
-		if (json_is_object(o) && json_object_size(o) == 1 && v && value && !strcmp(v, value))
+		if (json_is_object(o) && json_object_size(o) == 1 && v && value &&
+		    !strcmp(v, value))
 			return true;
 	}
 	return false;
@@ -649,11 +659,13 @@ bool sim_pdnd_check_modi(struct sim_pdnd *p, const struct sim_request *rq, const
 		goto done;
 	sh = json_object_get(sc, "signed_headers");
 	if (!json_is_array(sh)) {
-		snprintf(why, why_size, "Claim 'signed_headers' con un formato non valido; atteso un array");
+		snprintf(why, why_size,
+			 "Claim 'signed_headers' con un formato non valido; atteso un array");
 		goto done;
 	}
 	if (!signed_header_has(sh, "digest", digest)) {
-		snprintf(why, why_size, "Header HTTP 'Digest' non presente nella lista degli header firmati");
+		snprintf(why, why_size,
+			 "Header HTTP 'Digest' non presente nella lista degli header firmati");
 		goto done;
 	}
 	if (!signed_header_has(sh, "content-type", sim_header(rq, "Content-Type"))) {
@@ -661,7 +673,8 @@ bool sim_pdnd_check_modi(struct sim_pdnd *p, const struct sim_request *rq, const
 		goto done;
 	}
 	if (audit) {
-		const char *vd = json_string_value(json_object_get(json_object_get(voucher, "digest"),
+		const char *vd = json_string_value(json_object_get(json_object_get(voucher,
+										   "digest"),
 								   "value"));
 
 		if (!te) {
@@ -674,18 +687,21 @@ bool sim_pdnd_check_modi(struct sim_pdnd *p, const struct sim_request *rq, const
 		if (!json_is_string(json_object_get(tc, "userID")) ||
 		    !json_is_string(json_object_get(tc, "userLocation")) ||
 		    !json_is_string(json_object_get(tc, "LoA")) || !json_object_get(tc, "dnonce")) {
-			snprintf(why, why_size, "tracking evidence lacks userID, userLocation, LoA or dnonce");
+			snprintf(why, why_size,
+				 "tracking evidence lacks userID, userLocation, LoA or dnonce");
 			goto done;
 		}
 		if (strcmp(json_string_value(json_object_get(tc, "purposeId")) ?: "",
 			   json_string_value(json_object_get(voucher, "purposeId")) ?: "-")) {
-			snprintf(why, why_size, "tracking evidence purposeId differs from the voucher's");
+			snprintf(why, why_size,
+				 "tracking evidence purposeId differs from the voucher's");
 			goto done;
 		}
 		sb_sha256(te, strlen(te), d);
 		sb_hex_encode(d, sizeof(d), &tehex);
 		if (!vd || strcasecmp(vd, tehex.buf)) {
-			snprintf(why, why_size, "voucher digest does not match the tracking evidence "
+			snprintf(why, why_size,
+				 "voucher digest does not match the tracking evidence "
 				 "(digest not passed in the client assertion, or voucher reused)");
 			goto done;
 		}

@@ -264,7 +264,8 @@ bool sim_proto_handle(struct sim *s, const struct sim_request *rq, struct sim_re
 		if (sb_json_parse(rq->body, rq->body_len, 65536, "body", &b, NULL) < 0 ||
 		    !json_string_value(json_object_get(b, "motivo")) ||
 		    !json_string_value(json_object_get(b, "provvedimento")))
-			sim_reply_json(rs, 400, "{\"message\":\"motivo and provvedimento are required\"}");
+			sim_reply_json(rs, 400,
+				       "{\"message\":\"motivo and provvedimento are required\"}");
 		else if (r->annulled)
 			sim_reply_json(rs, 409, "{\"message\":\"already annulled\"}");
 		else

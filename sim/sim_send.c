@@ -143,8 +143,10 @@ void sim_send_usage(FILE *out)
 		"  --send-pa-tax-id ID       the sender PA's tax id (default 80012345676)\n"
 		"  --send-accept-ms N        time a request stays WAITING (default 300)\n"
 		"  --send-step-ms N          time between timeline steps (default 200)\n"
-		"  --send-stream-interval-ms N  retry-after of an empty stream page (default 1000)\n"
-		"  --send-legal-fact-retry N retryAfter answers before a legal fact's url (default 1)\n"
+		"  --send-stream-interval-ms N  retry-after of an empty stream page "
+		"(default 1000)\n"
+		"  --send-legal-fact-retry N retryAfter answers before a legal fact's "
+		"url (default 1)\n"
 		"  --send-cancel-ms N        cancellation request to NOTIFICATION_CANCELLED\n"
 		"                            (default: --send-step-ms)\n"
 		"  --send-corrupt-notice CODE  fault: the pagoPA notice PDF of notice CODE is\n"
@@ -586,7 +588,10 @@ static void s3_put(struct sim_send *ss, const char *key, const struct sim_reques
 		return;
 	}
 	if (strcmp(sum, f->sha256)) {
-		/* The checksum is part of the pre-signed request: a different one breaks the signature. */
+		/*
+		 * The checksum is part of the pre-signed request: a different
+		 * one breaks the signature.
+		 */
 		s3_error(rs, 400, "SignatureDoesNotMatch",
 			 "The request signature we calculated does not match the signature you "
 			 "provided.");
@@ -618,11 +623,15 @@ static void s3_request(struct sim_send *ss, const struct sim_request *rq, struct
 {
 	const char *key = rq->path + strlen("/sim-s3/");
 
-	/* Pre-signed URLs: an API key or a Bearer token here is a client bug (and S3 refuses it). */
+	/*
+	 * Pre-signed URLs: an API key or a Bearer token here is a client bug
+	 * (and S3 refuses it).
+	 */
 	if (sim_header(rq, "x-api-key") || sim_header(rq, "Authorization")) {
 		ss->bad_auth_uploads++;
 		s3_error(rs, 400, "InvalidArgument",
-			 "Only one auth mechanism allowed; API credentials sent to a pre-signed url");
+			 "Only one auth mechanism allowed; "
+			 "API credentials sent to a pre-signed url");
 		return;
 	}
 	if (!strcmp(rq->method, "GET")) {
@@ -765,7 +774,8 @@ static void check_value(const json_t *v, const struct fspec *f, const char *el, 
 		size_t n;
 
 		if (!json_is_string(v)) {
-			add_err(errs, "PN_GENERIC_INVALIDPARAMETER_TYPE_MISMATCH", el, "expected a string");
+			add_err(errs, "PN_GENERIC_INVALIDPARAMETER_TYPE_MISMATCH", el,
+				"expected a string");
 			return;
 		}
 		n = sb_utf8_valid(s, strlen(s)) ? sb_utf8_len(s) : strlen(s);
@@ -775,7 +785,8 @@ static void check_value(const json_t *v, const struct fspec *f, const char *el, 
 			add_err(errs, "PN_GENERIC_INVALIDPARAMETER", el, "not an allowed value");
 		else if (f->maxl && (n < f->minl || n > f->maxl))
 			add_err(errs, n > f->maxl ? "PN_GENERIC_INVALIDPARAMETER_MAX_LENGTH" :
-				"PN_GENERIC_INVALIDPARAMETER_MIN_LENGTH", el, "length out of range");
+				"PN_GENERIC_INVALIDPARAMETER_MIN_LENGTH", el,
+				"length out of range");
 		else if (f->pat && !f->pat(s))
 			add_err(errs, "PN_GENERIC_INVALIDPARAMETER_PATTERN", el,
 				"does not match the pattern");
@@ -787,7 +798,8 @@ static void check_value(const json_t *v, const struct fspec *f, const char *el, 
 				"expected an integer");
 		else if (json_integer_value(v) < f->minv || json_integer_value(v) > f->maxv)
 			add_err(errs, json_integer_value(v) < f->minv ?
-				"PN_GENERIC_INVALIDPARAMETER_MIN" : "PN_GENERIC_INVALIDPARAMETER_MAX",
+				"PN_GENERIC_INVALIDPARAMETER_MIN" :
+				"PN_GENERIC_INVALIDPARAMETER_MAX",
 				el, "out of range");
 		return;
 	case F_BOOL:
@@ -823,7 +835,8 @@ static void check_value(const json_t *v, const struct fspec *f, const char *el, 
 			item.maxl = f->item == F_STR ? 64 : 0;
 			item.minl = 1;
 			if (json_is_null(it))
-				add_err(errs, "PN_GENERIC_INVALIDPARAMETER", sub, "must not be null");
+				add_err(errs, "PN_GENERIC_INVALIDPARAMETER", sub,
+					"must not be null");
 			else
 				check_value(it, &item, sub, f->item, errs);
 		}
@@ -913,9 +926,11 @@ static void server_rules(struct sim_send *ss, const json_t *req, json_t *errs)
 				"taxId of a PG must be numeric");
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(jstr(r, "taxId"), jstr(json_array_get(recs, j), "taxId")))
-				add_err(errs, "PN_GENERIC_INVALIDPARAMETER", el, "duplicated taxId");
+				add_err(errs, "PN_GENERIC_INVALIDPARAMETER", el,
+					"duplicated taxId");
 		if (!addr) {
-			add_err(errs, "PN_GENERIC_INVALIDPARAMETER", el, "physicalAddress is required");
+			add_err(errs, "PN_GENERIC_INVALIDPARAMETER", el,
+				"physicalAddress is required");
 		} else {
 			fs = jstr(addr, "foreignState");
 			if ((!fs || !strncasecmp(fs, "ITAL", 4)) && !jstr(addr, "province"))
@@ -923,17 +938,20 @@ static void server_rules(struct sim_send *ss, const json_t *req, json_t *errs)
 					"province is required for an Italian address");
 		}
 		json_array_foreach(pays, k, p) {
-			const json_t *pg = json_object_get(p, "pagoPa"), *f24 = json_object_get(p, "f24");
+			const json_t *pg = json_object_get(p, "pagoPa"),
+				*f24 = json_object_get(p, "f24");
 			char pel[128];
 
 			snprintf(pel, sizeof(pel), "%s.payments[%zu]", el, k);
 			if (!pg && !f24)
-				add_err(errs, "PN_GENERIC_INVALIDPARAMETER", pel, "needs pagoPa or f24");
+				add_err(errs, "PN_GENERIC_INVALIDPARAMETER", pel,
+					"needs pagoPa or f24");
 			if (pg) {
 				npagopa++;
 				npagopa_cost += json_is_true(json_object_get(pg, "applyCost"));
 				if (json_object_get(pg, "attachment"))
-					check_ref_prefix(json_object_get(pg, "attachment"), pel, errs);
+					check_ref_prefix(json_object_get(pg, "attachment"), pel,
+							 errs);
 				/* A creditorTaxId + noticeCode pair may not repeat in a request. */
 				for (size_t j = 0; j <= i; j++) {
 					const json_t *pj = json_object_get(json_array_get(recs, j),
@@ -941,14 +959,16 @@ static void server_rules(struct sim_send *ss, const json_t *req, json_t *errs)
 					size_t l, lim = j == i ? k : json_array_size(pj);
 
 					for (l = 0; l < lim; l++) {
-						const json_t *q = json_object_get(json_array_get(pj, l),
+						const json_t *q = json_object_get(json_array_get(pj,
+												 l),
 										  "pagoPa");
 
 						if (q && !strcmp(jstr(q, "noticeCode"),
 								 jstr(pg, "noticeCode")) &&
 						    !strcmp(jstr(q, "creditorTaxId"),
 							    jstr(pg, "creditorTaxId")))
-							add_err(errs, "PN_GENERIC_INVALIDPARAMETER", pel,
+							add_err(errs, "PN_GENERIC_INVALIDPARAMETER",
+								pel,
 								"noticeCode repeated");
 					}
 				}
@@ -956,7 +976,8 @@ static void server_rules(struct sim_send *ss, const json_t *req, json_t *errs)
 			if (f24) {
 				nf24++;
 				nf24_cost += json_is_true(json_object_get(f24, "applyCost"));
-				check_ref_prefix(json_object_get(f24, "metadataAttachment"), pel, errs);
+				check_ref_prefix(json_object_get(f24, "metadataAttachment"), pel,
+						 errs);
 			}
 		}
 	}
@@ -1117,9 +1138,11 @@ static void create(struct sim *s, struct sim_send *ss, const struct sim_request 
 
 				if (pg && notice_in_use(ss, jstr(pg, "creditorTaxId"),
 							jstr(pg, "noticeCode"))) {
-					ss_problem(rs, 409, "PN_GENERIC_INVALIDPARAMETER_DUPLICATED",
+					ss_problem(rs, 409,
+						   "PN_GENERIC_INVALIDPARAMETER_DUPLICATED",
 						   "creditorTaxId##noticeCode",
-						   "noticeCode already used by another notification");
+						   "noticeCode already used by "
+						   "another notification");
 					goto done;
 				}
 			}
@@ -1202,7 +1225,8 @@ static void request_status(struct sim *s, struct sim_send *ss, const struct sim_
 		int64_t left = n->created_ms + ss->accept_ms - ss_now_ms();
 
 		/* Seconds, rounded up: never invite a poll before the answer can change. */
-		json_object_set_new(out, "retryAfter", json_integer(left <= 0 ? 1 : (left + 999) / 1000));
+		json_object_set_new(out, "retryAfter",
+				    json_integer(left <= 0 ? 1 : (left + 999) / 1000));
 	} else if (n->state == SS_ACCEPTED) {
 		json_object_set_new(out, "iun", json_string(n->iun));
 	} else {

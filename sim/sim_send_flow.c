@@ -293,8 +293,8 @@ static void plan_delivery(struct sim_send *ss, struct ss_notif *n, int64_t t0)
 			plan(n->pending, t0 + step, "SEND_DIGITAL_DOMICILE", ri, NULL, NULL, d);
 			d = json_object();
 			json_object_set_new(d, "responseStatus", json_string(ko ? "KO" : "OK"));
-			plan(n->pending, t0 + 2 * step, "SEND_DIGITAL_FEEDBACK", ri, "PEC_RECEIPT", NULL,
-			     d);
+			plan(n->pending, t0 + 2 * step, "SEND_DIGITAL_FEEDBACK", ri, "PEC_RECEIPT",
+			     NULL, d);
 			plan(n->pending, t0 + 2 * step, ko ? "DIGITAL_FAILURE_WORKFLOW" :
 			     "DIGITAL_SUCCESS_WORKFLOW", ri, "DIGITAL_DELIVERY", "delivered", NULL);
 			if (ko)
@@ -311,16 +311,18 @@ static void plan_delivery(struct sim_send *ss, struct ss_notif *n, int64_t t0)
 		plan(n->pending, t0 + 3 * step, "SEND_ANALOG_FEEDBACK", ri, "ANALOG_DELIVERY", NULL,
 		     NULL);
 		if (contains_ci(addr, "@DECEDUTO") || contains_ci(addr, "@DECEASED")) {
-			plan(n->pending, t0 + 3 * step, "ANALOG_WORKFLOW_RECIPIENT_DECEASED", ri, NULL,
+			plan(n->pending, t0 + 3 * step, "ANALOG_WORKFLOW_RECIPIENT_DECEASED", ri,
+			     NULL,
 			     "delivered", NULL);
 		} else if (contains_ci(addr, "@FAIL")) {
-			plan(n->pending, t0 + 3 * step, "ANALOG_FAILURE_WORKFLOW", ri, NULL, NULL, NULL);
+			plan(n->pending, t0 + 3 * step, "ANALOG_FAILURE_WORKFLOW", ri, NULL, NULL,
+			     NULL);
 			plan(n->pending, t0 + 3 * step, "COMPLETELY_UNREACHABLE", ri,
 			     "ANALOG_FAILURE_DELIVERY", "unreachable", NULL);
 			continue;
 		} else {
-			plan(n->pending, t0 + 3 * step, "ANALOG_SUCCESS_WORKFLOW", ri, NULL, "delivered",
-			     NULL);
+			plan(n->pending, t0 + 3 * step, "ANALOG_SUCCESS_WORKFLOW", ri, NULL,
+			     "delivered", NULL);
 		}
 		plan(n->pending, t0 + 4 * step, "REFINEMENT", ri, NULL, NULL, NULL);
 	}
@@ -415,14 +417,16 @@ static void validate(struct sim_send *ss, struct ss_notif *n)
 			refuse(errs, "NOT_VALID_ADDRESS", "physicalAddress",
 			       "address cannot be normalised", (int)i);
 		json_array_foreach(json_object_get(r, "payments"), k, p) {
-			const json_t *pg = json_object_get(p, "pagoPa"), *f24 = json_object_get(p, "f24");
+			const json_t *pg = json_object_get(p, "pagoPa"),
+				*f24 = json_object_get(p, "f24");
 
 			snprintf(el, sizeof(el), "recipients[%zu].payments[%zu]", i, k);
 			if (pg && json_object_get(pg, "attachment"))
-				check_file(ss, json_object_get(pg, "attachment"), el, true, (int)i, errs);
+				check_file(ss, json_object_get(pg, "attachment"), el, true, (int)i,
+					   errs);
 			if (f24)
-				check_file(ss, json_object_get(f24, "metadataAttachment"), el, false,
-					   (int)i, errs);
+				check_file(ss, json_object_get(f24, "metadataAttachment"), el,
+					   false, (int)i, errs);
 		}
 	}
 	if (json_array_size(errs)) {
@@ -553,7 +557,8 @@ static void legal_facts_list(struct sim_send *ss, const char *iun, struct sim_re
 			json_object_set_new(o, "taxId", json_string(jstr(json_array_get(recs,
 							(size_t)f->rec_index), "taxId")));
 		json_object_set_new(o, "iun", json_string(iun));
-		json_object_set_new(o, "legalFactsId", json_pack("{s:s,s:s}", "key", key, "category",
+		json_object_set_new(o, "legalFactsId",
+				    json_pack("{s:s,s:s}", "key", key, "category",
 								 f->category));
 		json_array_append_new(out, o);
 	}
@@ -570,7 +575,8 @@ static void legal_fact_meta(struct sim *s, struct sim_send *ss, const char *iun,
 	if (!notif_or_404(ss, iun, rs))
 		return;
 	if (!f || strcmp(f->iun, iun)) {
-		ss_problem(rs, 404, "PN_DELIVERYPUSH_NOTFOUND", "legalFactId", "legal fact not found");
+		ss_problem(rs, 404, "PN_DELIVERYPUSH_NOTFOUND", "legalFactId",
+			   "legal fact not found");
 		return;
 	}
 	ss_legal_fact_pdf(f, &pdf);
@@ -604,7 +610,8 @@ static void attachment_meta(struct sim *s, struct sim_send *ss, struct ss_notif 
 			   "attachment not found");
 		return;
 	}
-	snprintf(url, sizeof(url), "%s/sim-s3/%s%s", s->base_url, f->key, corrupt ? "?corrupt=1" : "");
+	snprintf(url, sizeof(url), "%s/sim-s3/%s%s", s->base_url, f->key,
+		 corrupt ? "?corrupt=1" : "");
 	o = json_object();
 	json_object_set_new(o, "filename", json_string(f->key));
 	json_object_set_new(o, "contentType", json_string(f->content_type));
@@ -631,8 +638,10 @@ static void price(struct sim_send *ss, const char *tax_id, const char *notice,
 		json_array_foreach(json_object_get(n->request, "recipients"), k, r)
 			json_array_foreach(json_object_get(r, "payments"), l, p) {
 				const json_t *pg = json_object_get(p, "pagoPa");
-				json_int_t fee = json_integer_value(json_object_get(n->request, "paFee"));
-				json_int_t vat = json_integer_value(json_object_get(n->request, "vat"));
+				json_int_t fee = json_integer_value(json_object_get(n->request,
+										    "paFee"));
+				json_int_t vat = json_integer_value(json_object_get(n->request,
+										    "vat"));
 				json_int_t analog = json_object_get(r, "digitalDomicile") ? 0 : 850;
 				json_t *o;
 
@@ -643,7 +652,8 @@ static void price(struct sim_send *ss, const char *tax_id, const char *notice,
 				json_object_set_new(o, "iun", json_string(n->iun));
 				json_object_set_new(o, "partialPrice", json_integer(100 + analog));
 				json_object_set_new(o, "totalPrice",
-						    json_integer(100 + fee + analog + analog * vat / 100));
+						    json_integer(100 + fee + analog +
+								 analog * vat / 100));
 				json_object_set_new(o, "vat", json_integer(vat));
 				json_object_set_new(o, "paFee", json_integer(fee));
 				json_object_set_new(o, "sendFee", json_integer(100));
@@ -675,8 +685,8 @@ static void cancel(struct sim_send *ss, const char *iun, struct sim_response *rs
 	it = json_pack("{s:s}", "category", "NOTIFICATION_CANCELLATION_REQUEST");
 	apply(ss, n, it, now);
 	json_decref(it);
-	plan(n->pending, now + (ss->cancel_ms ? ss->cancel_ms : ss->step_ms), "NOTIFICATION_CANCELLED",
-	     -1, "NOTIFICATION_CANCELLED", NULL, NULL);
+	plan(n->pending, now + (ss->cancel_ms ? ss->cancel_ms : ss->step_ms),
+	     "NOTIFICATION_CANCELLED", -1, "NOTIFICATION_CANCELLED", NULL, NULL);
 	ss_activate(ss, (size_t)(n - ss->notifs));
 	ss_reply(rs, 202, json_pack("{s:s,s:[]}", "status", "OK", "details"));
 }
@@ -878,7 +888,8 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 
 		if (sim_header(rq, "x-api-key") || sim_header(rq, "Authorization")) {
 			ss->bad_auth_uploads++;
-			sim_reply_json(rs, 400, "{\"message\":\"credentials sent to a pre-signed url\"}");
+			sim_reply_json(rs, 400,
+				       "{\"message\":\"credentials sent to a pre-signed url\"}");
 			return true;
 		}
 		if (!f || f->asked <= ss->legal_fact_retry) {
@@ -909,10 +920,12 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 		sim_reply_json(rs, 200, "{\"status\":\"%s\"}", n->status);
 		return true;
 	}
-	if ((k = segments(rq->path, "/delivery/v2.8/notifications/sent/", buf, sizeof(buf), g, 5)) &&
+	if ((k = segments(rq->path, "/delivery/v2.8/notifications/sent/", buf, sizeof(buf), g,
+			  5)) &&
 	    k == 1 && get) {
 		sent_notification(ss, g[0], rs);
-	} else if ((k = segments(rq->path, "/delivery/notifications/sent/", buf, sizeof(buf), g, 6)) &&
+	} else if ((k = segments(rq->path, "/delivery/notifications/sent/", buf, sizeof(buf), g,
+				 6)) &&
 		   k >= 4 && get && !strcmp(g[1], "attachments")) {
 		struct ss_notif *n = notif_or_404(ss, g[0], rs);
 		uint64_t idx = 0, att = 0;
@@ -922,9 +935,11 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 		if (k == 4 && !strcmp(g[2], "documents") && sb_parse_u64z(g[3], 999, &idx) == 0) {
 			attachment_meta(s, ss, n, json_array_get(json_object_get(n->request,
 						"documents"), idx), false, rs);
-		} else if (k == 5 && !strcmp(g[2], "payment") && sb_parse_u64z(g[3], 999, &idx) == 0 &&
+		} else if (k == 5 && !strcmp(g[2], "payment") &&
+			   sb_parse_u64z(g[3], 999, &idx) == 0 &&
 			   (!strcmp(g[4], "PAGOPA") || !strcmp(g[4], "F24"))) {
-			const json_t *pays = json_object_get(json_array_get(json_object_get(n->request,
+			const json_t *pays = json_object_get(
+				json_array_get(json_object_get(n->request,
 						"recipients"), idx), "payments");
 			const char *ai = sim_query(rq, "attachmentIdx");
 			const json_t *p;
@@ -952,8 +967,8 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 	} else if ((k = segments(rq->path, "/delivery-push/v2.0/", buf, sizeof(buf), g, 2)) == 2 &&
 		   get && !strcmp(g[1], "legal-facts")) {
 		legal_facts_list(ss, g[0], rs);
-	} else if ((k = segments(rq->path, "/delivery-push/", buf, sizeof(buf), g, 4)) == 4 && get &&
-		   !strcmp(g[1], "download") && !strcmp(g[2], "legal-facts")) {
+	} else if ((k = segments(rq->path, "/delivery-push/", buf, sizeof(buf), g, 4)) == 4 &&
+		   get && !strcmp(g[1], "download") && !strcmp(g[2], "legal-facts")) {
 		legal_fact_meta(s, ss, g[0], g[3], rs);
 	} else if (!strcmp(rq->path, "/delivery-progresses/v2.9/streams")) {
 		if (!strcmp(rq->method, "POST")) {

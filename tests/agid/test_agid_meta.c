@@ -38,12 +38,13 @@ static int teardown(void **state)
 
 static const struct agid_party parties[] = {
 	{ .role = AGID_ROLE_AMMINISTRAZIONE, .kind = AGID_PAI, .ipa_amm = "c_x000",
-	  .ipa_amm_name = "Comune di Esempio", .ipa_aoo = "A1B2C3D", .ipa_aoo_name = "AOO Comune di Esempio",
+	  .ipa_amm_name = "Comune di Esempio", .ipa_aoo = "A1B2C3D",
+		  .ipa_aoo_name = "AOO Comune di Esempio",
 	  .digital_address = "protocollo@pec.comune.esempio.it" },
 	{ .role = AGID_ROLE_DESTINATARIO, .kind = AGID_PF, .surname = "Rossi", .name = "Mario",
 	  .tax_id = "RSSMRA80A01H501U" },
-	{ .role = AGID_ROLE_DESTINATARIO, .kind = AGID_PG, .denomination = "Esempio S.r.l. & Figli <test>",
-	  .vat = "01234567890" },
+	{ .role = AGID_ROLE_DESTINATARIO, .kind = AGID_PG,
+	  .denomination = "Esempio S.r.l. & Figli <test>", .vat = "01234567890" },
 	{ .role = AGID_ROLE_OPERATORE, .kind = AGID_PF, .surname = "Bianchi", .name = "Anna" },
 	{ .role = AGID_ROLE_PRODUTTORE, .kind = AGID_SW, .denomination = "send-bridge" },
 };
@@ -81,7 +82,8 @@ static void fill(struct agid_meta *m, const struct agid_doc_report *r)
 
 static void test_agid_meta__xml_validates_against_the_xsd(void **state)
 {
-	char *xsd = th_shared("specs/agid/allegato5_thirdparty/documentoAmministrativoInformatico.xsd");
+	char *xsd = th_shared(
+		"specs/agid/allegato5_thirdparty/documentoAmministrativoInformatico.xsd");
 	struct agid_doc_report *r = NULL;
 	struct sb_buf xml = SB_BUF_INIT(SB_MAX_DEFAULT);
 	struct sb_problems probs = SB_PROBLEMS_INIT;
@@ -95,7 +97,8 @@ static void test_agid_meta__xml_validates_against_the_xsd(void **state)
 
 	(void)state;
 	if (!xsd)
-		fail_msg("../shared/specs/agid/allegato5_thirdparty is missing: XSD validation not done");
+		fail_msg("../shared/specs/agid/allegato5_thirdparty is missing: "
+			 "XSD validation not done");
 	assert_int_equal(agid_doc_check_file(&r, pdf, NULL, AGID_PDFA_NONE, NULL), 0);
 	fill(&m, r);
 	assert_int_equal(m.flavour, AGID_PDFA_2B);
@@ -103,9 +106,11 @@ static void test_agid_meta__xml_validates_against_the_xsd(void **state)
 	assert_int_equal(agid_meta_to_xml(&m, &xml, &probs, NULL), 0);
 	assert_int_equal(probs.n, 0);
 	assert_non_null(strstr(sb_buf_cstr(&xml), "<Formato>PDF/A-2b</Formato>"));
-	assert_non_null(strstr(sb_buf_cstr(&xml), "<FirmatoDigitalmente>false</FirmatoDigitalmente>"));
+	assert_non_null(strstr(sb_buf_cstr(&xml),
+			       "<FirmatoDigitalmente>false</FirmatoDigitalmente>"));
 	assert_non_null(strstr(sb_buf_cstr(&xml), "&amp; Figli &lt;test&gt;"));
-	assert_non_null(strstr(sb_buf_cstr(&xml), "<TempoDiConservazione>10</TempoDiConservazione>"));
+	assert_non_null(strstr(sb_buf_cstr(&xml),
+			       "<TempoDiConservazione>10</TempoDiConservazione>"));
 
 	/*
 	 * The third-party transcription has a typo in the CF pattern ("[0- 9...]",
@@ -128,7 +133,8 @@ static void test_agid_meta__xml_validates_against_the_xsd(void **state)
 
 	/* a repertorio registration with an attachment validates too */
 	{
-		struct agid_attachment att = { r->sha256, "act-0001/avviso.pdf", "Avviso di pagamento" };
+		struct agid_attachment att = { r->sha256, "act-0001/avviso.pdf",
+					       "Avviso di pagamento" };
 
 		m.protocol = false;
 		m.reg_number = "2026/77";
@@ -164,8 +170,8 @@ static void test_agid_meta__required_fields(void **state)
 {
 	static const struct agid_party bad_parties[] = {
 		{ .role = AGID_ROLE_OPERATORE, .kind = AGID_PG, .denomination = "x" },
-		{ .role = AGID_ROLE_DESTINATARIO, .kind = AGID_PF, .surname = "Rossi", .name = "Mario",
-		  .tax_id = "RSSMRA80A01H501X" },
+		{ .role = AGID_ROLE_DESTINATARIO, .kind = AGID_PF, .surname = "Rossi",
+		  .name = "Mario", .tax_id = "RSSMRA80A01H501X" },
 	};
 	static const char *const six[] = { "a", "b", "c", "d", "e", "f" };
 	struct agid_doc_report rep;

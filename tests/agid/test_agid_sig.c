@@ -142,7 +142,8 @@ static void test_agid_sig__corpus_signed_file_detected(void **state)
 
 	(void)state;
 	if (!p)
-		fail_msg("../shared/fixtures-external/pdfa is missing: signed corpus file not checked");
+		fail_msg("../shared/fixtures-external/pdfa is missing: "
+			 "signed corpus file not checked");
 	data = th_read(p, &len);
 	assert_int_equal(verify(data, len, NULL, &r, NULL), 0);
 	assert_int_equal(r.n, 1);
@@ -216,7 +217,8 @@ static void expect_unwrap(const char *path, const char *trust, size_t layers, co
 static void test_agid_sig__p7m_der_base64_nested(void **state)
 {
 	char *pdf = tha_pdfa(tmp, "atto.pdf", "Avviso di accertamento", 1);
-	char *p1 = path_in("atto.pdf.p7m"), *p2 = path_in("atto.pdf.p7m.p7m"), *b64 = path_in("b64.p7m");
+	char *p1 = path_in("atto.pdf.p7m"), *p2 = path_in("atto.pdf.p7m.p7m"),
+		*b64 = path_in("b64.p7m");
 	const char *argv[] = { "openssl", "base64", "-in", p1, "-out", b64, NULL };
 	char *ca = path_in("ca.pem"), *orig;
 	size_t olen = 0;

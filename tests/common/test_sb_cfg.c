@@ -120,12 +120,16 @@ static void test_sb_cfg__each_problem_named(void **state)
 		{ "[send]\napi_key = abc\n", ":21: [send] api_key", "put it in a file" },
 		{ "[nonsense]\nx = 1\n", ":20: [nonsense]", "unknown section" },
 		{ "[office.Bad Name]\nx = 1\n", "[office.Bad Name]", "unknown section" },
-		{ "[outbox]\nrescan_interval = 0\n", "[outbox] rescan_interval", "out of range 1..3600" },
-		{ "[outbox]\nrescan_interval = ten\n", "[outbox] rescan_interval", "not a whole number" },
-		{ "[outbox]\nrescan_interval = 5\nrescan_interval = 6\n", ":22: [outbox] rescan_interval",
+		{ "[outbox]\nrescan_interval = 0\n", "[outbox] rescan_interval",
+		  "out of range 1..3600" },
+		{ "[outbox]\nrescan_interval = ten\n", "[outbox] rescan_interval",
+		  "not a whole number" },
+		{ "[outbox]\nrescan_interval = 5\nrescan_interval = 6\n",
+		  ":22: [outbox] rescan_interval",
 		  "set twice (first at line 21)" },
 		{ "[web]\nenabled = maybe\n", "[web] enabled", "not on/off" },
-		{ "[protocol]\nbackend = paper\n", "[protocol] backend", "not one of embedded|rest" },
+		{ "[protocol]\nbackend = paper\n", "[protocol] backend",
+		  "not one of embedded|rest" },
 		{ "[office.tributi]\neservices = anpr-c001,facebook\n", "eservices",
 		  "'facebook' is not one of" },
 		{ "[pdnd]\ntoken_url = http://auth.example.it/token\n", "[pdnd] token_url",
@@ -172,7 +176,8 @@ static void test_sb_cfg__each_problem_named(void **state)
 			for (size_t k = 0; k < probs.n; k++)
 				fprintf(stderr, "  got: %s: %s\n", probs.items[k].where,
 					probs.items[k].msg);
-			fail_msg("case %zu: no problem '%s' ~ '%s'", i, cases[i].where, cases[i].msg);
+			fail_msg("case %zu: no problem '%s' ~ '%s'", i, cases[i].where,
+				 cases[i].msg);
 		}
 		sb_problems_release(&probs);
 		free(text);
@@ -244,10 +249,12 @@ static void test_sb_cfg__missing_file_and_long_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sb_cfg__good_file_and_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sb_cfg__good_file_and_defaults, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_sb_cfg__each_problem_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_cfg__all_problems_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sb_cfg__secret_file_permissions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sb_cfg__secret_file_permissions, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_sb_cfg__missing_file_and_long_line, setup,
 						teardown),
 	};

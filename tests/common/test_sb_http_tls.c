@@ -48,7 +48,8 @@ static void make_pki(const char *tag, const char *subject_alt)
 	char *crt = sb_xasprintf("%s/%s.pem", dir, tag), *line;
 
 	if (access(ca, F_OK) != 0)
-		openssl((const char *[]){ "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+		openssl((const char *[]){ "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+					  "-keyout",
 					  cakey, "-out", ca, "-days", "2", "-subj", "/CN=Test CA",
 					  NULL });
 	line = sb_xasprintf("subjectAltName=%s\n", subject_alt);
@@ -74,7 +75,8 @@ static pid_t serve(const char *tag, unsigned *port_out)
 
 		snprintf(accept, sizeof(accept), "127.0.0.1:%u", port);
 		pid = th_spawn((const char *[]){ "/usr/bin/openssl", "s_server", "-accept", accept,
-						 "-cert", crt, "-key", key, "-www", "-quiet", NULL },
+						 "-cert", crt, "-key", key, "-www", "-quiet",
+							 NULL },
 			       log);
 		if (th_wait_port(port)) {
 			*port_out = port;

@@ -44,7 +44,8 @@ static void test_sb_ids__codice_fiscale_table(void **state)
 		{ "TSTMRA80A01H501CC", SB_EINVAL, "must be 16 characters" },
 		{ "tstmra80a01h501c", SB_EINVAL, "upper-case" },
 		{ "TST1RA80A01H501C", SB_EINVAL, "characters 1-6 must be letters" },
-		{ "TSTMRA8AA01H501C", SB_EINVAL, "character 8 must be a digit or an omocodia letter" },
+		{ "TSTMRA8AA01H501C", SB_EINVAL,
+		  "character 8 must be a digit or an omocodia letter" },
 		{ "TSTMRA80A011501C", SB_EINVAL, "character 12 must be a letter" },
 		{ "TSTMRA80A01H5011", SB_EINVAL, "check character must be a letter" },
 		{ "TSTMRA80A01H501 ", SB_EINVAL, "not an upper-case letter or digit" },
@@ -119,7 +120,8 @@ static void run_bool(bool (*fn)(const char *), const struct bool_case *c, size_t
 {
 	for (size_t i = 0; i < n; i++)
 		if (fn(c[i].s) != c[i].ok)
-			fail_msg("%s('%s') should be %s", name, c[i].s, c[i].ok ? "valid" : "invalid");
+			fail_msg("%s('%s') should be %s", name, c[i].s,
+				 c[i].ok ? "valid" : "invalid");
 }
 
 static void test_sb_ids__province_cap_notice_taxonomy_iun(void **state)

@@ -120,9 +120,11 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 			*nl = '\0';
 		/* The field by its JSON path, and the rule. */
 		if (!strstr(reason, expect))
-			fail_msg("reason.json of '%s' does not name '%s': %s", broken[i], expect, reason);
+			fail_msg("reason.json of '%s' does not name '%s': %s", broken[i], expect,
+				 reason);
 		if (!strchr(tab + 1, '"') && !strchr(tab + 1, '\\') && !strstr(reason, tab + 1))
-			fail_msg("reason.json of '%s' does not say '%s': %s", broken[i], tab + 1, reason);
+			fail_msg("reason.json of '%s' does not say '%s': %s", broken[i], tab + 1,
+				 reason);
 		assert_non_null(strstr(reason, "\"state\":\"rejected\""));
 	}
 	/* Only the good ones reached SEND, once each. */
@@ -132,7 +134,8 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 
 		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE state = 'closed'",
 					    NULL), NGOOD);
-		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE state = 'rejected'"
+		assert_int_equal(th_e2e_int(db,
+					    "SELECT count(*) FROM outcomes WHERE state = 'rejected'"
 					    " AND folder IS NOT NULL", NULL), (int64_t)nbroken);
 	}
 	th_sim_stop(&sim);

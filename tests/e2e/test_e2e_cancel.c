@@ -86,7 +86,8 @@ static void assert_cancelled(sqlite3 *db, const char *root, const char *iun)
 	assert_non_null(text);
 	assert_string_equal(text, "CANCELLED");
 	free(text);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
+	assert_int_equal(th_e2e_int(db,
+				    "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 				    " WHERE a.act_id = ?1 AND r.category = 'NOTIFICATION_CANCELLED'"
 				    " AND r.protocol_number IS NOT NULL", ACT), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations p"
@@ -95,7 +96,8 @@ static void assert_cancelled(sqlite3 *db, const char *root, const char *iun)
 				    "   WHERE iun = ?1 AND category = 'NOTIFICATION_CANCELLED')"
 				    " AND p.link = (SELECT id FROM proto_registrations"
 				    "   WHERE act_id = '" ACT "' AND direction = 'out')", iun), 1);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
+	assert_int_equal(th_e2e_int(db,
+				    "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 				    " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", ACT), 0);
 	path = sb_xasprintf("%s/done/%s/receipts", root, ACT);
 	assert_int_equal((int64_t)th_outbox_entries(path, "."),
@@ -132,7 +134,8 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < 1) {
 		if (waited++ > 600) {
 			text = th_read(log, NULL);
-			fail_msg("cancelled act not finished after 60 s; log:\n%s", text ? text : "");
+			fail_msg("cancelled act not finished after 60 s; log:\n%s",
+				 text ? text : "");
 		}
 		th_sleep_ms(100);
 	}
@@ -146,8 +149,8 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 				    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", ACT), 1);
 	/* Who asked, in the audit trail under the act. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM audit WHERE action ="
-				    " 'notification.cancel' AND subject = '" ACT "' AND detail = ?1",
-				    iun), 1);
+				    " 'notification.cancel' AND subject = '" ACT "' "
+				    "AND detail = ?1", iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
 				    " AND state = 'closed' AND folder IS NOT NULL", ACT), 1);
 	proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"

@@ -197,7 +197,8 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 	text = th_own(meta(db_path, "send.stream_id"));
 	assert_non_null(text);
 	assert_string_equal(text, first);
-	assert_int_equal(th_e2e_int(th_e2e_db(db_path), "SELECT count(*) FROM acts WHERE act_id = ?1"
+	assert_int_equal(th_e2e_int(th_e2e_db(db_path),
+				    "SELECT count(*) FROM acts WHERE act_id = ?1"
 				    " AND state = 'closed'", "2026-STREAM-1"), 1);
 
 	th_sim_stop(&sim);

@@ -92,12 +92,17 @@ static void forget_child(pid_t pid)
 static void release(struct item *it)
 {
 	if (it->pid > 0) {
-		/* No SIGTERM grace: the test is over, and a daemon stuck in shutdown must not hang it. */
+		/*
+		 * No SIGTERM grace: the test is over, and a daemon stuck in
+		 * shutdown must not hang it.
+		 */
 		kill(it->pid, SIGKILL);
 		while (waitpid(it->pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		fprintf(stderr, "test helper: killed pid %d, still running when its test ended%s%s\n",
-			(int)it->pid, it->dir ? "; its folder is left: " : "", it->dir ? it->dir : "");
+		fprintf(stderr,
+			"test helper: killed pid %d, still running when its test ended%s%s\n",
+			(int)it->pid, it->dir ? "; its folder is left: " : "",
+			it->dir ? it->dir : "");
 	}
 	free(it->dir);
 	if (it->fn)

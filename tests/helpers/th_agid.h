@@ -16,7 +16,10 @@ char *tha_pdfa(const char *dir, const char *name, const char *title, int pages);
 char *tha_pdfa_photo(const char *dir, const char *name, const char *title, int pages,
 		     int photo_px);
 
-/* A plain PDF (no PDF/A) made by Ghostscript with the PostScript ps_extra before one page of text. */
+/*
+ * A plain PDF (no PDF/A) made by Ghostscript with the PostScript ps_extra
+ * before one page of text.
+ */
 char *tha_plain(const char *dir, const char *name, const char *ps_extra);
 
 /* One object body for tha_layout (may hold binary bytes). */
@@ -30,7 +33,8 @@ struct tha_obj {
  * an xref table and a trailer with /ID; written to path, returned in *out
  * (free()) with its length.
  */
-void tha_layout(const char *path, const struct tha_obj *objs, size_t n, char **out, size_t *len_out);
+void tha_layout(const char *path, const struct tha_obj *objs, size_t n, char **out,
+		size_t *len_out);
 
 /*
  * A test CA and two certificates issued by it, in dir: ca.pem/ca.key,

@@ -23,7 +23,8 @@
 #define TH_AUD_C001 "https://modipa-val.anpr.interno.it/govway/rest/in/MinInternoPortaANPR/" \
 	"C001-servizioNotifica/v1"
 #define TH_AUD_INAD "https://domiciliodigitaleapi.oscl.infocamere.it/rest/inad/v1/domiciliodigitale"
-#define TH_C030_PATH "/anpr/MinInternoPortaANPR-PDND/C030-servizioAccertamentoIdUnicoNazionale/v1/anpr-service-e002"
+#define TH_C030_PATH "/anpr/MinInternoPortaANPR-PDND/C030-servizioAccertamentoIdUnicoNazionale/" \
+	"v1/anpr-service-e002"
 #define TH_C001_PATH "/anpr/MinInternoPortaANPR-PDND/C001-servizioNotifica/v1/anpr-service-e002"
 #define TH_INAD_PATH "/inad/rest/inad/v1/domiciliodigitale"
 

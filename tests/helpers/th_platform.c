@@ -19,20 +19,28 @@
 #include "th_platform.h"
 
 const char th_act_good[] =
-	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
+	"{\"version\":1,\"office\":\"polizia-municipale\","
+	"\"operator\":{\"userId\":\"agente.bianchi\"},"
 	"\"subject\":\"Verbale n. 7/2026\",\"taxonomyCode\":\"010101P\","
-	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
-	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\",\"denomination\":\"Mario Test\","
-	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\",\"municipality\":\"Roma\","
+	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\","
+	"\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\","
+	"\"denomination\":\"Mario Test\","
+	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\","
+	"\"municipality\":\"Roma\","
 	"\"province\":\"RM\"}}],\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
 
 /* The same act with no subject and a wrong check character in the tax code. */
 const char th_act_broken[] =
-	"{\"version\":1,\"office\":\"polizia-municipale\",\"operator\":{\"userId\":\"agente.bianchi\"},"
+	"{\"version\":1,\"office\":\"polizia-municipale\","
+	"\"operator\":{\"userId\":\"agente.bianchi\"},"
 	"\"taxonomyCode\":\"010101P\","
-	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
-	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501X\",\"denomination\":\"Mario Test\","
-	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\",\"municipality\":\"Roma\","
+	"\"physicalCommunicationType\":\"REGISTERED_LETTER_890\","
+	"\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+	"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501X\","
+	"\"denomination\":\"Mario Test\","
+	"\"physicalAddress\":{\"address\":\"Via dei Test 1\",\"zip\":\"00100\","
+	"\"municipality\":\"Roma\","
 	"\"province\":\"RM\"}}],\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}";
 
 void th_platform_init(struct th_platform *p, const char *dir_parent)

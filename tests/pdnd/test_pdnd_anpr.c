@@ -51,7 +51,8 @@ static int teardown(void **state)
 
 static const char BODY[] = "{\"idOperazioneClient\":\"t1\",\"criteriRicerca\":{\"codiceFiscale\":"
 			   "\"RSSMRA80A01H501U\"},\"datiRichiesta\":{\"dataRiferimentoRichiesta\":"
-			   "\"2026-01-01\",\"motivoRichiesta\":\"verbale 1\",\"casoUso\":\"C030\"}}";
+			   "\"2026-01-01\",\"motivoRichiesta\":\"verbale 1\","
+			   "\"casoUso\":\"C030\"}}";
 
 static void test_pdnd_anpr__digest_header_matches_openssl(void **state)
 {
@@ -104,7 +105,8 @@ static void test_pdnd_anpr__modi_tokens_claims(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(sh, 0), "digest")),
 			    "SHA-256=abc");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(sh, 1),
-								"content-type")), "application/json");
+								"content-type")),
+			    "application/json");
 	json_decref(p);
 	assert_int_equal(pdnd_modi_tracking(C, TH_AUD_C030, TH_PURPOSE_C030, &WHO, &te, &err), 0);
 	p = payload(te.buf);
@@ -118,7 +120,8 @@ static void test_pdnd_anpr__modi_tokens_claims(void **state)
 	/* A tracking evidence needs its audit fields. */
 	sb_buf_reset(&te);
 	assert_int_equal(pdnd_modi_tracking(C, TH_AUD_C030, TH_PURPOSE_C030,
-					    &(struct pdnd_audit_ctx){ "op", NULL, "LoA3" }, &te, &err),
+					    &(struct pdnd_audit_ctx){ "op", NULL, "LoA3" }, &te,
+					    &err),
 			 SB_EINVAL);
 	assert_non_null(strstr(err.msg, "userLocation"));
 	assert_int_equal(te.len, 0);
@@ -314,7 +317,8 @@ static void test_pdnd_anpr__c030_then_c001_current_residence(void **state)
 	struct sb_err err = SB_ERR_INIT;
 
 	(void)state;
-	assert_int_equal(pdnd_anpr_c030(C, H, cfg_ok(), &q, "RSSMRA80A01H501U", &id, NULL, &err), 0);
+	assert_int_equal(pdnd_anpr_c030(C, H, cfg_ok(), &q, "RSSMRA80A01H501U", &id, NULL, &err),
+			 0);
 	assert_int_equal(id.outcome, PDND_ANPR_FOUND);
 	assert_string_equal(id.id_anpr, "AA10000BB");
 	assert_string_equal(id.warnings, "EN148");     /* searched by tax code */
@@ -384,18 +388,24 @@ static void test_pdnd_anpr__parse_table(void **state)
 		const char *line;       /* expected residence line, or NULL */
 	} cases[] = {
 		{ 200, "{\"listaSoggetti\":{\"datiSoggetto\":[{\"generalita\":{\"codiceFiscale\":"
-		  "{\"codFiscale\":\"OTHER\"}},\"residenza\":[{\"indirizzo\":{\"toponimo\":{\"specie\":"
+		  "{\"codFiscale\":\"OTHER\"}},"
+		  "\"residenza\":[{\"indirizzo\":{\"toponimo\":{\"specie\":"
 		  "\"VIA\",\"denominazioneToponimo\":\"X\"}}}]}]}}", 0, NULL },
 		{ 200, "{\"listaSoggetti\":{\"datiSoggetto\":[{\"generalita\":{\"codiceFiscale\":"
-		  "{\"codFiscale\":\"RSSMRA80A01H501U\"}},\"residenza\":[{\"dataDecorrenzaResidenza\":"
+		  "{\"codFiscale\":\"RSSMRA80A01H501U\"}},"
+		  "\"residenza\":[{\"dataDecorrenzaResidenza\":"
 		  "\"2001-01-01\",\"indirizzo\":{\"toponimo\":{\"specie\":\"STRADA\","
-		  "\"denominazioneToponimo\":\"PROVINCIALE 12\"},\"numeroCivico\":{\"metrico\":\"7\","
+		  "\"denominazioneToponimo\":\"PROVINCIALE 12\"},"
+		  "\"numeroCivico\":{\"metrico\":\"7\","
 		  "\"progSNC\":\"1\"}}}]}]}}", 0, "STRADA PROVINCIALE 12 KM 7 SNC" },
-		{ 400, "{\"listaErrori\":[{\"codiceErroreAnomalia\":\"999\",\"testoErroreAnomalia\":"
+		{ 400,
+		  "{\"listaErrori\":[{\"codiceErroreAnomalia\":\"999\",\"testoErroreAnomalia\":"
 		  "\"Operazione non effettuabile\"}]}", SB_EREJECT, NULL },
-		{ 500, "{\"listaErrori\":[{\"codiceErroreAnomalia\":\"500\",\"testoErroreAnomalia\":"
+		{ 500,
+		  "{\"listaErrori\":[{\"codiceErroreAnomalia\":\"500\",\"testoErroreAnomalia\":"
 		  "\"errore\"}]}", SB_ETEMP, NULL },
-		{ 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}", SB_EREJECT, NULL },
+		{ 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}", SB_EREJECT,
+		  NULL },
 		{ 503, "", SB_ETEMP, NULL },
 		{ 200, "not json", SB_EINVAL, NULL },
 	};

@@ -128,7 +128,8 @@ static void test_pdnd_client__kid_file_errors(void **state)
 /* Signature checked by `openssl dgst -verify`, then every claim one by one. */
 static void test_pdnd_client__assertion_verifies_with_openssl(void **state)
 {
-	struct sb_buf a = SB_BUF_INIT(1u << 20), a2 = SB_BUF_INIT(1u << 20), sig = SB_BUF_INIT(1024);
+	struct sb_buf a = SB_BUF_INIT(1u << 20), a2 = SB_BUF_INIT(1u << 20),
+		sig = SB_BUF_INIT(1024);
 	struct sb_err err = SB_ERR_INIT;
 	struct pdnd_client *c = client(NULL, NULL);
 	char *in = sb_xasprintf("%s/input", T.dir), *sg = sb_xasprintf("%s/sig", T.dir), *cmd;
@@ -176,14 +177,16 @@ static void test_pdnd_client__assertion_verifies_with_openssl(void **state)
 
 	/* A second assertion has a fresh jti; with a digest it carries exactly alg and value. */
 	assert_int_equal(pdnd_assertion_sign(c, TH_PURPOSE_C030,
-					     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+					     "00112233445566778899aabbccddeeff"
+					     "00112233445566778899aabbccddeeff",
 					     &a2, &err), 0);
 	p2 = part(a2.buf, 1);
 	assert_string_not_equal(json_string_value(json_object_get(p2, "jti")),
 				json_string_value(json_object_get(p, "jti")));
 	assert_int_equal(json_object_size(p2), 8);
 	assert_int_equal(json_object_size(json_object_get(p2, "digest")), 2);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(p2, "digest"), "alg")),
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p2, "digest"),
+							      "alg")),
 			    "SHA256");
 	json_decref(h);
 	json_decref(p);
@@ -317,14 +320,18 @@ static const struct refusal refusals[] = {
 	{ "aud other environment", STD_H,
 	  CLAIMS("", "auth.interop.pagopa.it/client-assertion", TH_CLIENT_ID), -5, 300, false, true,
 	  "audience (another environment)", "for another environment" },
-	{ "sub not client_id", STD_H, CLAIMS("", TH_AUD, "11111111-2222-4333-8444-555555555555"), -5,
+	{ "sub not client_id", STD_H, CLAIMS("", TH_AUD, "11111111-2222-4333-8444-555555555555"),
+	  -5,
 	  300, false, false, "sub is not equal to client_id", "sub is not equal to the client_id" },
 	{ "expired", STD_H, GOOD, -600, -10, false, false, "assertion expired", "expired" },
-	{ "future", STD_H, GOOD, 3600, 4000, false, false, "issued in the future", "in the future" },
-	{ "extra claim nbf", STD_H, CLAIMS(",\"nbf\":0", TH_AUD, TH_CLIENT_ID), -5, 300, false, false,
+	{ "future", STD_H, GOOD, 3600, 4000, false, false, "issued in the future",
+	  "in the future" },
+	{ "extra claim nbf", STD_H, CLAIMS(",\"nbf\":0", TH_AUD, TH_CLIENT_ID), -5, 300, false,
+	  false,
 	  "extra claim 'nbf'", "extra claim 'nbf'" },
 	{ "malformed digest", STD_H,
-	  CLAIMS(",\"digest\":{\"alg\":\"SHA256\",\"value\":\"abc\"}", TH_AUD, TH_CLIENT_ID), -5, 300,
+	  CLAIMS(",\"digest\":{\"alg\":\"SHA256\",\"value\":\"abc\"}", TH_AUD, TH_CLIENT_ID), -5,
+		  300,
 	  false, false, "malformed digest", "digest must be" },
 	{ "bad signature", STD_H, GOOD, -5, 300, true, false, "invalid signature",
 	  "signature does not verify" },
@@ -359,8 +366,8 @@ static void test_pdnd_client__every_refusal_is_explained(void **state)
 	(void)state;
 	for (size_t i = 0; i < SB_ARRAY_SIZE(refusals); i++) {
 		const struct refusal *r = &refusals[i];
-		struct pdnd_client *c = client(NULL, r->wrong_aud_client
-						   ? "auth.interop.pagopa.it/client-assertion" : NULL);
+		struct pdnd_client *c = client(NULL, r->wrong_aud_client ?
+					       "auth.interop.pagopa.it/client-assertion" : NULL);
 		char jti[37], *hdr, *cl, *a;
 		int64_t now = sb_now();
 

@@ -22,12 +22,15 @@
 static const char ANPR_OK[] =
 	"{\"idOperazioneANPR\":\"1\",\"listaSoggetti\":{\"datiSoggetto\":[{\"generalita\":"
 	"{\"codiceFiscale\":{\"codFiscale\":\"RSSMRA80A01H501U\"},\"soggettoAIRE\":\"S\"},"
-	"\"identificativi\":{\"idANPR\":\"AA10000BB\"},\"datiDecesso\":{\"dataEvento\":\"2024-01-01\"},"
+	"\"identificativi\":{\"idANPR\":\"AA10000BB\"},"
+	"\"datiDecesso\":{\"dataEvento\":\"2024-01-01\"},"
 	"\"infoSoggettoEnte\":[{\"id\":\"1015\",\"valoreData\":\"2024-01-01\"}],\"residenza\":["
-	"{\"dataDecorrenzaResidenza\":\"2019-06-15\",\"presso\":\"X\",\"indirizzo\":{\"cap\":\"00153\","
+	"{\"dataDecorrenzaResidenza\":\"2019-06-15\",\"presso\":\"X\","
+	"\"indirizzo\":{\"cap\":\"00153\","
 	"\"frazione\":\"F\",\"comune\":{\"nomeComune\":\"ROMA\",\"siglaProvinciaIstat\":\"RM\"},"
 	"\"toponimo\":{\"specie\":\"VIA\",\"denominazioneToponimo\":\"X\"},\"numeroCivico\":"
-	"{\"numero\":\"1\",\"lettera\":\"A\",\"esponente1\":\"2\",\"metrico\":\"3\",\"progSNC\":\"4\","
+	"{\"numero\":\"1\",\"lettera\":\"A\",\"esponente1\":\"2\",\"metrico\":\"3\","
+	"\"progSNC\":\"4\","
 	"\"civicoInterno\":{\"scala\":\"A\",\"interno1\":\"4\",\"piano\":\"2\"}}}},"
 	"{\"dataDecorrenzaResidenza\":\"2020-01-01\",\"localitaEstera\":{\"indirizzoEstero\":"
 	"{\"cap\":\"75011\",\"localita\":{\"descrizioneLocalita\":\"PARIS\",\"descrizioneStato\":"
@@ -132,7 +135,8 @@ static void test_pdnd_parse__inad_replies(void **state)
 static void test_pdnd_parse__assertion_diagnosis(void **state)
 {
 	char *dir = th_tmpdir("pdnd-parse"), *key = sb_xasprintf("%s/k.pem", dir), *cmd, diag[256];
-	struct pdnd_client_opts o = { .token_url = "http://127.0.0.1:1/t", .client_id = TH_CLIENT_ID,
+	struct pdnd_client_opts o = { .token_url = "http://127.0.0.1:1/t",
+				      .client_id = TH_CLIENT_ID,
 				      .key_file = key, .audience = TH_AUD, .renew_before = -1 };
 	struct pdnd_client *c = NULL;
 	struct sb_buf a = SB_BUF_INIT(1u << 20);

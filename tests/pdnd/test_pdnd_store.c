@@ -146,12 +146,14 @@ static void test_pdnd_store__trail_appends_and_verifies(void **state)
 	assert_false(head.sealed);
 	assert_false(head.seal_checked);
 	/* SQL cannot change or delete a row. */
-	assert_int_not_equal(sqlite3_exec(f->db, "UPDATE pdnd_access SET outcome = 'x' WHERE id = 1",
+	assert_int_not_equal(sqlite3_exec(f->db,
+					  "UPDATE pdnd_access SET outcome = 'x' WHERE id = 1",
 					  NULL, NULL, NULL), SQLITE_OK);
 	assert_int_not_equal(sqlite3_exec(f->db, "DELETE FROM pdnd_access WHERE id = 1", NULL, NULL,
 					  NULL), SQLITE_OK);
 	/* Incomplete rows are refused. */
-	assert_int_equal(pdnd_access_append(f->db, NULL, &(struct pdnd_access){ .operator_id = "x" },
+	assert_int_equal(pdnd_access_append(f->db, NULL,
+					    &(struct pdnd_access){ .operator_id = "x" },
 					    &err), SB_EINVAL);
 	assert_true(err.msg[0]);
 	assert_int_equal(pdnd_access_verify(f->db, NULL, NULL, &head, &err), 0);
@@ -227,7 +229,8 @@ static void test_pdnd_store__rehashed_row_detected(void **state)
 static void drop_triggers(sqlite3 *db)
 {
 	exec_ok(db, "DROP TRIGGER pdnd_access_no_update; DROP TRIGGER pdnd_access_no_delete;"
-		    "DROP TRIGGER pdnd_access_head_no_delete; DROP TRIGGER pdnd_access_head_no_rewind");
+		    "DROP TRIGGER pdnd_access_head_no_delete; DROP TRIGGER"
+		" pdnd_access_head_no_rewind");
 }
 
 /* Move the head to the last row left, as someone editing the file would after cutting. */
@@ -577,14 +580,15 @@ static void test_pdnd_store__cache_ttl(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pdnd_store__migrate_is_idempotent_and_versioned,
+		cmocka_unit_test_setup_teardown(
+			test_pdnd_store__migrate_is_idempotent_and_versioned,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__trail_appends_and_verifies, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__altered_row_detected, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_pdnd_store__null_act_ref_replaced_detected, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__null_act_ref_replaced_detected,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__removed_row_detected, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__reordered_rows_detected, setup,
@@ -593,14 +597,18 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__rehashed_row_detected, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_detected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_with_head_moved_needs_the_seal,
+		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_detected, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pdnd_store__tail_cut_with_head_moved_needs_the_seal,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_pdnd_store__chain_recomputed_without_the_key_detected, setup, teardown),
+			test_pdnd_store__chain_recomputed_without_the_key_detected, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__recorded_head, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pdnd_store__old_store_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__old_store_migrates, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__old_empty_store_migrates, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__report, setup, teardown),

@@ -64,7 +64,8 @@ static int setup(void **state)
 	t->out = sb_xasprintf("%s/daily", t->f->dir);
 	th_mkdirs(t->out);
 	ini_text = sb_xasprintf("[service]\nsender_denomination = Comune di Esempio\n"
-				"sender_tax_id = 00000000000\n[outbox]\ndir = %s\n[store]\npath = %s\n"
+				"sender_tax_id = 00000000000\n[outbox]\ndir = "
+				"%s\n[store]\npath = %s\n"
 				"[send]\napi_key_file = %s\n[protocol]\nipa_code = c_x000\n"
 				"aoo_code = A1B2C3D\nsegnatura_xsd = %s\nseal_key_file = %s\n"
 				"seal_cert_file = %s\n", outbox, t->f->db_path, api, t->f->xsd,
@@ -125,15 +126,20 @@ static void test_cli_protocol__show_segnatura_annul(void **state)
 	assert_non_null(strstr(out.buf, "notifica: stato non noto"));
 	/* Once the service has a notification for that number, show reports its status. */
 	assert_int_equal(sqlite3_exec(svc_store_db(t->f->store),
-				      "INSERT INTO acts (id, act_id, office, subject, state, manifest,"
-				      " created_at, updated_at) VALUES (1, 'cli-act-1', 'tributi', 's',"
+				      "INSERT INTO acts"
+				      " (id, act_id, office, subject, state, manifest,"
+				      " created_at, updated_at) VALUES"
+				      " (1, 'cli-act-1', 'tributi', 's',"
 				      " 'delivering', '{}', 0, 0);"
-				      "INSERT INTO notifications (act, protocol_number, idempotence_token,"
-				      " iun, status, created_at, updated_at) VALUES (1, 'PG/2026/0000001',"
+				      "INSERT INTO notifications"
+				      " (act, protocol_number, idempotence_token,"
+				      " iun, status, created_at, updated_at) VALUES"
+				      " (1, 'PG/2026/0000001',"
 				      " 't', 'ABCD-EFGH-IJKL-202611-M-1', 'DELIVERING', 0, 0)",
 				      NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(run(t, &out, &errb, "show", "PG/2026/0000001", NULL), 0);
-	assert_non_null(strstr(out.buf, "notifica: IUN ABCD-EFGH-IJKL-202611-M-1, stato DELIVERING"));
+	assert_non_null(strstr(out.buf,
+			       "notifica: IUN ABCD-EFGH-IJKL-202611-M-1, stato DELIVERING"));
 	/* Personal data masked unless asked for. */
 	assert_null(strstr(out.buf, "Mario Rossi"));
 	assert_null(strstr(out.buf, "RSSMRA80A01H501U"));
@@ -208,7 +214,8 @@ static void test_cli_protocol__daily_register(void **state)
 	assert_non_null(memmem(pdf, pdf_len, "GTS_PDFA1", 9));
 	/* The digests, checked by openssl. */
 	for (size_t i = 0; i < 2; i++) {
-		const char *args[] = { "/usr/bin/openssl", "dgst", "-sha256", "-r", paths[i], NULL };
+		const char *args[] = { "/usr/bin/openssl", "dgst", "-sha256", "-r", paths[i],
+				       NULL };
 		char line[256];
 
 		sb_buf_reset(&out);
@@ -225,15 +232,17 @@ static void test_cli_protocol__daily_register(void **state)
 	{
 		char today[11], *x2_path, *x2;
 
-		assert_int_equal(run(t, &out, &errb, "annul", "PG/2026/0000003", "--reason", "doppia",
-				     "--authorised-by", "det. 6/2026", "--author", "resp", NULL), 0);
+		assert_int_equal(run(t, &out, &errb, "annul", "PG/2026/0000003", "--reason",
+				     "doppia", "--authorised-by", "det. 6/2026", "--author", "resp",
+				     NULL), 0);
 		proto_rome_time(sb_now(), NULL, today, NULL);
 		assert_int_equal(run(t, &out, &errb, "daily-register", "--date", today, "--out",
 				     t->out, NULL), 0);
 		x2_path = sb_xasprintf("%s/registro-giornaliero-PG-%s.xml", t->out, today);
 		x2 = th_read(x2_path, NULL);
 		assert_non_null(x2);
-		assert_non_null(strstr(x2, "registrazione=\"PG/2026/0000003\" campo=\"annulment\""));
+		assert_non_null(strstr(x2,
+				       "registrazione=\"PG/2026/0000003\" campo=\"annulment\""));
 		assert_non_null(strstr(x2, "<Provvedimento>det. 6/2026</Provvedimento>"));
 		free(x2);
 		free(x2_path);

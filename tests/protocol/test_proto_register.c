@@ -111,7 +111,8 @@ static void test_proto_register__outgoing_numbers_dates_impronte(void **state)
 
 	/* A hash the caller computed at intake is the impronta, in the row and the segnatura. */
 	{
-		struct sb_buf xml = SB_BUF_INIT(1 << 20), raw = SB_BUF_INIT(64), b64 = SB_BUF_INIT(64);
+		struct sb_buf xml = SB_BUF_INIT(1 << 20), raw = SB_BUF_INIT(64),
+			b64 = SB_BUF_INIT(64);
 		struct stat st;
 
 		openssl_sha256(f->pdf, hex);
@@ -257,8 +258,8 @@ static void test_proto_register__concurrent_writers_no_gap_no_duplicate(void **s
 	assert_int_equal(sqlite3_prepare_v2(db(f),
 					    "SELECT count(*) FROM proto_registrations a"
 					    " JOIN proto_registrations b ON b.number = a.number + 1"
-					    " WHERE b.id < a.id OR b.registered_at < a.registered_at",
-					    -1, &st, NULL), SQLITE_OK);
+					    " WHERE b.id < a.id OR b.registered_at <"
+					    " a.registered_at", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
@@ -294,9 +295,11 @@ static int64_t intruding_clock(void *arg)
 			"BEGIN IMMEDIATE;"
 			"UPDATE proto_counters SET last = last + 1;"
 			"INSERT INTO proto_registrations (register, year, number, direction,"
-			" registered_at, reg_date, reg_time, subject, correspondents, documents, author,"
+			" registered_at, reg_date, reg_time, subject, correspondents, "
+					      "documents, author,"
 			" act_id, segnatura, backend, classification)"
-			" SELECT register, year, 2, direction, registered_at, reg_date, reg_time, subject,"
+			" SELECT register, year, 2, direction, registered_at, reg_date,"
+					      " reg_time, subject,"
 			" correspondents, documents, author, 'act-elsewhere', segnatura, backend,"
 			" classification FROM proto_registrations WHERE number = 1;"
 			"COMMIT", NULL, NULL, NULL), SQLITE_OK);
@@ -607,12 +610,14 @@ static void test_proto_register__correction_keeps_old_value(void **state)
 		for (size_t i = 0; i < SB_ARRAY_SIZE(bad); i++) {
 			sb_err_clear(&err);
 			assert_int_equal(proto_correct(f->p, &id, bad[i].field, bad[i].value,
-						       bad[i].author, bad[i].reason, &err), SB_EINVAL);
+						       bad[i].author, bad[i].reason, &err),
+					 SB_EINVAL);
 			assert_int_equal(err.code, SB_EINVAL);
 			assert_true(err.msg[0] != '\0');
 		}
 		sb_err_clear(&err);
-		assert_int_equal(proto_correct(f->p, &(struct proto_id){ "PG", 2026, 77 }, "subject",
+		assert_int_equal(proto_correct(f->p, &(struct proto_id){ "PG", 2026, 77 },
+					       "subject",
 					       "x", "a", "r", &err), SB_ENOTFOUND);
 		assert_true(err.msg[0] != '\0');
 	}
@@ -869,7 +874,10 @@ static void test_proto_register__returned_registration_is_what_is_stored(void **
 	assert_same_reg(in, got);
 	proto_reg_free(got);
 
-	/* No assignment, no classification, a recipient without tax id, a document without title. */
+	/*
+	 * No assignment, no classification, a recipient without tax id, a
+	 * document without title.
+	 */
 	pf_act_init(f, &act, "act-same-bare");
 	act.in.assignment = NULL;
 	act.in.classification = NULL;
@@ -910,7 +918,8 @@ static void test_proto_register__bad_input_named_and_no_gap(void **state)
 		{ "subject", SB_EINVAL }, { "act_id", SB_EINVAL }, { "author", SB_EINVAL },
 		{ "recipients", SB_EINVAL }, { "documents", SB_EINVAL },
 		{ "recipients[0].name", SB_EINVAL }, { "documents[1]", SB_ENOTFOUND },
-		{ "documents[0] is an empty", SB_EINVAL }, { "subject is not valid UTF-8", SB_EINVAL },
+		{ "documents[0] is an empty", SB_EINVAL },
+			{ "subject is not valid UTF-8", SB_EINVAL },
 		{ "subject has a control", SB_EINVAL },
 		{ "documents[0].sha256_hex is not a SHA-256", SB_EINVAL },
 		{ "documents[0]: changed since it was hashed", SB_EIO },
@@ -1048,19 +1057,24 @@ static void test_proto_register__id_parse_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_proto_register__outgoing_numbers_dates_impronte,
+		cmocka_unit_test_setup_teardown(
+			test_proto_register__outgoing_numbers_dates_impronte,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__number_taken_meanwhile_goes_round_again, setup, teardown),
+			test_proto_register__number_taken_meanwhile_goes_round_again, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__a_failed_ticket_sends_the_ones_behind_round_again, setup,
+			test_proto_register__a_failed_ticket_sends_the_ones_behind_round_again,
+						setup,
 			teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__year_rollover_in_rome_time,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__concurrent_writers_no_gap_no_duplicate, setup, teardown),
+			test_proto_register__concurrent_writers_no_gap_no_duplicate, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__protected_fields_refused_by_the_store, setup, teardown),
+			test_proto_register__protected_fields_refused_by_the_store, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__correction_keeps_old_value,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__annulment_kept_and_marked,
@@ -1068,7 +1082,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_proto_register__receipts_linked_and_idempotent,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__returned_registration_is_what_is_stored, setup, teardown),
+			test_proto_register__returned_registration_is_what_is_stored, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__bad_input_named_and_no_gap,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__open_refuses_bad_configuration,

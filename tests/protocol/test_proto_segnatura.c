@@ -60,7 +60,8 @@ static void test_proto_segnatura__outgoing_and_receipt_validate_and_verify(void 
 	struct pf *f = *state;
 	struct sb_err err = SB_ERR_INIT;
 	struct proto_reg *out = NULL, *in = NULL;
-	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA), xml2 = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
+	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA),
+		xml2 = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
 	struct proto_receipt rc_in;
 	struct pf_act act;
 	unsigned char md[SB_SHA256_LEN];
@@ -72,7 +73,8 @@ static void test_proto_segnatura__outgoing_and_receipt_validate_and_verify(void 
 	assert_int_equal(proto_segnatura_get(f->p, &out->id, &xml, &err), 0);
 	xmllint_validates(f, sb_buf_cstr(&xml), "out.xml");
 	assert_int_equal(proto_seal_validate_xml(f->p->seal, xml.buf, xml.len, &err), 0);
-	assert_non_null(strstr(xml.buf, "<prot:NumeroRegistrazione>0000001</prot:NumeroRegistrazione>"));
+	assert_non_null(strstr(xml.buf,
+			       "<prot:NumeroRegistrazione>0000001</prot:NumeroRegistrazione>"));
 	assert_non_null(strstr(xml.buf, "<prot:CodiceAmministrazione>c_x000<"));
 	assert_non_null(strstr(xml.buf, "<prot:DataRegistrazione>2026-11-18<"));
 	assert_non_null(strstr(xml.buf, "prot:nomeFile=\"verbale.pdf\""));
@@ -148,7 +150,8 @@ static void test_proto_segnatura__tampering_fails_verification(void **state)
 		const char *b = a ? strstr(a, "</ds:Reference>") : NULL;
 
 		assert_non_null(b);
-		t = sb_xasprintf("%.*s%s", (int)(a - xml.buf), xml.buf, b + strlen("</ds:Reference>"));
+		t = sb_xasprintf("%.*s%s", (int)(a - xml.buf), xml.buf,
+				 b + strlen("</ds:Reference>"));
 		sb_err_clear(&err);
 		assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
 		assert_true(err.msg[0] != '\0');
@@ -161,7 +164,8 @@ static void test_proto_segnatura__tampering_fails_verification(void **state)
 
 		assert_non_null(s);
 		assert_non_null(e);
-		t = sb_xasprintf("%.*s%s", (int)(s - xml.buf), xml.buf, e + strlen("</ds:Signature>"));
+		t = sb_xasprintf("%.*s%s", (int)(s - xml.buf), xml.buf,
+				 e + strlen("</ds:Signature>"));
 		sb_err_clear(&err);
 		assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
 		assert_true(err.msg[0] != '\0');
@@ -228,7 +232,8 @@ static void test_proto_segnatura__one_handle_seals_and_verifies_many(void **stat
 		sb_buf_reset(&xml);
 		assert_int_equal(proto_segnatura_get(f->p, &regs[i]->id, &xml, &err), 0);
 		/* A failed verification must not take the key with it. */
-		t = replace(xml.buf, "Verbale di accertamento n. 1001", "Verbale di accertamento n. 1009");
+		t = replace(xml.buf, "Verbale di accertamento n. 1001",
+			    "Verbale di accertamento n. 1009");
 		assert_int_equal(proto_segnatura_verify(f->p, t, strlen(t), &err), SB_EINVAL);
 		free(t);
 	}
@@ -273,14 +278,17 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_proto_segnatura__outgoing_and_receipt_validate_and_verify, setup, teardown),
+			test_proto_segnatura__outgoing_and_receipt_validate_and_verify, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_proto_segnatura__tampering_fails_verification,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_segnatura__another_key_does_not_verify,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_proto_segnatura__schema_errors_name_the_element,
+		cmocka_unit_test_setup_teardown(
+			test_proto_segnatura__schema_errors_name_the_element,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_proto_segnatura__one_handle_seals_and_verifies_many,
+		cmocka_unit_test_setup_teardown(
+			test_proto_segnatura__one_handle_seals_and_verifies_many,
 						setup, teardown),
 	};
 

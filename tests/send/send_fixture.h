@@ -54,7 +54,8 @@ static __attribute__((unused)) bool sf_slept(const struct sf *f, long ms)
 }
 
 /* Write the configuration ([send] extra lines appended) and load it. */
-static __attribute__((unused)) int sf_config(struct sf *f, const char *key, const char *extra, struct sb_err *err)
+static __attribute__((unused)) int sf_config(struct sf *f, const char *key, const char *extra,
+					     struct sb_err *err)
 {
 	char *ini = sb_xasprintf("%s/send-bridge.ini", f->dir);
 	char *keyf = sb_xasprintf("%s/api.key", f->dir);
@@ -134,7 +135,8 @@ static __attribute__((unused)) char *sf_file(struct sf *f, const char *name, con
 }
 
 /* One raw call to the simulator (tests of the simulator itself). */
-static __attribute__((unused)) long sf_raw(struct sf *f, const char *method, const char *path, const char *const *hdrs,
+static __attribute__((unused)) long sf_raw(struct sf *f, const char *method, const char *path,
+					   const char *const *hdrs,
 		   const char *body, struct sb_buf *reply, struct sb_http_resp *resp_out)
 {
 	struct sb_http *h = NULL;
@@ -200,7 +202,8 @@ struct sf_notif {
 	char proto[64], notice[2][24], token[32];
 };
 
-static __attribute__((unused)) void sf_notif_init(struct sf *f, struct sf_notif *x, const char *pec, const char *street)
+static __attribute__((unused)) void sf_notif_init(struct sf *f, struct sf_notif *x, const char *pec,
+						  const char *street)
 {
 	char *doc = th_fixture("acts/fine-pagopa/verbale.pdf");
 	char *avv = th_fixture("acts/fine-pagopa/avviso-pagopa.pdf");
@@ -296,7 +299,8 @@ static __attribute__((unused)) int sf_submit(struct sf *f, struct sf_notif *x,
 }
 
 /* Poll the sent notification until its status is one of want ("A|B"), at most ~10 s. */
-static __attribute__((unused)) struct send_sent_notification *sf_wait_status(struct sf *f, const char *iun,
+static __attribute__((unused)) struct send_sent_notification *sf_wait_status(struct sf *f,
+									     const char *iun,
 						     const char *want)
 {
 	for (int i = 0; i < 200; i++) {
@@ -336,7 +340,8 @@ sf_deliver(struct sf *f, struct sf_notif *x, const char *pec, const char *street
 	return sf_wait_status(f, st->iun, want);
 }
 
-static __attribute__((unused)) bool sf_has_category(const struct send_sent_notification *n, const char *cat)
+static __attribute__((unused)) bool sf_has_category(const struct send_sent_notification *n,
+						    const char *cat)
 {
 	for (size_t i = 0; i < n->ntimeline; i++)
 		if (!strcmp(n->timeline[i].category, cat))

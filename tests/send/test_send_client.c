@@ -169,8 +169,8 @@ static void test_send_client__voucher_provider_interface(void **state)
 	struct sb_voucher_provider vp = { fake_voucher, &calls };
 	struct sb_voucher_provider bad = { failing_voucher, NULL };
 
-	assert_int_equal(sf_config(f, "sim-send-pdnd-key", "pdnd_voucher = on\npurpose_id = purpose-42",
-				   &err), 0);
+	assert_int_equal(sf_config(f, "sim-send-pdnd-key",
+				   "pdnd_voucher = on\npurpose_id = purpose-42", &err), 0);
 	assert_int_equal(send_client_new(&c, f->cfg, &vp, &err), 0);
 	assert_int_equal(upload_one(f, c, &err), 0);
 	assert_int_equal(calls, 1);   /* the preload only: never for the pre-signed PUT */
@@ -194,7 +194,8 @@ static void test_send_client__problem_json_parsed(void **state)
 	assert_int_equal(sf_upload(f, &x, &err), 0);
 	/* A valid tax id that is not the sim's PA: SEND's 400 names the element. */
 	x.n.sender_tax_id = "00000000000";
-	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), SB_EREJECT);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err),
+			 SB_EREJECT);
 	assert_int_equal(err.code, SB_EREJECT);
 	assert_int_equal(err.http, 400);
 	assert_non_null(strstr(err.msg, "PN_GENERIC_INVALIDPARAMETER"));
@@ -237,7 +238,10 @@ static void test_send_client__fail_nth_survived(void **state)
 	for (unsigned nth = 1; nth <= 6; nth++) {
 		char body[64];
 
-		/* Each call of the flow in turn answers 503: the client retries and gets through. */
+		/*
+		 * Each call of the flow in turn answers 503: the client retries
+		 * and gets through.
+		 */
 		snprintf(body, sizeof(body), "{\"failNth\":%u}", nth);
 		sf_faults(f, body);
 		sf_notif_init(f, &x, NULL, NULL);
@@ -326,7 +330,8 @@ static void test_send_client__preload_batches_of_15(void **state)
 		u[i].preload_idx = idx[i];
 	}
 	sf_raw(f, "GET", "/_sim/faults", NULL, NULL, &b, NULL);
-	calls_before = strstr(b.buf, "\"calls\":") ? strtol(strstr(b.buf, "\"calls\":") + 8, NULL, 10) : -1;
+	calls_before = strstr(b.buf, "\"calls\":") ? strtol(strstr(b.buf, "\"calls\":") + 8, NULL,
+							    10) : -1;
 	assert_int_equal(send_files_upload(f->c, u, 17, &f->retry, &err), 0);
 	sb_buf_reset(&b);
 	sf_raw(f, "GET", "/_sim/faults", NULL, NULL, &b, NULL);

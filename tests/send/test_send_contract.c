@@ -48,8 +48,8 @@ static size_t count_violations(const char *log)
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
 		char line[1024];
 
-		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1),
-			 p);
+		snprintf(line, sizeof(line), "%.*s",
+			 (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
 		if (strstr(line, "NO_PATH_MATCHED_ERROR") || strstr(line, "UNPROCESSABLE_ENTITY"))
 			n++;
 		else if (strstr(line, "Violation:")) {
@@ -73,11 +73,14 @@ static void test_send_contract__violations_are_counted(void **state)
 		size_t want;
 	} cases[] = {
 		{ "[HTTP SERVER] post /delivery/v2.5/requests info Request received\n"
-		  "[PROXY] info The upstream call to /delivery/v2.5/requests has returned 202\n", 0 },
-		{ "[VALIDATOR] warning Violation: request.body.recipients.0.taxId must match\n", 1 },
+		  "[PROXY] info The upstream call to /delivery/v2.5/requests has returned 202\n",
+			  0 },
+		{ "[VALIDATOR] warning Violation: request.body.recipients.0.taxId must match\n",
+		  1 },
 		{ "error Request terminated with error: https://stoplight.io/prism/errors#"
 		  "UNPROCESSABLE_ENTITY: Invalid request\n"
-		  "[VALIDATOR] error Violation: response.body must have required property 'iun'\n", 2 },
+		  "[VALIDATOR] error Violation: response.body must have required property 'iun'\n",
+			  2 },
 		{ "error https://stoplight.io/prism/errors#NO_PATH_MATCHED_ERROR\n", 1 },
 		/* the bundle's unsatisfiable oneOf on timeline details: not the client's fault */
 		{ "error Violation: response.body.0.element.details Response body property "
@@ -114,7 +117,8 @@ static char *prism_path(void)
 {
 	const char *env = getenv("SB_PRISM");
 	char *tools = sb_xasprintf("%s/tools", th_build_dir());
-	char *bin = env && *env ? sb_xstrdup(env) : sb_xasprintf("%s/node_modules/.bin/prism", tools);
+	char *bin = env && *env ? sb_xstrdup(env) : sb_xasprintf("%s/node_modules/.bin/prism",
+								 tools);
 	char *cmd;
 	const char *argv[4];
 
@@ -124,8 +128,8 @@ static char *prism_path(void)
 	}
 	cmd = sb_xasprintf("command -v npm >/dev/null 2>&1 || exit 3; mkdir -p '%s' && "
 			   "npm install --prefix '%s' --no-audit --no-fund --silent "
-			   "@stoplight/prism-cli@" PRISM_VERSION " >'%s/npm.log' 2>&1", tools, tools,
-			   tools);
+			   "@stoplight/prism-cli@" PRISM_VERSION " >'%s/npm.log' 2>&1", tools,
+			   tools, tools);
 	argv[0] = "/bin/sh";
 	argv[1] = "-c";
 	argv[2] = cmd;
@@ -133,7 +137,8 @@ static char *prism_path(void)
 	fprintf(stderr, "contract: installing @stoplight/prism-cli@%s into %s\n", PRISM_VERSION,
 		tools);
 	if (th_run(argv, NULL, NULL) != 0 || access(bin, X_OK) != 0) {
-		fprintf(stderr, "contract: npm is missing or could not install prism (see %s/npm.log)"
+		fprintf(stderr,
+			"contract: npm is missing or could not install prism (see %s/npm.log)"
 			"\n", tools);
 		free(bin);
 		bin = NULL;
@@ -286,7 +291,10 @@ static void test_send_contract__requests_and_replies_match_the_bundle(void **sta
 		prism_stop(&p);
 		fail_msg("prism did not start");
 	}
-	/* The client talks to Prism; pre-signed URLs still point at send-sim (S3 is not SEND's API). */
+	/*
+	 * The client talks to Prism; pre-signed URLs still point at send-sim
+	 * (S3 is not SEND's API).
+	 */
 	snprintf(f->sim.url, sizeof(f->sim.url), "%s", p.url);
 	assert_int_equal(sf_config(f, NULL, NULL, &err), 0);
 	send_client_free(f->c);
@@ -295,14 +303,16 @@ static void test_send_contract__requests_and_replies_match_the_bundle(void **sta
 	log = th_read(p.log, NULL);
 	bad = count_violations(log);
 	if (bad) {
-		for (char *line = strtok_r(log, "\n", &extra); line; line = strtok_r(NULL, "\n", &extra))
+		for (char *line = strtok_r(log, "\n", &extra); line;
+		     line = strtok_r(NULL, "\n", &extra))
 			if (count_violations(line))
 				fprintf(stderr, "contract: %s\n", line);
 		free(log);
 		log = th_read(p.log, NULL);
 	}
 	assert_int_equal(bad, 0);
-	assert_non_null(strstr(log ? log : "", "has returned 202"));   /* requests really went through */
+	assert_non_null(strstr(log ? log : "", "has returned 202"));   /* requests really went
+									  through */
 	free(log);
 	prism_stop(&p);
 	free(bin);
@@ -311,7 +321,8 @@ static void test_send_contract__requests_and_replies_match_the_bundle(void **sta
 
 static int setup(void **state)
 {
-	static const char *const args[] = { "--send-accept-ms", "50", "--send-step-ms", "30", NULL };
+	static const char *const args[] = { "--send-accept-ms", "50", "--send-step-ms", "30",
+					    NULL };
 
 	return sf_group_setup(state, args);
 }

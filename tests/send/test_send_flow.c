@@ -180,12 +180,13 @@ static void test_send_flow__f24_metadata_uploaded_and_checked(void **state)
 	{
 		char id[SEND_REQUEST_ID_MAX];
 
-		assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err), 0);
+		assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err),
+				 0);
 		assert_int_equal(send_request_wait(f->c, id, 30000, &f->retry, &st, &err), 0);
 	}
 	assert_int_equal(st.state, SEND_ACCEPTED);
-	assert_int_equal(send_attachment_download(f->c, st.iun, &sel, x.up[2].ref.sha256, out, 10000,
-						  &f->retry, sha, &err), 0);
+	assert_int_equal(send_attachment_download(f->c, st.iun, &sel, x.up[2].ref.sha256, out,
+						  10000, &f->retry, sha, &err), 0);
 	assert_string_equal(sha, x.up[2].ref.sha256);
 	free(json);
 	free(out);
@@ -323,8 +324,8 @@ static void test_send_flow__legal_facts_listed_and_downloaded(void **state)
 
 	/* Errors: unknown key, bad IUN; nothing written. */
 	unlink(out);
-	assert_int_equal(send_legal_fact_download(f->c, st.iun, "PN_LEGAL_FACTS-nope.pdf", out, 1000,
-						  &f->retry, NULL, NULL, &err), SB_ENOTFOUND);
+	assert_int_equal(send_legal_fact_download(f->c, st.iun, "PN_LEGAL_FACTS-nope.pdf", out,
+						  1000, &f->retry, NULL, NULL, &err), SB_ENOTFOUND);
 	assert_true(err.msg[0] != '\0');
 	assert_int_equal(access(out, F_OK), -1);
 	assert_int_equal(send_legal_facts_list(f->c, "not-an-iun", &lf, &nlf, &err), SB_EINVAL);
@@ -350,8 +351,8 @@ static void test_send_flow__attachments_match_upload(void **state)
 
 	sf_notif_init(f, &x, NULL, NULL);
 	assert_int_equal(sf_submit(f, &x, &st, &err), 0);
-	assert_int_equal(send_attachment_download(f->c, st.iun, &doc, x.up[0].ref.sha256, out, 10000,
-						  &f->retry, sha, &err), 0);
+	assert_int_equal(send_attachment_download(f->c, st.iun, &doc, x.up[0].ref.sha256, out,
+						  10000, &f->retry, sha, &err), 0);
 	assert_string_equal(sha, x.up[0].ref.sha256);
 	orig = th_read(x.up[0].path, &a);
 	got = th_read(out, &b);
@@ -359,8 +360,8 @@ static void test_send_flow__attachments_match_upload(void **state)
 	assert_memory_equal(orig, got, a);
 	free(orig);
 	free(got);
-	assert_int_equal(send_attachment_download(f->c, st.iun, &pay, x.up[1].ref.sha256, out, 10000,
-						  &f->retry, sha, &err), 0);
+	assert_int_equal(send_attachment_download(f->c, st.iun, &pay, x.up[1].ref.sha256, out,
+						  10000, &f->retry, sha, &err), 0);
 	assert_string_equal(sha, x.up[1].ref.sha256);
 	/* Only hashed, never written: the same checks without a file. */
 	memset(sha, 0, sizeof(sha));
@@ -371,8 +372,8 @@ static void test_send_flow__attachments_match_upload(void **state)
 						  10000, &f->retry, NULL, &err), 0);
 
 	/* What SEND holds is not what we uploaded: refused, named. */
-	assert_int_equal(send_attachment_download(f->c, st.iun, &doc, x.up[1].ref.sha256, out, 10000,
-						  &f->retry, sha, &err), SB_EREJECT);
+	assert_int_equal(send_attachment_download(f->c, st.iun, &doc, x.up[1].ref.sha256, out,
+						  10000, &f->retry, sha, &err), SB_EREJECT);
 	assert_int_equal(err.code, SB_EREJECT);
 	assert_non_null(strstr(err.msg, "sha256"));
 	/* No F24 for this recipient: 404. */

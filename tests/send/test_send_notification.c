@@ -76,7 +76,8 @@ static void test_send_notification__address_normalisation(void **state)
 		} else {
 			char want[96];
 
-			snprintf(want, sizeof(want), "recipients[0].physicalAddress.%s", c->err_field);
+			snprintf(want, sizeof(want), "recipients[0].physicalAddress.%s",
+				 c->err_field);
 			assert_int_equal(rc, SB_EINVAL);
 			assert_int_equal(err.code, SB_EINVAL);
 			if (!strstr(err.msg, want))
@@ -123,7 +124,8 @@ static void valid(struct sf_notif *x)
 
 		snprintf(r->key, sizeof(r->key), "PN_NOTIFICATION_ATTACHMENTS-%d.pdf", i);
 		snprintf(r->version_token, sizeof(r->version_token), "v%d", i);
-		snprintf(r->sha256, sizeof(r->sha256), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+		snprintf(r->sha256, sizeof(r->sha256),
+			 "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
 		r->content_type = SEND_CT_PDF;
 	}
 	x->pay[0].has_pagopa_attachment = true;
@@ -266,7 +268,8 @@ static void test_send_notification__body_refusals_name_the_field(void **state)
 		if (rc != SB_EINVAL && rc != SB_ETOOBIG)
 			fail_msg("case %zu: rc %d", i, rc);
 		if (!strstr(err.msg, body_cases[i].field))
-			fail_msg("case %zu: '%s' does not name '%s'", i, err.msg, body_cases[i].field);
+			fail_msg("case %zu: '%s' does not name '%s'", i, err.msg,
+				 body_cases[i].field);
 		assert_string_equal(json, "untouched");
 		sf_notif_release(&x);
 	}
@@ -298,7 +301,8 @@ static void test_send_notification__remote_text_masked(void **state)
 		{ "notice 302010000000000001 repeated", "notice 302010000000000001 repeated" },
 		{ "PN_GENERIC_INVALIDPARAMETER recipients[0].taxId", "PN_GENERIC_INVALIDPARAMETER "
 		  "recipients[0].taxId" },
-		{ "PN_GENERIC_INVALIDPARAMETER_DUPLICATED", "PN_GENERIC_INVALIDPARAMETER_DUPLICATED" },
+		{ "PN_GENERIC_INVALIDPARAMETER_DUPLICATED",
+		  "PN_GENERIC_INVALIDPARAMETER_DUPLICATED" },
 		{ "code INVALIDPARAMETERS here", "code INVALIDPARAMETERS here" },
 		{ "ends with RSSMRA80A01H501U", "ends with [cf]" },
 		{ "", "" },

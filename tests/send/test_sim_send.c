@@ -108,7 +108,8 @@ static const struct refusal_case refusals[] = {
 	  "recipients[0]", "INVALIDPARAMETER" },
 	{ "duplicate tax ids", { { "recipients[1]", "{\"recipientType\":\"PF\",\"taxId\":"
 				   "\"RSSMRA80A01H501U\",\"denomination\":\"Altro\","
-				   "\"physicalAddress\":{\"address\":\"VIA PO 2\",\"zip\":\"00100\","
+				   "\"physicalAddress\":{\"address\":\"VIA PO 2\","
+				   "\"zip\":\"00100\","
 				   "\"municipality\":\"ROMA\",\"province\":\"RM\"}}" } }, 400,
 	  "recipients[1]", "INVALIDPARAMETER" },
 	{ "notice code repeated", { { "recipients[0].payments[1]", "{\"pagoPa\":{\"noticeCode\":"
@@ -229,7 +230,8 @@ static void test_sim_send__create_202_then_409(void **state)
 	/* Same protocol number and token: 409 naming the clash. */
 	assert_int_equal(post_json(f, "/delivery/v2.5/requests", j, &reply), 409);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(
-		json_object_get(reply, "errors"), 0), "code")), "PN_GENERIC_INVALIDPARAMETER_DUPLICATED");
+		json_object_get(reply, "errors"), 0), "code")),
+			    "PN_GENERIC_INVALIDPARAMETER_DUPLICATED");
 	assert_non_null(strstr(json_string_value(json_object_get(json_array_get(
 		json_object_get(reply, "errors"), 0), "element")), "paProtocolNumber"));
 	json_decref(reply);
@@ -411,7 +413,8 @@ static void test_sim_send__preload_and_s3_checks(void **state)
 		const char *wrong_secret[] = { "Content-Type: application/pdf",
 					       "x-amz-meta-secret: nope", h_sum, NULL };
 		const char *hex_sum[] = { "Content-Type: application/pdf", h_secret, h_hex, NULL };
-		const char *other_sum[] = { "Content-Type: application/pdf", h_secret, h_bad, NULL };
+		const char *other_sum[] = { "Content-Type: application/pdf", h_secret, h_bad,
+					    NULL };
 		const char *with_key[] = { "Content-Type: application/pdf", h_secret, h_sum,
 					   "x-api-key: sim-send-key", NULL };
 		const char *good[] = { "Content-Type: application/pdf", h_secret, h_sum, NULL };
@@ -454,7 +457,8 @@ static void test_sim_send__stream_rules(void **state)
 	char *path;
 
 	assert_int_equal(sf_raw(f, "POST", "/delivery-progresses/v2.9/streams", key_hdrs,
-				"{\"title\":\"t\",\"eventType\":\"OTHER\",\"groups\":[]}", NULL, NULL),
+				"{\"title\":\"t\",\"eventType\":\"OTHER\",\"groups\":[]}", NULL,
+				NULL),
 			 400);
 	assert_int_equal(sf_raw(f, "POST", "/delivery-progresses/v2.9/streams", key_hdrs,
 				"{\"title\":\"t\",\"eventType\":\"TIMELINE\"}", NULL, NULL), 400);

@@ -30,7 +30,8 @@ static void test_readme__config_reference_matches_schema(void **state)
 	assert_non_null(end);
 	begin += strlen("<!-- config-keys:begin -->\n");
 	if ((size_t)(end - begin) != out.len || memcmp(begin, out.buf, out.len))
-		fail_msg("README's configuration reference is stale: run sh scripts/readme-keys.sh");
+		fail_msg("README's configuration reference is stale: "
+			 "run sh scripts/readme-keys.sh");
 	free(readme);
 	free(bin);
 	sb_buf_release(&out);

@@ -55,7 +55,8 @@ static void test_svc_act__sample_fine_pagopa(void **state)
 	assert_int_equal(sb_sha256_file(pdf, d, NULL, &err), 0);
 	sb_hex_encode(d, sizeof(d), &hex);
 	assert_string_equal(a->documents[0].file.sha256, hex.buf);
-	assert_non_null(strstr(a->documents[0].file.path, "/fixtures/acts/fine-pagopa/verbale.pdf"));
+	assert_non_null(strstr(a->documents[0].file.path,
+			       "/fixtures/acts/fine-pagopa/verbale.pdf"));
 	assert_true(a->documents[0].file.size > 1000);
 	sb_buf_release(&hex);
 	svc_act_free(a);
@@ -76,7 +77,8 @@ static void test_svc_act__all_samples_valid(void **state)
 
 		if (svc_act_load(&a, dir, false, &probs, &err) != 0)
 			fail_msg("%s: %s (%s: %s)", samples[i], err.msg,
-				 probs.n ? probs.items[0].where : "", probs.n ? probs.items[0].msg : "");
+				 probs.n ? probs.items[0].where : "",
+				 probs.n ? probs.items[0].msg : "");
 		svc_act_free(a);
 		free(rel);
 		free(dir);
@@ -120,12 +122,13 @@ static void test_svc_act__every_broken_fixture(void **state)
 		assert_true(err.code == rc);
 		assert_true(strlen(err.msg) > 0);
 		for (size_t i = 0; i < probs.n; i++)
-			if (!strcmp(probs.items[i].where, expect) && strstr(probs.items[i].msg, tab + 1))
+			if (!strcmp(probs.items[i].where, expect) &&
+			    strstr(probs.items[i].msg, tab + 1))
 				found = true;
 		if (!found) {
 			for (size_t i = 0; i < probs.n; i++)
-				fprintf(stderr, "  %s got: %s: %s\n", e->d_name, probs.items[i].where,
-					probs.items[i].msg);
+				fprintf(stderr, "  %s got: %s: %s\n", e->d_name,
+					probs.items[i].where, probs.items[i].msg);
 			fail_msg("%s: no problem '%s: %s'", e->d_name, expect, tab + 1);
 		}
 		/* No message repeats a tax code from the fixtures (personal data). */
@@ -181,7 +184,8 @@ static void test_svc_act__problems_are_collected_not_first_only(void **state)
 	(void)state;
 	th_write_str(path,
 		     "{\"version\":1,\"office\":\"x\",\"operator\":{\"userId\":\"u\"},"
-		     "\"subject\":\"\",\"taxonomyCode\":\"bad\",\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
+		     "\"subject\":\"\",\"taxonomyCode\":\"bad\","
+		     "\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
 		     "\"physicalCommunicationType\":\"AR_REGISTERED_LETTER\","
 		     "\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501X\","
 		     "\"denomination\":\"M\",\"physicalAddress\":{\"address\":\"Via A 1\","

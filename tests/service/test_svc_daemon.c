@@ -150,8 +150,8 @@ static void wait_all_finished(struct fx *f, size_t total, int64_t timeout_ms)
 		if (done + rejected >= total && !work && !fresh)
 			return;
 		if (sb_mono_ms() > deadline)
-			fail_msg("not finished: done=%zu rejected=%zu work=%zu new=%zu of %zu", done,
-				 rejected, work, fresh, total);
+			fail_msg("not finished: done=%zu rejected=%zu work=%zu new=%zu of %zu",
+				 done, rejected, work, fresh, total);
 		th_sleep_ms(20);
 	}
 }
@@ -191,10 +191,13 @@ static void check_books(struct fx *f, size_t good, size_t broken)
 	db = svc_store_db(s);
 	assert_int_equal(count(db, "SELECT count(*) FROM acts"), (int64_t)good);
 	assert_int_equal(count(db, "SELECT count(DISTINCT act_id) FROM acts"), (int64_t)good);
-	assert_int_equal(count(db, "SELECT count(*) FROM acts WHERE state = 'closed'"), (int64_t)good);
-	assert_int_equal(count(db, "SELECT count(*) FROM notifications n JOIN acts a ON a.id = n.act"
+	assert_int_equal(count(db, "SELECT count(*) FROM acts WHERE state = 'closed'"),
+			 (int64_t)good);
+	assert_int_equal(count(db,
+			       "SELECT count(*) FROM notifications n JOIN acts a ON a.id = n.act"
 			       " WHERE n.protocol_number = 'PG/' || a.act_id"
-			       " AND n.request_id = 'req-' || a.act_id AND n.iun = 'IUN-' || a.act_id"),
+			       " AND n.request_id = 'req-' || a.act_id AND n.iun = "
+			       "'IUN-' || a.act_id"),
 			 (int64_t)good);
 	assert_int_equal(count(db, "SELECT count(*) FROM notifications"), (int64_t)good);
 	assert_int_equal(count(db, "SELECT count(*) FROM receipts"), (int64_t)good * 2);
@@ -265,7 +268,10 @@ static void test_svc_daemon__sigkill_at_random_moments_loses_nothing(void **stat
 	f->plat.temp_pct = 15;
 	f->plat.delay_us = 500;
 	f->plat.stream = true;     /* tracking through the stream reader thread */
-	/* Half before the first start (found by the start-up scan), half while it runs (inotify). */
+	/*
+	 * Half before the first start (found by the start-up scan), half while
+	 * it runs (inotify).
+	 */
 	start(f);
 	th_sleep_ms(100);
 	publish(f, 0, good / 2, true);
@@ -407,7 +413,8 @@ static void test_svc_daemon__hostile_entries_in_new_are_rejected(void **state)
 	th_outbox_publish_json(f->root, "escape",
 			       "{\"version\":1,\"office\":\"polizia-municipale\","
 			       "\"operator\":{\"userId\":\"a\"},\"subject\":\"s\","
-			       "\"documents\":[{\"file\":\"../../../etc/passwd\",\"title\":\"t\"}]}");
+			       "\"documents\":[{\"file\":\"../../../etc/passwd\","
+			       "\"title\":\"t\"}]}");
 	/* The writers' own hidden entries are left alone. */
 	p = sb_xasprintf("%s/new/.in-progress", f->root);
 	th_mkdirs(p);
@@ -463,11 +470,13 @@ static void test_svc_daemon__start_up_errors_are_reported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_svc_daemon__sigkill_at_random_moments_loses_nothing,
+		cmocka_unit_test_setup_teardown(
+			test_svc_daemon__sigkill_at_random_moments_loses_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_daemon__sigterm_stops_cleanly_and_resumes,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_daemon__hostile_entries_in_new_are_rejected,
+		cmocka_unit_test_setup_teardown(
+			test_svc_daemon__hostile_entries_in_new_are_rejected,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_daemon__start_up_errors_are_reported,
 						setup, teardown),

@@ -43,13 +43,15 @@ static int run_meta(const char *dir, const char *ini_text, struct sb_buf *out, s
 
 static xmlSchema *load_xsd(void)
 {
-	char *xsd = th_shared("specs/agid/allegato5_thirdparty/documentoAmministrativoInformatico.xsd");
+	char *xsd = th_shared(
+		"specs/agid/allegato5_thirdparty/documentoAmministrativoInformatico.xsd");
 	xmlSchemaParserCtxt *pc;
 	xmlSchema *schema;
 	char *text, *typo;
 
 	if (!xsd)
-		fail_msg("../shared/specs/agid/allegato5_thirdparty is missing: XSD validation not done");
+		fail_msg("../shared/specs/agid/allegato5_thirdparty is missing: "
+			 "XSD validation not done");
 	text = th_read(xsd, NULL);
 	assert_non_null(text);
 	/* The published transcription's CF pattern has a typo ("[0- 9...]") libxml2 refuses. */
@@ -92,10 +94,13 @@ static void test_svc_meta__records_validate_against_the_xsd(void **state)
 		xmlFreeDoc(doc);
 	}
 	/* from the act, the registration and the checks */
-	assert_non_null(strstr(x1, "<NumeroProtocolloDocumento>0000042</NumeroProtocolloDocumento>"));
-	assert_non_null(strstr(x1, "<TipologiaDocumentale>Avviso di accertamento</TipologiaDocumentale>"));
+	assert_non_null(strstr(x1,
+			       "<NumeroProtocolloDocumento>0000042</NumeroProtocolloDocumento>"));
+	assert_non_null(strstr(x1, "<TipologiaDocumentale>Avviso di "
+			       "accertamento</TipologiaDocumentale>"));
 	assert_non_null(strstr(x1, "<Formato>PDF/A-2b</Formato>"));
-	assert_non_null(strstr(x1, "<Identificativo>imu-assessment/prospetto-calcolo.pdf</Identificativo>"));
+	assert_non_null(strstr(
+		x1, "<Identificativo>imu-assessment/prospetto-calcolo.pdf</Identificativo>"));
 	assert_non_null(strstr(x1, "<IndiceDiClassificazione>4.3</IndiceDiClassificazione>"));
 	assert_non_null(strstr(x2, "imu-assessment/avviso-accertamento.pdf"));
 	xmlSchemaFreeValidCtxt(vc);

@@ -317,7 +317,8 @@ static void test_svc_pipeline__a_step_can_hold_the_next_one_back(void **state)
 	assert_int_equal(th_platform_calls(&f->plat, "acceptance", "held"), 0);
 	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms(), 10, &names, &n, &err), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms() + 61000, 10, &names, &n, &err), 0);
+	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms() + 61000, 10, &names, &n, &err),
+			 0);
 	assert_int_equal(n, 1);
 	svc_outbox_names_free(names, n);
 }
@@ -328,8 +329,10 @@ static void test_svc_pipeline__backoff_doubles_with_jitter_and_a_ceiling(void **
 
 	(void)state;
 	for (int i = 0; i < 200; i++) {
-		int64_t d1 = svc_pipeline_backoff_ms(&o, 1, -1), d3 = svc_pipeline_backoff_ms(&o, 3, -1);
-		int64_t d30 = svc_pipeline_backoff_ms(&o, 30, -1), ra = svc_pipeline_backoff_ms(&o, 1, 20);
+		int64_t d1 = svc_pipeline_backoff_ms(&o, 1, -1),
+			d3 = svc_pipeline_backoff_ms(&o, 3, -1);
+		int64_t d30 = svc_pipeline_backoff_ms(&o, 30, -1),
+			ra = svc_pipeline_backoff_ms(&o, 1, 20);
 
 		assert_true(d1 >= 500 && d1 <= 1000);
 		assert_true(d3 >= 2000 && d3 <= 4000);
@@ -534,7 +537,8 @@ static void test_svc_pipeline__stop_leaves_the_act_between_steps(void **state)
 
 	th_outbox_publish(f->root, "acts/fine-pagopa", "stopped");
 	claim(f, "stopped");
-	assert_int_equal(svc_pipeline_process(f->p, f->s, &f->plat, "stopped", &stop, &pr, &err), 0);
+	assert_int_equal(svc_pipeline_process(f->p, f->s, &f->plat, "stopped", &stop, &pr, &err),
+			 0);
 	assert_int_equal(pr, SVC_PROGRESS_STOPPED);
 	assert_state(f, "stopped", "received");
 	assert_int_equal(th_platform_calls(&f->plat, "check", "stopped"), 0);
@@ -638,7 +642,8 @@ static void test_svc_pipeline__stream_events_drive_tracking(void **state)
 	th_write_str(stream, "evt-other-1 IUN-other REQUEST_ACCEPTED\n", 0600);
 	{
 		char *all = sb_xasprintf("evt-other-1 IUN-other REQUEST_ACCEPTED\n%s"
-					 "evt-streamed-2 IUN-streamed SEND_DIGITAL_FEEDBACK\n", txt);
+					 "evt-streamed-2 IUN-streamed SEND_DIGITAL_FEEDBACK\n",
+					 txt);
 
 		th_write_str(stream, all, 0600);
 		free(all);
@@ -652,7 +657,8 @@ static void test_svc_pipeline__stream_events_drive_tracking(void **state)
 	assert_string_equal(pos, "4");
 	free(pos);
 	/* Woken: due now. */
-	assert_int_equal(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "streamed"), 0);
+	assert_int_equal(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "streamed"),
+			 0);
 	svc_metrics_get(&m);
 	assert_true(m.stream_lag_s >= 0);
 	/* Nothing new: read again after poll_ms. */
@@ -737,7 +743,8 @@ static void test_svc_pipeline__migration_is_idempotent_and_versioned(void **stat
 	v = q(f, "SELECT value FROM meta WHERE key = 'schema.pipeline'", NULL);
 	assert_string_equal(v, "2");
 	free(v);
-	assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema.pipeline'",
+	assert_int_equal(sqlite3_exec(db,
+				      "UPDATE meta SET value = '99' WHERE key = 'schema.pipeline'",
 				      NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(svc_pipeline_store_migrate(db, &err), SB_ECONFIG);
 	assert_int_equal(err.code, SB_ECONFIG);

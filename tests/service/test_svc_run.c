@@ -64,7 +64,8 @@ static int setup(void **state)
 {
 	struct fx *f = sb_xcalloc(1, sizeof(*f));
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char *key, *text, *new_dir, *seal, *cert, *xsd = th_shared("specs/agid/segnatura_protocollo.xsd");
+	char *key, *text, *new_dir, *seal, *cert,
+		*xsd = th_shared("specs/agid/segnatura_protocollo.xsd");
 
 	/* The daemon's scope: whatever ends the test, the tear-down kills and reaps it. */
 	th_scope_begin();
@@ -82,7 +83,8 @@ static int setup(void **state)
 	cert = sb_xasprintf("%s/seal.crt", f->tmp);
 	assert_non_null(xsd);
 	{
-		const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+		const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA",
+				      "-pkeyopt",
 				      "rsa_keygen_bits:2048", "-out", seal, NULL };
 		const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", seal,
 				      "-out", cert, "-days", "30", "-subj", "/CN=sigillo", NULL };
@@ -240,7 +242,8 @@ static int stop_term(struct fx *f)
 	if (status != 0) {
 		char *out = th_read(f->out, NULL), *log = th_read(f->log, NULL);
 
-		fprintf(stderr, "send-bridge stderr:\n%s\nlog:\n%s\n", out ? out : "", log ? log : "");
+		fprintf(stderr, "send-bridge stderr:\n%s\nlog:\n%s\n", out ? out : "",
+			log ? log : "");
 		free(out);
 		free(log);
 	}
@@ -253,7 +256,8 @@ static void wait_entries(struct fx *f, const char *sub, size_t want)
 
 	while (th_outbox_entries(f->root, sub) != want) {
 		if (sb_mono_ms() > deadline)
-			fail_msg("%s/ has %zu entries, expected %zu", sub, th_outbox_entries(f->root, sub), want);
+			fail_msg("%s/ has %zu entries, expected %zu", sub,
+				 th_outbox_entries(f->root, sub), want);
 		drain_notify(f);
 		th_sleep_ms(20);
 	}
@@ -267,7 +271,8 @@ static int64_t acts_in_store(struct fx *f, const char *sql)
 
 	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
@@ -360,12 +365,14 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_int_equal(sb_http_do(http, &(struct sb_http_req){ .method = "GET", .url = url },
 				    &resp, &err), 0);
 	assert_int_equal(resp.status, 200);
-	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_acts{state=\"registered\"} 3\n"));
+	assert_non_null(strstr(sb_buf_cstr(&resp.body),
+			       "sendbridge_acts{state=\"registered\"} 3\n"));
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_intake_total 5\n"));
 	assert_non_null(strstr(sb_buf_cstr(&resp.body), "sendbridge_intake_rejected_total 2\n"));
 	{
 		/* Every commit made durable, by at most one sync each. */
-		const char *c = strstr(sb_buf_cstr(&resp.body), "\nsendbridge_store_commits_total ");
+		const char *c = strstr(sb_buf_cstr(&resp.body),
+				       "\nsendbridge_store_commits_total ");
 		const char *y = strstr(sb_buf_cstr(&resp.body), "\nsendbridge_store_syncs_total ");
 
 		assert_non_null(c);
@@ -444,7 +451,8 @@ static void test_svc_run__a_service_under_systemd(void **state)
 	assert_int_equal(lines(sb_buf_cstr(&out)), 3);
 	assert_non_null(strstr(sb_buf_cstr(&out), "subject: required reason: rejected/broken-1"));
 	assert_non_null(strstr(sb_buf_cstr(&out),
-			       "operator.userId: operator is not listed in [office.tributi] operators"));
+			       "operator.userId: "
+			       "operator is not listed in [office.tributi] operators"));
 	assert_int_equal(status(f, false, &out, "--office", "polizia-municipale", "--json"), 0);
 	assert_int_equal(sb_json_parse(out.buf, out.len, 1 << 20, "status", &arr, &err), 0);
 	assert_int_equal(json_array_size(arr), 15);
@@ -524,7 +532,8 @@ static void test_svc_run__the_example_configuration_is_valid(void **state)
 {
 	struct fx *f = *state;
 	char *example = th_read("contrib/send-bridge.ini.example", NULL), *b = bin();
-	char *key = sb_xasprintf("%s/secret", f->tmp), *ini = sb_xasprintf("%s/example.ini", f->tmp);
+	char *key = sb_xasprintf("%s/secret", f->tmp),
+		*ini = sb_xasprintf("%s/example.ini", f->tmp);
 	const char *argv[] = { b, "-c", ini, "config",
 			 "check", NULL };
 	struct sb_buf text = SB_BUF_INIT(1 << 20), out = SB_BUF_INIT(1 << 16);
@@ -565,12 +574,14 @@ static void test_svc_run__the_example_configuration_is_valid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_svc_run__a_service_under_systemd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_run__a_service_under_systemd, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__a_bad_configuration_is_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__the_example_configuration_is_valid,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_run__a_group_readable_pii_key_stops_the_start,
+		cmocka_unit_test_setup_teardown(
+			test_svc_run__a_group_readable_pii_key_stops_the_start,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__status_reports_a_store_it_cannot_open,
 						setup, teardown),

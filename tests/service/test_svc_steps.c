@@ -267,7 +267,8 @@ static void test_svc_steps__a_good_act_is_checked_resolved_and_registered_once(v
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(steps->register_protocol(f->wctx, &job, &res, &err), 0);
 	assert_string_equal(res.value, first);
-	assert_int_equal(th_e2e_int(svc_store_db(f->store), "SELECT count(*) FROM proto_registrations"
+	assert_int_equal(th_e2e_int(svc_store_db(f->store),
+				    "SELECT count(*) FROM proto_registrations"
 				    " WHERE act_id = ?1", "good-1"), 1);
 	/* SEND cannot be reached: a temporary error, retried by the pipeline. */
 	job.protocol_number = first;
@@ -417,7 +418,8 @@ static void test_svc_steps__register_uses_the_hash_recorded_at_intake(void **sta
 	assert_int_equal(steps->register_protocol(f->wctx, &job, &res, &err), SB_EIO);
 	assert_non_null(strstr(err.msg, "documents[0]"));
 	assert_non_null(strstr(err.msg, "changed"));
-	assert_int_equal(th_e2e_int(svc_store_db(f->store), "SELECT count(*) FROM proto_registrations"
+	assert_int_equal(th_e2e_int(svc_store_db(f->store),
+				    "SELECT count(*) FROM proto_registrations"
 				    " WHERE act_id = ?1", "hash-2"), 0);
 
 	/* Same size, one byte changed: the impronta stays the one intake recorded. */
@@ -497,7 +499,8 @@ static void test_svc_steps__a_newer_store_is_refused(void **state)
 	struct sb_err err = SB_ERR_INIT;
 	sqlite3 *db = svc_store_db(f->store);
 
-	assert_int_equal(th_e2e_int(db, "SELECT value FROM meta WHERE key = 'schema.steps'", NULL), 1);
+	assert_int_equal(th_e2e_int(db, "SELECT value FROM meta WHERE key = 'schema.steps'", NULL),
+			 1);
 	assert_int_equal(svc_steps_store_migrate(db, &err), 0);
 	assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '7' WHERE key = 'schema.steps'",
 				      NULL, NULL, NULL), SQLITE_OK);

@@ -83,7 +83,8 @@ static void test_svc_store__fresh_file_is_latest_version(void **state)
 	assert_int_equal(scalar(s, "PRAGMA user_version"), SVC_STORE_VERSION);
 	assert_int_equal(scalar(s, "PRAGMA foreign_keys"), 1);
 	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name IN "
-				"('acts','recipients','documents','notifications','events','receipts',"
+				"('acts','recipients','documents','notifications',"
+				"'events','receipts',"
 				"'registrations','audit','meta')"), 9);
 	svc_store_close(s);
 	/* WAL mode is persistent in the file */
@@ -129,18 +130,21 @@ static void test_svc_store__migrates_previous_version_keeping_data(void **state)
 	 * Version 4 wrote the CHECKs on state and kind as comparisons: the same
 	 * values pass and fail, and the file is sound, for this connection and a new one.
 	 */
-	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%state IN (%'"
+	assert_int_equal(scalar(s,
+				"SELECT count(*) FROM sqlite_master WHERE sql LIKE '%state IN (%'"
 				" OR sql LIKE '%kind IN (%'"), 0);
 	for (int pass = 0; pass < 2; pass++) {
 		sqlite3 *db = svc_store_db(s);
 
 		assert_int_equal(sqlite3_exec(db, "UPDATE acts SET state = 'delivering'"
-					      " WHERE act_id = 'old-act'", NULL, NULL, NULL), SQLITE_OK);
+					      " WHERE act_id = 'old-act'", NULL, NULL, NULL),
+				 SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db, "UPDATE acts SET state = 'lost'"
 					      " WHERE act_id = 'old-act'", NULL, NULL, NULL),
 				 SQLITE_CONSTRAINT);
 		assert_int_equal(sqlite3_exec(db, "UPDATE documents SET kind = 'pagopa'"
-					      " WHERE kind = 'pagopa'", NULL, NULL, NULL), SQLITE_OK);
+					      " WHERE kind = 'pagopa'", NULL, NULL, NULL),
+				 SQLITE_OK);
 		assert_int_equal(sqlite3_exec(db, "UPDATE documents SET kind = 'other'", NULL, NULL,
 					      NULL), SQLITE_CONSTRAINT);
 		assert_int_equal(scalar(s, "SELECT count(*) FROM pragma_integrity_check "
@@ -274,13 +278,15 @@ static void test_svc_store__audit_chain_detects_tampering(void **state)
 	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL),
 			     SQLITE_OK);
 	/* someone with the file drops the triggers and edits a row: the chain shows it */
-	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
-				      "UPDATE audit SET actor = 'intruder' WHERE id = 3", NULL, NULL,
-				      NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
+				      "UPDATE audit SET actor = 'intruder' WHERE id = 3", NULL,
+				      NULL, NULL), SQLITE_OK);
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 3: altered"));
 	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET actor = 'operator' WHERE id = 3;"
-				      "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL), SQLITE_OK);
+				      "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL),
+			 SQLITE_OK);
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 2 missing"));
 	svc_store_close(s);
@@ -343,11 +349,12 @@ static void rewrite_unkeyed(const char *path, int64_t from, const char *actor)
 	char prev[65];
 
 	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_no_update", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_no_update", NULL, NULL,
+				      NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT id, at, actor, office, action, subject,"
-					    " detail, prev_hash FROM audit WHERE id >= ?1 ORDER BY id",
-					    -1, &st, NULL), SQLITE_OK);
+					    " detail, prev_hash FROM audit WHERE id >="
+					    " ?1 ORDER BY id", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit SET actor = ?1, prev_hash = ?2,"
 					    " hash = ?3 WHERE id = ?4", -1, &up, NULL), SQLITE_OK);
 	sqlite3_bind_int64(st, 1, from);
@@ -361,7 +368,8 @@ static void rewrite_unkeyed(const char *path, int64_t from, const char *actor)
 		char hash[65];
 
 		if (!prev[0])
-			snprintf(prev, sizeof(prev), "%s", (const char *)sqlite3_column_text(st, 7));
+			snprintf(prev, sizeof(prev), "%s",
+				 (const char *)sqlite3_column_text(st, 7));
 		unkeyed_hash(prev, id, sqlite3_column_int64(st, 1), f, hash);
 		sqlite3_bind_text(up, 1, actor, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(up, 2, prev, -1, SQLITE_TRANSIENT);
@@ -373,8 +381,8 @@ static void rewrite_unkeyed(const char *path, int64_t from, const char *actor)
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(up);
-	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_head_stays_sealed", NULL, NULL,
-				      NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_head_stays_sealed", NULL,
+				      NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_head SET hash = ?1", -1, &up, NULL),
 			 SQLITE_OK);
 	sqlite3_bind_text(up, 1, prev, -1, SQLITE_TRANSIENT);
@@ -397,7 +405,8 @@ static void test_svc_store__audit_rows_cut_from_the_end_show(void **state)
 	assert_false(head.sealed);
 	attack(f->db, "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id >= 5");
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
-	assert_non_null(strstr(err.msg, "4 rows but the head records 6 (rows removed from the end)"));
+	assert_non_null(strstr(err.msg,
+			       "4 rows but the head records 6 (rows removed from the end)"));
 	svc_store_close(s);
 }
 
@@ -435,7 +444,8 @@ static void test_svc_store__audit_cut_with_the_head_moved_back_shows_with_the_ke
 	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
 	assert_int_equal(svc_store_audit_key(s, NULL, &err), SB_ECONFIG);
 	assert_non_null(strstr(err.msg, "needs [pdnd] audit_key_file"));
-	assert_int_equal(svc_store_audit(s, "operator", NULL, "test", NULL, NULL, &err), SB_ECONFIG);
+	assert_int_equal(svc_store_audit(s, "operator", NULL, "test", NULL, NULL, &err),
+			 SB_ECONFIG);
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), 0);
 	assert_true(head.sealed);
 	assert_false(head.seal_checked);
@@ -467,7 +477,8 @@ static void test_svc_store__audit_row_rewritten_without_the_key_shows(void **sta
 	assert_non_null(strstr(err.msg, "store audit is not sealed"));
 	/* Another key is no key: the seal does not match. */
 	assert_int_equal(svc_store_audit_key(s, OTHER_KEY, &err), 0);
-	assert_int_equal(svc_store_audit_seal(s, NULL, &err), 0);   /* what a careless operator does */
+	assert_int_equal(svc_store_audit_seal(s, NULL, &err), 0);   /* what a careless operator
+								       does */
 	assert_int_equal(svc_store_audit_key(s, AKEY, &err), 0);
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 7: altered"));
@@ -485,10 +496,13 @@ static void test_svc_store__audit_of_a_version_4_store_verifies_and_seals(void *
 
 	/* Three rows as the previous schema wrote them: unkeyed, no head. */
 	assert_int_equal(svc_store_open_version(&s, f->db, 1000, 4, &err), 0);
-	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name = 'audit_head'"), 0);
-	assert_int_equal(sqlite3_prepare_v2(svc_store_db(s), "INSERT INTO audit (id, at, actor, office,"
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name = 'audit_head'"),
+			 0);
+	assert_int_equal(sqlite3_prepare_v2(svc_store_db(s),
+					    "INSERT INTO audit (id, at, actor, office,"
 					    " action, subject, detail, prev_hash, hash)"
-					    " VALUES (?1, 1700000000, 'send-bridge', ?2, 'act.state',"
+					    " VALUES"
+					    " (?1, 1700000000, 'send-bridge', ?2, 'act.state',"
 					    " ?3, 'received->checked', ?4, ?5)", -1, &st, NULL),
 			 SQLITE_OK);
 	for (int64_t id = 1; id <= 3; id++) {
@@ -526,7 +540,8 @@ static void test_svc_store__audit_of_a_version_4_store_verifies_and_seals(void *
 	assert_int_equal(head.rows, 6);
 	assert_int_equal(head.keyed_from, 6);
 	assert_true(head.seal_checked);
-	assert_int_equal(scalar(s, "SELECT count(*) FROM audit WHERE id = 6 AND action = 'audit.sealed'"
+	assert_int_equal(scalar(s, "SELECT count(*) FROM audit WHERE id = 6 AND action ="
+				" 'audit.sealed'"
 				" AND detail LIKE 'rows 1-5 chained without a key%'"), 1);
 	assert_int_equal(svc_store_audit_seal(s, &head, &err), 0);      /* once is enough */
 	assert_int_equal(head.rows, 6);
@@ -762,28 +777,34 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_svc_store__fresh_file_is_latest_version, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__migrates_previous_version_keeping_data,
+		cmocka_unit_test_setup_teardown(
+			test_svc_store__migrates_previous_version_keeping_data,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__newer_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__newer_file_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__insert_is_all_or_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__transitions_are_conditional, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__pii_key_is_stable, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__audit_rows_cut_from_the_end_show, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__audit_rows_cut_from_the_end_show,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_svc_store__audit_cut_with_the_head_moved_back_shows_with_the_key, setup,
+			test_svc_store__audit_cut_with_the_head_moved_back_shows_with_the_key,
+						setup,
 			teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__audit_row_rewritten_without_the_key_shows,
+		cmocka_unit_test_setup_teardown(
+			test_svc_store__audit_row_rewritten_without_the_key_shows,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__audit_of_a_version_4_store_verifies_and_seals,
+		cmocka_unit_test_setup_teardown(
+			test_svc_store__audit_of_a_version_4_store_verifies_and_seals,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__audit_chain_detects_tampering, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__concurrent_writers_all_commit, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__shared_connection_writers_all_commit,
+		cmocka_unit_test_setup_teardown(test_svc_store__audit_chain_detects_tampering,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__concurrent_writers_all_commit,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_svc_store__shared_connection_writers_all_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__shared_transaction_keeps_others_out,
 						setup, teardown),
