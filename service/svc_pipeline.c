@@ -267,8 +267,8 @@ static int load_row(sqlite3 *db, const char *name, struct row *r, struct sb_err 
 	memset(r, 0, sizeof(*r));
 	rc = prepare(db, "SELECT a.id, a.state, a.attempts, a.next_attempt_at, a.manifest,"
 		     " a.last_error, n.protocol_number, n.request_id, n.iun,"
-		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id AND o.folder"
-		     " IS NOT NULL),"
+		     " EXISTS (SELECT 1 FROM outcomes o WHERE o.act = a.id"
+		     " AND o.folder IS NOT NULL),"
 		     " coalesce(n.status = 'CANCELLED', 0), l.act IS NOT NULL,"
 		     " coalesce(l.attempts, 0), coalesce(l.next_at, 0)"
 		     " FROM acts a LEFT JOIN notifications n ON n.act = a.id"
@@ -1014,8 +1014,8 @@ static int record_value(sqlite3 *db, const char *name, const struct row *r, enum
 		rc = prepare(db,
 			     "INSERT INTO notifications (act, protocol_number, idempotence_token,"
 			     " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)"
-			     " ON CONFLICT"
-			     " (act) DO UPDATE SET protocol_number = excluded.protocol_number,"
+			     " ON CONFLICT (act) DO UPDATE"
+			     " SET protocol_number = excluded.protocol_number,"
 			     " updated_at = excluded.updated_at", &st, err);
 		if (rc == 0) {
 			sqlite3_bind_int64(st, 1, r->id);
