@@ -16,22 +16,18 @@
 #include "agid_meta.h"
 
 static const char *const formation_text[] = {
-	"creazione tramite utilizzo di strumenti software che assicurino la produzione "
-	"di documenti  "
-	"nei formati previsti in allegato 2",
+	"creazione tramite utilizzo di strumenti software che assicurino la produzione di "
+	"documenti  nei formati previsti in allegato 2",
 	"acquisizione di un documento informatico per via telematica o su supporto informatico,  "
 	"acquisizione della copia per immagine su supporto informatico di un documento analogico, "
 	"acquisizione della copia informatica di un documento  analogico",
-	"memorizzazione su supporto informatico in formato digitale delle informazioni "
-	"risultanti da  "
-	"transazioni o processi informatici o dalla presentazione telematica di dati "
-	"attraverso moduli "
-	"o formulari resi disponibili ad utente",
+	"memorizzazione su supporto informatico in formato digitale delle informazioni risultanti "
+	"da  transazioni o processi informatici o dalla presentazione telematica di dati "
+	"attraverso moduli o formulari resi disponibili ad utente",
 	"generazione o raggruppamento anche in via automatica di un insieme di dati o  "
-	"registrazioni, "
-	"provenienti da una o pi\xc3\xb9 banche dati, "
-	"anche appartenenti a pi\xc3\xb9 soggetti interoperanti, "
-	"secondo una struttura logica predeterminata  e memorizzata in forma statica",
+	"registrazioni, provenienti da una o pi\xc3\xb9 banche dati, anche appartenenti a "
+	"pi\xc3\xb9 soggetti interoperanti, secondo una struttura logica predeterminata  e "
+	"memorizzata in forma statica",
 };
 
 static const struct {

@@ -326,9 +326,9 @@ int proto_db_insert(struct proto *p, const struct proto_row *row, const char *se
 		rc = docs_json(row, &docs, err);
 	if (rc == 0)
 		rc = prepare(p->db, "INSERT INTO proto_registrations (register, year, number,"
-			     " direction, registered_at, reg_date, reg_time, subject, "
-			     "correspondents,"
-			     " documents, author, act_id, iun, legal_fact_id, category, link,"
+			     " direction, registered_at, reg_date, reg_time, subject,"
+			     " correspondents, documents, author, act_id, iun, legal_fact_id,"
+			     " category, link,"
 			     " segnatura, backend, classification, assignment)"
 			     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st, err);
 	if (rc < 0)

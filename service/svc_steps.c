@@ -321,16 +321,15 @@ static int resolution_put(sqlite3 *db, const char *act_id, size_t idx, const str
 {
 	sqlite3_stmt *st = NULL;
 	int rc = prep(db, "INSERT INTO resolutions (act_id, rec_idx, domicile, domicile_source,"
-		      " address_source, addr_at, addr_line, addr_detail, addr_zip, "
-		      "addr_municipality,"
-		      " addr_province, addr_state, resolved_at)"
+		      " address_source, addr_at, addr_line, addr_detail, addr_zip,"
+		      " addr_municipality, addr_province, addr_state, resolved_at)"
 		      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 		      " ON CONFLICT (act_id, rec_idx) DO UPDATE SET domicile = excluded.domicile,"
 		      " domicile_source = excluded.domicile_source,"
 		      " address_source = excluded.address_source, addr_at = excluded.addr_at,"
 		      " addr_line = excluded.addr_line, addr_detail = excluded.addr_detail,"
-		      " addr_zip = excluded.addr_zip, "
-		      "addr_municipality = excluded.addr_municipality,"
+		      " addr_zip = excluded.addr_zip,"
+		      " addr_municipality = excluded.addr_municipality,"
 		      " addr_province = excluded.addr_province, addr_state = excluded.addr_state,"
 		      " resolved_at = excluded.resolved_at", &st, err);
 
@@ -1198,7 +1197,7 @@ static int register_legal_fact(struct worker *w, const struct svc_job *job, cons
 			struct proto_receipt in = { .legal_fact_id = key, .category = category,
 						    .iun = job->iun, .outgoing = outgoing,
 						    .pdf_path = path,
-							    .sha256_hex = sb_buf_cstr(&hex),
+						    .sha256_hex = sb_buf_cstr(&hex),
 						    .size = size };
 
 			/* Idempotent on the key: a replay returns the first registration. */
