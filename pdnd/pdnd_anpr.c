@@ -353,7 +353,7 @@ static int e002(struct pdnd_client *c, struct sb_http *h, const char *base, cons
 						     .purpose_id = purpose, .audience = aud,
 						     .body = body.buf, .body_len = body.len,
 						     .integrity = true, .audit = true,
-							     .who = q->who },
+						     .who = q->who },
 			  &resp, trace, err);
 	if (rc < 0)
 		goto cleanup;
