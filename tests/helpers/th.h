@@ -85,6 +85,8 @@ int th_run(const char *const argv[], struct sb_buf *out, struct sb_buf *err);
 pid_t th_spawn(const char *const argv[], const char *log_path);
 /* Wait until 127.0.0.1:port accepts connections (up to ~5 s); true when it does. */
 bool th_wait_port(unsigned port);
+/* A free loopback port (bound and released: the small race is acceptable in a test); 0 on error. */
+unsigned th_free_port(void);
 /* Stop a process started with th_spawn (SIGTERM, then reap); pid <= 0 is a no-op. */
 void th_kill(pid_t pid);
 /*

@@ -94,24 +94,6 @@ static void test_send_contract__violations_are_counted(void **state)
 		assert_int_equal(count_violations(cases[i].log), cases[i].want);
 }
 
-/* A free loopback port (bound and released: the small race is acceptable in a test). */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = { 0 };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 /* Prism's path, installing it from npm when needed; NULL (with a reason printed) if impossible. */
 static char *prism_path(void)
 {
@@ -160,7 +142,7 @@ static pid_t live_prism;
 static bool prism_start(struct prism *p, const char *bin, const char *spec, const char *upstream,
 			const char *dir)
 {
-	unsigned port = free_port();
+	unsigned port = th_free_port();
 	char portstr[16];
 
 	snprintf(portstr, sizeof(portstr), "%u", port);

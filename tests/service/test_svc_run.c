@@ -47,19 +47,6 @@ struct fx {
 	pid_t pid;
 };
 
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = sb_xcalloc(1, sizeof(*f));
@@ -93,7 +80,8 @@ static int setup(void **state)
 		assert_int_equal(chmod(seal, 0600), 0);
 		assert_int_equal(th_run(req, NULL, NULL), 0);
 	}
-	f->port = free_port();
+	f->port = th_free_port();
+	assert_true(f->port > 0);
 	text = sb_xasprintf(
 		"[service]\n"
 		"sender_denomination = Comune di Esempio\n"
