@@ -28,6 +28,7 @@ struct sb_http {
 	struct sb_http_opts opts;
 	char *ca_file;
 	char *user_agent;
+	char *platform;
 };
 
 struct xfer {
@@ -72,8 +73,10 @@ int sb_http_new(struct sb_http **out, const struct sb_http_opts *opts, struct sb
 	h->ca_file = h->opts.ca_file ? sb_xstrdup(h->opts.ca_file) : NULL;
 	h->user_agent = sb_xstrdup(h->opts.user_agent ? h->opts.user_agent
 						      : "send-bridge/" SB_VERSION);
+	h->platform = h->opts.platform ? sb_xstrdup(h->opts.platform) : NULL;
 	h->opts.ca_file = NULL;
 	h->opts.user_agent = NULL;
+	h->opts.platform = NULL;
 	*out = h;
 	return 0;
 }
@@ -85,6 +88,7 @@ void sb_http_free(struct sb_http *h)
 	curl_easy_cleanup(h->curl);
 	free(h->ca_file);
 	free(h->user_agent);
+	free(h->platform);
 	free(h);
 }
 
@@ -248,10 +252,16 @@ static int map_curl_error(CURLcode cc, const struct xfer_ctx *c, const char *url
 }
 
 static int (*before_request)(struct sb_err *err);
+static void (*after_request)(const char *platform, long status, int rc);
 
 void sb_http_before_request(int (*fn)(struct sb_err *err))
 {
 	before_request = fn;
+}
+
+void sb_http_after_request(void (*fn)(const char *platform, long status, int rc))
+{
+	after_request = fn;
 }
 
 int sb_http_do(struct sb_http *h, const struct sb_http_req *req, struct sb_http_resp *resp,
@@ -360,12 +370,12 @@ int sb_http_do_sink(struct sb_http *h, const struct sb_http_req *req, struct sb_
 	if (c.file && fclose(c.file) != 0 && cc == CURLE_OK)
 		cc = CURLE_WRITE_ERROR;
 	c.file = NULL;
-	if (cc != CURLE_OK) {
+	if (cc != CURLE_OK)
 		rc = map_curl_error(cc, &c, req->url, err);
-		goto cleanup;
-	}
-	if (err)
+	else if (err)
 		err->http = (int)status;
+	if (after_request)
+		after_request(h->platform, status, rc);
 cleanup:
 	if (c.file)
 		fclose(c.file);

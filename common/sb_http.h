@@ -25,6 +25,7 @@ struct sb_http_opts {
 	const char *ca_file;       /* PEM bundle; NULL: the system store */
 	size_t max_body;           /* in-memory reply ceiling; 0: SB_MAX_JSON_BODY */
 	const char *user_agent;    /* NULL: "send-bridge/<version>" */
+	const char *platform;      /* named to the sb_http_after_request hook; NULL: none */
 };
 
 struct sb_http_header {
@@ -85,6 +86,14 @@ int sb_http_do_sink(struct sb_http *h, const struct sb_http_req *req, struct sb_
  * the hook's error. NULL removes it; set it before the threads start.
  */
 void sb_http_before_request(int (*fn)(struct sb_err *err));
+
+/*
+ * A report of every exchange of this process that libcurl attempted, from
+ * the requesting thread once it ended: the handle's opts.platform, the reply's
+ * status (0 when none arrived) and sb_http_do's result (the daemon's metrics
+ * count API calls with it). NULL removes it; set it before the threads start.
+ */
+void sb_http_after_request(void (*fn)(const char *platform, long status, int rc));
 
 /* Value of the last header called name (case-insensitive), borrowed; NULL if absent. */
 const char *sb_http_resp_header(const struct sb_http_resp *r, const char *name);

@@ -609,7 +609,8 @@ int pdnd_token_post(struct pdnd_client *c, const char *form_client_id, const cha
 	static const char *const headers[] = {
 		"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL
 	};
-	struct sb_http_opts ho = { .timeout_ms = c->timeout_ms, .ca_file = c->ca_file };
+	struct sb_http_opts ho = { .timeout_ms = c->timeout_ms, .ca_file = c->ca_file,
+				   .platform = "pdnd" };
 	struct sb_buf form = SB_BUF_INIT(SB_MAX_JSON_BODY);
 	struct sb_http_resp resp = { 0 };
 	struct sb_http *h = NULL;

@@ -54,6 +54,7 @@ int proto_rest_open(struct proto *p, const struct proto_opts *o, struct sb_err *
 	ho.timeout_ms = o->rest_timeout_ms > 0 ? o->rest_timeout_ms : 30000;
 	ho.connect_timeout_ms = ho.timeout_ms < 10000 ? ho.timeout_ms : 10000;
 	ho.ca_file = o->rest_ca_file;
+	ho.platform = "protocol";
 	rc = sb_http_new(&p->http, &ho, err);
 	if (rc < 0)
 		return rc;

@@ -111,6 +111,7 @@ int send_client_new(struct send_client **out, const struct sb_cfg *cfg,
 	c->upload_timeout_ms = (long)sb_cfg_int(cfg, "send", "upload_timeout_ms");
 	opts.timeout_ms = (long)sb_cfg_int(cfg, "send", "timeout_ms");
 	opts.ca_file = sb_cfg_str(cfg, "send", "ca_file");
+	opts.platform = "send";
 	rc = sb_http_new(&c->http, &opts, err);
 	if (rc < 0)
 		goto fail;

@@ -253,6 +253,7 @@ static int cmd_resolve(const struct svc_cli *cli, const struct opts *o)
 	}
 	ho.ca_file = sb_cfg_str(cfg, "pdnd", "ca_file");
 	ho.timeout_ms = (long)sb_cfg_int(cfg, "pdnd", "timeout_ms");
+	ho.platform = "pdnd";
 	if (open_store(cfg, &store, &err) < 0 || svc_store_pii_key(store, key, &err) < 0 ||
 	    pdnd_client_from_cfg(&c, cfg, &err) < 0 ||
 	    pdnd_resolver_new(&r, cfg, c, svc_store_db(store), key, &err) < 0 ||

@@ -539,6 +539,7 @@ int svc_daemon_run(const struct svc_daemon_opts *o, const struct svc_steps *step
 	svc_pipeline_new(&d.pipeline, o->cfg, d.outbox, steps, &o->pipeline);
 	/* A state change is on disk before the platform call that follows it (decision 0009). */
 	sb_http_before_request(svc_store_barrier);
+	sb_http_after_request(svc_metrics_request);
 	SB_ALLOC_ARRAY(threads, (size_t)o->workers + 1);
 	for (; started < o->workers + (steps->stream_read ? 1 : 0); started++) {
 		if (pthread_create(&threads[started], NULL,
@@ -574,6 +575,7 @@ join:
 		sb_log(SB_LOG_INFO, "daemon", "stopped");
 cleanup:
 	sb_http_before_request(NULL);
+	sb_http_after_request(NULL);
 	svc_web_stop(web);
 	if (inotify_fd >= 0)
 		close(inotify_fd);

@@ -3,12 +3,14 @@
  * Prometheus' text format 0.0.4: HELP and TYPE lines, then samples.
  */
 #include <stdatomic.h>
+#include <string.h>
 
 #include "sb_common.h"
 #include "svc_metrics.h"
 #include "svc_state.h"
 #include "svc_store.h"
 
+static atomic_uint_fast64_t steps[SVC_PLATFORM_COUNT], step_errors[SVC_PLATFORM_COUNT];
 static atomic_uint_fast64_t calls[SVC_PLATFORM_COUNT], errors[SVC_PLATFORM_COUNT];
 static atomic_uint_fast64_t retries, intake, intake_rejected;
 static atomic_int_fast64_t queue_depth, in_flight, stream_lag = -1;
@@ -22,12 +24,24 @@ const char *svc_platform_name(enum svc_platform p)
 	return (unsigned)p < SVC_PLATFORM_COUNT ? platform_names[p] : "unknown";
 }
 
-void svc_metrics_call(enum svc_platform p, bool failed)
+void svc_metrics_step(enum svc_platform p, bool failed)
 {
 	SB_ASSERT((unsigned)p < SVC_PLATFORM_COUNT);
-	atomic_fetch_add(&calls[p], 1);
+	atomic_fetch_add(&steps[p], 1);
 	if (failed)
-		atomic_fetch_add(&errors[p], 1);
+		atomic_fetch_add(&step_errors[p], 1);
+}
+
+void svc_metrics_request(const char *platform, long status, int rc)
+{
+	for (int p = 0; platform && p < SVC_PLATFORM_COUNT; p++) {
+		if (strcmp(platform, platform_names[p]))
+			continue;
+		atomic_fetch_add(&calls[p], 1);
+		if (rc < 0 || (status >= 400 && status != 404))
+			atomic_fetch_add(&errors[p], 1);
+		return;
+	}
 }
 
 void svc_metrics_retry(void)
@@ -56,6 +70,8 @@ void svc_metrics_set_stream_lag(int64_t seconds)
 void svc_metrics_get(struct svc_metrics *out)
 {
 	for (int i = 0; i < SVC_PLATFORM_COUNT; i++) {
+		out->steps[i] = atomic_load(&steps[i]);
+		out->step_errors[i] = atomic_load(&step_errors[i]);
 		out->calls[i] = atomic_load(&calls[i]);
 		out->errors[i] = atomic_load(&errors[i]);
 	}
@@ -70,6 +86,8 @@ void svc_metrics_get(struct svc_metrics *out)
 void svc_metrics_reset(void)
 {
 	for (int i = 0; i < SVC_PLATFORM_COUNT; i++) {
+		atomic_store(&steps[i], 0);
+		atomic_store(&step_errors[i], 0);
 		atomic_store(&calls[i], 0);
 		atomic_store(&errors[i], 0);
 	}
@@ -84,6 +102,17 @@ void svc_metrics_reset(void)
 static int family(struct sb_buf *out, const char *name, const char *type, const char *help)
 {
 	return sb_buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int per_platform(struct sb_buf *out, const char *name, const char *help,
+			const uint64_t v[SVC_PLATFORM_COUNT])
+{
+	int rc = family(out, name, "counter", help);
+
+	for (int p = 0; p < SVC_PLATFORM_COUNT; p++)
+		rc |= sb_buf_addf(out, "%s{platform=\"%s\"} %llu\n", name, platform_names[p],
+				  (unsigned long long)v[p]);
+	return rc;
 }
 
 int svc_metrics_render(struct svc_store *s, struct sb_buf *out, struct sb_err *err)
@@ -103,16 +132,15 @@ int svc_metrics_render(struct svc_store *s, struct sb_buf *out, struct sb_err *e
 		rc |= sb_buf_addf(out, "sendbridge_acts{state=\"%s\"} %lld\n",
 				  svc_state_name((enum svc_state)st), (long long)n);
 	}
-	rc |= family(out, "sendbridge_api_calls_total", "counter",
-		     "External steps run, per platform.");
-	for (int p = 0; p < SVC_PLATFORM_COUNT; p++)
-		rc |= sb_buf_addf(out, "sendbridge_api_calls_total{platform=\"%s\"} %llu\n",
-				  platform_names[p], (unsigned long long)m.calls[p]);
-	rc |= family(out, "sendbridge_api_errors_total", "counter",
-		     "External steps that failed, per platform.");
-	for (int p = 0; p < SVC_PLATFORM_COUNT; p++)
-		rc |= sb_buf_addf(out, "sendbridge_api_errors_total{platform=\"%s\"} %llu\n",
-				  platform_names[p], (unsigned long long)m.errors[p]);
+	rc |= per_platform(out, "sendbridge_api_calls_total",
+			   "HTTP requests sent, per platform.", m.calls);
+	rc |= per_platform(out, "sendbridge_api_errors_total",
+			   "HTTP requests with no reply or a 4xx/5xx reply other than 404.",
+			   m.errors);
+	rc |= per_platform(out, "sendbridge_steps_total",
+			   "Pipeline steps run, per platform they talk to.", m.steps);
+	rc |= per_platform(out, "sendbridge_step_errors_total",
+			   "Pipeline steps that failed, per platform.", m.step_errors);
 	rc |= family(out, "sendbridge_retries_total", "counter",
 		     "Temporary failures scheduled for another attempt.");
 	rc |= sb_buf_addf(out, "sendbridge_retries_total %llu\n", (unsigned long long)m.retries);

@@ -1,6 +1,6 @@
 /*
- * The daemon's counters, kept in one place: platform calls and errors,
- * retries, intake, queue depth, acts in flight and the event stream's lag.
+ * The daemon's counters, kept in one place: steps and API calls per platform
+ * with their failures, retries, intake, queue depth, acts in flight and the event stream's lag.
  * Process-wide atomics, so any thread may bump them without a lock; acts per
  * state are not counted here but read from the store when rendered, so the
  * number shown is always the committed truth.
@@ -16,7 +16,7 @@
 
 struct svc_store;
 
-/* The platforms external steps talk to (labels of the per-platform series). */
+/* The platforms steps and requests talk to (labels of the per-platform series). */
 enum svc_platform {
 	SVC_PLATFORM_AGID,
 	SVC_PLATFORM_PDND,
@@ -29,8 +29,10 @@ enum svc_platform {
 const char *svc_platform_name(enum svc_platform p);
 
 struct svc_metrics {
-	uint64_t calls[SVC_PLATFORM_COUNT];    /* external steps run */
-	uint64_t errors[SVC_PLATFORM_COUNT];   /* of which failed (any code) */
+	uint64_t steps[SVC_PLATFORM_COUNT];    /* pipeline steps run */
+	uint64_t step_errors[SVC_PLATFORM_COUNT]; /* of which failed (any code) */
+	uint64_t calls[SVC_PLATFORM_COUNT];    /* HTTP requests sent */
+	uint64_t errors[SVC_PLATFORM_COUNT];   /* of which failed (svc_metrics_request) */
 	uint64_t retries;                      /* temporary failures scheduled again */
 	uint64_t intake;                       /* act folders claimed */
 	uint64_t intake_rejected;              /* of which rejected at intake */
@@ -39,7 +41,14 @@ struct svc_metrics {
 	int64_t stream_lag_s;                  /* age of the newest event read, -1 if none yet */
 };
 
-void svc_metrics_call(enum svc_platform p, bool failed);
+void svc_metrics_step(enum svc_platform p, bool failed);
+/*
+ * One HTTP request to the platform named (sb_http_after_request's hook; an
+ * unknown or NULL name is not counted). It failed when no reply came or the
+ * reply was a 4xx or 5xx other than 404, which these APIs give as an answer
+ * (no digital domicile in INAD, a receipt SEND has not made yet).
+ */
+void svc_metrics_request(const char *platform, long status, int rc);
 void svc_metrics_retry(void);
 void svc_metrics_intake(bool rejected);
 void svc_metrics_set_queue(int64_t depth, int64_t in_flight);

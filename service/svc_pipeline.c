@@ -853,7 +853,7 @@ static int catch_up(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		int trc = p->steps->timeline_read(wctx, iuns[i], &b, &terr);
 
 		(*tried)++;
-		svc_metrics_call(SVC_PLATFORM_SEND, trc < 0);
+		svc_metrics_step(SVC_PLATFORM_SEND, trc < 0);
 		if (trc == 0)
 			rc = store_batch(s, &b, ids[i], &fresh, err);
 		svc_event_batch_release(&b);
@@ -894,7 +894,7 @@ int svc_pipeline_stream_step(const struct svc_pipeline *p, struct svc_store *s, 
 	if (rc < 0 && rc != SB_ENOTFOUND)
 		return rc;
 	rc = p->steps->stream_read(wctx, position, &b, err);
-	svc_metrics_call(SVC_PLATFORM_SEND, rc < 0);
+	svc_metrics_step(SVC_PLATFORM_SEND, rc < 0);
 	if (rc < 0) {
 		*wait_ms_out = rc == SB_ETEMP ?
 			svc_pipeline_backoff_ms(&p->opts, 1, err ? err->retry_after : -1) :
@@ -1253,7 +1253,7 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		src = sb_err_set(&serr, SB_EINTERNAL, 0, "step %s returned no value", sg->name);
 	if (src < 0 && !serr.msg[0])
 		sb_err_set(&serr, src, 0, "step %s failed (%s)", sg->name, sb_code_name(src));
-	svc_metrics_call(sg->platform, src < 0);
+	svc_metrics_step(sg->platform, src < 0);
 	if (src == 0) {
 		enum svc_state from = r->state;
 
@@ -1449,7 +1449,7 @@ static int run_late(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		res.cost_cents = -1;
 		src = fn(wctx, &job, &res, &serr);
 	}
-	svc_metrics_call(SVC_PLATFORM_SEND, src < 0);
+	svc_metrics_step(SVC_PLATFORM_SEND, src < 0);
 	if (src < 0) {
 		if (!serr.msg[0])
 			sb_err_set(&serr, src, 0, "track failed (%s)", sb_code_name(src));

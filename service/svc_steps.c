@@ -209,6 +209,7 @@ static int worker_init(void *data, void **wctx_out, struct sb_err *err)
 	if (rc == 0 && c->pdnd) {
 		ho.ca_file = sb_cfg_str(c->cfg, "pdnd", "ca_file");
 		ho.timeout_ms = (long)sb_cfg_int(c->cfg, "pdnd", "timeout_ms");
+		ho.platform = "pdnd";
 		rc = sb_http_new(&w->http, &ho, err);
 		if (rc == 0)
 			rc = svc_store_pii_key(w->store, key, err);

@@ -129,7 +129,7 @@ static void test_sb_http__injected_429_and_503(void **state)
 
 static void test_sb_http__reply_ceiling(void **state)
 {
-	struct sb_http_opts o = { 0, 0, NULL, 8, NULL };
+	struct sb_http_opts o = { .max_body = 8 };
 	struct sb_http *h = NULL;
 	struct sb_http_resp r;
 	struct sb_err err = SB_ERR_INIT;
@@ -456,6 +456,70 @@ static void test_sb_http__before_request_hook_gates_requests(void **state)
 	free(u);
 }
 
+static int after_calls;
+static char after_platform[16];
+static long after_status;
+static int after_rc;
+
+static void after(const char *platform, long status, int rc)
+{
+	after_calls++;
+	snprintf(after_platform, sizeof(after_platform), "%s", platform ? platform : "(none)");
+	after_status = status;
+	after_rc = rc;
+}
+
+/*
+ * The process-wide report follows every exchange with the handle's platform,
+ * the status and the result: replies of any status, and failures with no
+ * reply; a request the before-request check stopped never went out.
+ */
+static void test_sb_http__after_request_hook_reports_each_exchange(void **state)
+{
+	struct sb_http *h = NULL, *anon = NULL;
+	struct sb_http_resp r;
+	struct sb_err err = SB_ERR_INIT;
+	char *u = url("/_sim/health"), *nf = url("/no/such/path");
+	struct sb_http_req req = { "GET", u, NULL, NULL, 0, NULL, NULL, 0, 0 };
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sb_http_new(&h, &(struct sb_http_opts){ .platform = "send" }, &err), 0);
+	assert_int_equal(sb_http_new(&anon, NULL, &err), 0);
+	after_calls = 0;
+	sb_http_after_request(after);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(after_calls, 1);
+	assert_string_equal(after_platform, "send");
+	assert_int_equal(after_status, 200);
+	assert_int_equal(after_rc, 0);
+	req.url = nf;
+	assert_int_equal(sb_http_do(anon, &req, &r, &err), 0);
+	assert_int_equal(after_calls, 2);
+	assert_string_equal(after_platform, "(none)");
+	assert_int_equal(after_status, 404);
+	req.url = "http://127.0.0.1:1/";
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_ETEMP);
+	assert_int_equal(after_calls, 3);
+	assert_string_equal(after_platform, "send");
+	assert_int_equal(after_status, 0);
+	assert_int_equal(after_rc, SB_ETEMP);
+	hook_fails = true;
+	sb_http_before_request(before);
+	assert_int_equal(sb_http_do(h, &req, &r, &err), SB_EIO);
+	assert_int_equal(after_calls, 3);
+	sb_http_before_request(NULL);
+	sb_http_after_request(NULL);
+	req.url = u;
+	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
+	assert_int_equal(after_calls, 3);
+	sb_http_resp_release(&r);
+	sb_http_free(h);
+	sb_http_free(anon);
+	free(u);
+	free(nf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_sb_http__upload_resent_after_dropped_connection),
 		cmocka_unit_test(test_sb_http__retry_after_forms),
 		cmocka_unit_test(test_sb_http__before_request_hook_gates_requests),
+		cmocka_unit_test(test_sb_http__after_request_hook_reports_each_exchange),
 	};
 	return cmocka_run_group_tests_name("sb_http", tests, group_setup, group_teardown);
 }

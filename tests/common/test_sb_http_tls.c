@@ -92,7 +92,7 @@ static pid_t serve(const char *tag, unsigned *port_out)
 
 static int get(const char *ca_file, unsigned port, long *status, struct sb_err *err)
 {
-	struct sb_http_opts o = { 0, 5000, ca_file, 0, NULL };
+	struct sb_http_opts o = { .timeout_ms = 5000, .ca_file = ca_file };
 	struct sb_http *h = NULL;
 	struct sb_http_resp r;
 	char url[64];

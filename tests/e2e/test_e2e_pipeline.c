@@ -43,6 +43,7 @@
 struct fx {
 	struct th_pdnd pd;
 	char *dir, *root, *cfg, *db, *log;
+	unsigned port;   /* [web] listen */
 	pid_t pid;
 };
 
@@ -91,6 +92,8 @@ static int setup(void **state)
 	pdnd = th_pdnd_ini(&f->pd);
 	api = sb_xasprintf("%s/send-api.key", f->dir);
 	th_write_str(api, "sim-send-key\n", 0600);
+	f->port = th_free_port();
+	assert_true(f->port > 0);
 	ini = sb_xasprintf(
 		"[service]\nsender_denomination = Comune di Esempio\nsender_tax_id = 80012345676\n"
 		"workers = 3\n"
@@ -99,12 +102,12 @@ static int setup(void **state)
 		"[store]\npath = %s\n"
 		"[send]\nbase_url = %s\napi_key_file = %s\n"
 		"%s"
-		"[web]\nenabled = off\n"
+		"[web]\nlisten = 127.0.0.1:%u\n"
 		"%s"
 		"[office.polizia-municipale]\noperators = agente.bianchi, agente.verdi\n"
 		"classification = 6.3\n"
 		"[office.tributi]\noperators = funz.neri\n",
-		f->root, f->db, f->pd.sim.url, api, proto, pdnd);
+		f->root, f->db, f->pd.sim.url, api, proto, f->port, pdnd);
 	th_write_str(f->cfg, ini, 0600);
 	for (const char *const *sub = (const char *const[]){ "tmp", "new", "work", "done",
 							      "rejected", NULL }; *sub; sub++) {
@@ -140,6 +143,39 @@ static int teardown(void **state)
 static void start_daemon(struct fx *f)
 {
 	f->pid = th_e2e_run(f->cfg, f->log);
+}
+
+/*
+ * The daemon's count of API calls per platform against send-sim's count of
+ * the calls it received (the daemon is its only client): equal once no call
+ * is on the way (read between two equal counts of the simulator), with no
+ * failed call in a run without faults.
+ */
+static void api_calls_match_the_simulator(const struct fx *f)
+{
+	static const char send[] = "sendbridge_api_calls_total{platform=\"send\"}";
+	static const char pdnd[] = "sendbridge_api_calls_total{platform=\"pdnd\"}";
+	int64_t before = -1, after = -2, ns = 0, np = 0;
+
+	for (int i = 0; i < 100; i++) {
+		before = th_e2e_sim_calls(f->pd.sim.url);
+		ns = th_e2e_metric(f->port, send);
+		np = th_e2e_metric(f->port, pdnd);
+		after = th_e2e_sim_calls(f->pd.sim.url);
+		if (before == after && ns + np == after)
+			break;
+		th_sleep_ms(50);
+	}
+	if (before != after || ns + np != after)
+		fail_msg("api calls: send %lld + pdnd %lld, send-sim %lld then %lld",
+			 (long long)ns, (long long)np, (long long)before, (long long)after);
+	/* PDND: a voucher, then INAD and ANPR for the person; SEND: more than a step per act. */
+	assert_true(np >= 3);
+	assert_true(ns > th_e2e_metric(f->port, "sendbridge_steps_total{platform=\"send\"}"));
+	assert_int_equal(th_e2e_metric(f->port,
+				       "sendbridge_api_errors_total{platform=\"send\"}"), 0);
+	assert_int_equal(th_e2e_metric(f->port,
+				       "sendbridge_api_errors_total{platform=\"pdnd\"}"), 0);
 }
 
 static size_t entries(const char *dir)
@@ -206,6 +242,7 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 		}
 		th_sleep_ms(100);
 	}
+	api_calls_match_the_simulator(f);
 	assert_int_equal(th_child_stop(&f->pid, SIGTERM), 0);
 
 	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);

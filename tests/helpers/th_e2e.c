@@ -147,6 +147,41 @@ int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char 
 	return sim_get_int(th_own(sb_buf_detach(&url, NULL)), NULL, key);
 }
 
+int64_t th_e2e_sim_calls(const char *sim_url)
+{
+	return sim_get_int(th_own(sb_xasprintf("%s/_sim/faults", sim_url)), NULL, "calls");
+}
+
+int64_t th_e2e_metric(unsigned port, const char *series)
+{
+	struct sb_err err = SB_ERR_INIT;
+	struct sb_http *h = NULL;
+	struct sb_http_resp resp = { .body = SB_BUF_INIT(1 << 20) };
+	char *url = th_own(sb_xasprintf("http://127.0.0.1:%u/metrics", port));
+	char *line = th_own(sb_xasprintf("\n%s ", series));
+	const char *at = NULL;
+	int rc = sb_http_new(&h, NULL, &err);
+	long status;
+	int64_t n = -1;
+
+	if (rc == 0)
+		rc = sb_http_do(h, &(struct sb_http_req){ .method = "GET", .url = url }, &resp,
+				&err);
+	status = resp.status;
+	if (rc == 0 && status == 200)
+		at = strstr(sb_buf_cstr(&resp.body), line);
+	if (at)
+		n = strtoll(at + strlen(line), NULL, 10);
+	sb_http_resp_release(&resp);
+	sb_http_free(h);
+	if (rc < 0)
+		fail_msg("GET %s: %s", url, err.msg);
+	assert_int_equal(status, 200);
+	if (n < 0)
+		fail_msg("GET %s: no series %s", url, series);
+	return n;
+}
+
 long th_e2e_sim_call(const char *sim_url, const char *method, const char *path,
 		     const char *body)
 {

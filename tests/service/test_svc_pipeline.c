@@ -262,7 +262,7 @@ static void test_svc_pipeline__temporary_errors_are_retried_with_backoff(void **
 	assert_int_equal(th_platform_count(&f->plat, "notification imu-1"), 1);
 	svc_metrics_get(&m);
 	assert_true(m.retries >= 14);      /* 7 steps x 2 */
-	assert_true(m.errors[SVC_PLATFORM_SEND] >= 8);
+	assert_true(m.step_errors[SVC_PLATFORM_SEND] >= 8);
 	assert_int_equal(qi(f, "SELECT attempts FROM acts WHERE act_id = ?1", "imu-1"), 0);
 }
 

@@ -88,10 +88,20 @@ static void test_svc_web__metrics_in_prometheus_text(void **state)
 	struct fx *f = *state;
 	struct sb_http_resp r;
 	const char *body;
+	char *readme;
 
-	svc_metrics_call(SVC_PLATFORM_SEND, false);
-	svc_metrics_call(SVC_PLATFORM_SEND, true);
-	svc_metrics_call(SVC_PLATFORM_PDND, false);
+	svc_metrics_step(SVC_PLATFORM_SEND, false);
+	svc_metrics_step(SVC_PLATFORM_SEND, true);
+	svc_metrics_step(SVC_PLATFORM_PDND, false);
+	/* Requests: a 404 is an answer, no reply or another 4xx/5xx an error. */
+	svc_metrics_request("send", 200, 0);
+	svc_metrics_request("send", 503, 0);
+	svc_metrics_request("send", 202, 0);
+	svc_metrics_request("pdnd", 404, 0);
+	svc_metrics_request("pdnd", 0, SB_ETEMP);
+	svc_metrics_request("protocol", 400, 0);
+	svc_metrics_request(NULL, 500, 0);
+	svc_metrics_request("elsewhere", 500, 0);
 	svc_metrics_retry();
 	svc_metrics_set_queue(7, 3);
 	svc_metrics_set_stream_lag(42);
@@ -102,14 +112,34 @@ static void test_svc_web__metrics_in_prometheus_text(void **state)
 	assert_non_null(strstr(body, "# TYPE sendbridge_acts gauge\n"));
 	assert_non_null(strstr(body, "\nsendbridge_acts{state=\"received\"} 1\n"));
 	assert_non_null(strstr(body, "\nsendbridge_acts{state=\"closed\"} 0\n"));
-	assert_non_null(strstr(body, "\nsendbridge_api_calls_total{platform=\"send\"} 2\n"));
+	assert_non_null(strstr(body, "\nsendbridge_steps_total{platform=\"send\"} 2\n"));
+	assert_non_null(strstr(body, "\nsendbridge_step_errors_total{platform=\"send\"} 1\n"));
+	assert_non_null(strstr(body, "\nsendbridge_steps_total{platform=\"pdnd\"} 1\n"));
+	assert_non_null(strstr(body, "\nsendbridge_step_errors_total{platform=\"pdnd\"} 0\n"));
+	assert_non_null(strstr(body, "# TYPE sendbridge_api_calls_total counter\n"));
+	assert_non_null(strstr(body, "\nsendbridge_api_calls_total{platform=\"send\"} 3\n"));
 	assert_non_null(strstr(body, "\nsendbridge_api_errors_total{platform=\"send\"} 1\n"));
-	assert_non_null(strstr(body, "\nsendbridge_api_calls_total{platform=\"pdnd\"} 1\n"));
-	assert_non_null(strstr(body, "\nsendbridge_api_errors_total{platform=\"pdnd\"} 0\n"));
+	assert_non_null(strstr(body, "\nsendbridge_api_calls_total{platform=\"pdnd\"} 2\n"));
+	assert_non_null(strstr(body, "\nsendbridge_api_errors_total{platform=\"pdnd\"} 1\n"));
+	assert_non_null(strstr(body, "\nsendbridge_api_calls_total{platform=\"protocol\"} 1\n"));
+	assert_non_null(strstr(body, "\nsendbridge_api_errors_total{platform=\"protocol\"} 1\n"));
+	assert_non_null(strstr(body, "\nsendbridge_api_calls_total{platform=\"agid\"} 0\n"));
 	assert_non_null(strstr(body, "\nsendbridge_retries_total 1\n"));
 	assert_non_null(strstr(body, "\nsendbridge_queue_depth 7\n"));
 	assert_non_null(strstr(body, "\nsendbridge_in_flight 3\n"));
 	assert_non_null(strstr(body, "\nsendbridge_stream_lag_seconds 42\n"));
+	/* Every series is in the README's monitoring table. */
+	readme = th_read("README.md", NULL);
+	assert_non_null(readme);
+	for (const char *t = strstr(body, "# TYPE "); t; t = strstr(t + 1, "# TYPE ")) {
+		char name[80], needle[96];
+
+		assert_int_equal(sscanf(t, "# TYPE %79s", name), 1);
+		snprintf(needle, sizeof(needle), "| `%s", name);
+		if (!strstr(readme, needle))
+			fail_msg("series %s is not in the README's monitoring table", name);
+	}
+	free(readme);
 	sb_http_resp_release(&r);
 }
 
