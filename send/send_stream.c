@@ -6,6 +6,7 @@
  * page instead of losing it. retry-after here is in MILLISECONDS.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "sb_common.h"
 #include "sb_json.h"
@@ -92,6 +93,8 @@ int send_stream_find(struct send_client *c, const char *title, char stream_id_ou
 		rc = 0;
 		break;
 	}
+	if (rc == SB_ENOTFOUND)
+		sb_err_set(err, SB_ENOTFOUND, 0, "list streams: none titled '%s'", title);
 cleanup:
 	json_decref(reply);
 	free(path);
@@ -102,15 +105,22 @@ int send_stream_disabled(struct send_client *c, const char *stream_id, bool *dis
 			 struct sb_err *err)
 {
 	char *path = sb_xasprintf("/delivery-progresses/%s/streams/%s", c->v_streams, stream_id);
-	json_t *reply = NULL, *d;
+	json_t *reply = NULL, *d = NULL;
+	const char *id = NULL;
 	int rc = send_call(c, "GET", path, NULL, &reply, NULL, NULL, err);
 
-	if (rc == 0 && !json_is_object(reply))
-		rc = sb_err_set(err, SB_EREJECT, 0, "get stream: reply is not an object");
 	if (rc == 0) {
+		id = json_string_value(json_object_get(reply, "streamId"));
 		d = json_object_get(reply, "disabledDate");
-		*disabled = json_is_string(d) && json_string_length(d) > 0;
 	}
+	/* Whatever else it says, a reply about another stream (or none) tells nothing. */
+	if (rc == 0 && (!id || strcasecmp(id, stream_id)))
+		rc = sb_err_set(err, SB_EREJECT, 0, "get stream: the reply is not stream %s",
+				stream_id);
+	else if (rc == 0 && d && !json_is_null(d) && !json_is_string(d))
+		rc = sb_err_set(err, SB_EREJECT, 0, "get stream: disabledDate is not a date");
+	else if (rc == 0)
+		*disabled = json_is_string(d) && json_string_length(d) > 0;
 	json_decref(reply);
 	free(path);
 	return rc;
@@ -177,7 +187,8 @@ int send_stream_poll(struct send_client *c, const char *stream_id,
 			err->retry_after = (err->retry_after + 999) / 1000;
 		goto cleanup;
 	}
-	if (j && !json_is_array(j)) {
+	/* An empty page is "[]": no body at all is a broken reply, not a quiet stream. */
+	if (!json_is_array(j)) {
 		rc = sb_err_set(err, SB_EREJECT, 0, "stream events: reply is not a list");
 		goto cleanup;
 	}
