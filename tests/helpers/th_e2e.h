@@ -31,7 +31,7 @@ char *th_e2e_text(struct sqlite3 *db, const char *sql, const char *param);
 int64_t th_e2e_ledger_notifications(const char *sim_url, const char *protocol);
 /* The same for any integer of the ledger ("notifications", "cancelled", ...). */
 int64_t th_e2e_ledger_int(const char *sim_url, const char *protocol, const char *key);
-/* Platform calls send-sim has answered (its /_sim/faults "calls"; /_sim/ ones not counted). */
+/* Platform calls send-sim has received (its /_sim/faults "calls"; /_sim/ ones not counted). */
 int64_t th_e2e_sim_calls(const char *sim_url);
 /* The value of one series (name and labels, as printed) of the daemon's /metrics on port. */
 int64_t th_e2e_metric(unsigned port, const char *series);
