@@ -365,6 +365,7 @@ int send_call(struct send_client *c, const char *method, const char *path, const
 	char *key_hdr = NULL, *bearer = NULL;
 	const char *hdrs[6];
 	json_t *reply = NULL;
+	char what[160];
 	size_t n = 0;
 	int rc;
 
@@ -389,12 +390,10 @@ int send_call(struct send_client *c, const char *method, const char *path, const
 		send_err_scrub_query(err);
 		goto cleanup;
 	}
+	snprintf(what, sizeof(what), "%s %.*s", method, 120, path);
+	/* Cut the query string: it can hold a protocol number, not personal but noisy. */
+	what[strcspn(what, "?")] = '\0';
 	if (resp.status < 200 || resp.status >= 300) {
-		char what[160];
-
-		snprintf(what, sizeof(what), "%s %.*s", method, 120, path);
-		/* Cut the query string: it can hold a protocol number, not personal but noisy. */
-		what[strcspn(what, "?")] = '\0';
 		rc = send_reply_error(&resp, what, err);
 		goto cleanup;
 	}
@@ -403,8 +402,7 @@ int send_call(struct send_client *c, const char *method, const char *path, const
 				   &reply, err);
 		if (rc < 0) {
 			/* A 2xx we cannot read is SEND's fault, and usually a truncated body. */
-			rc = sb_err_set(err, SB_ETEMP, 0, "%s %s: unreadable reply", method,
-					"SEND");
+			rc = sb_err_set(err, SB_ETEMP, 0, "%s: unreadable reply from SEND", what);
 			goto cleanup;
 		}
 	}

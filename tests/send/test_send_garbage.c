@@ -328,11 +328,15 @@ static void test_send_garbage__replies_that_are_not_json(void **state)
 		"{\"a\":1}{\"b\":2}", "\"just a string\"", "null", "42",
 	};
 	struct gx *g = *state;
+	struct sb_err err = SB_ERR_INIT;
 
 	for (size_t i = 0; i < SB_ARRAY_SIZE(bodies); i++) {
 		canned_set(&g->srv, 200, "application/json", bodies[i], strlen(bodies[i]));
 		expect_failure(g, bodies[i]);
 	}
+	/* The message names the call, without its query (a request id, a protocol number). */
+	assert_int_equal(run(g, C_STATUS, &err), SB_ETEMP);
+	assert_string_equal(err.msg, "GET /delivery/v2.5/requests: unreadable reply from SEND");
 }
 
 /*
