@@ -988,13 +988,20 @@ static bool stream_disabled(struct worker *w, const char *stream_id)
 	struct sb_err lerr = SB_ERR_INIT;
 	int64_t every = sb_cfg_int(w->c->cfg, "send", "stream_check_interval") * 1000;
 	bool disabled = false;
+	int rc;
 
 	if (w->stream_checked_ms && sb_now_ms() - w->stream_checked_ms < every)
 		return false;
 	w->stream_checked_ms = sb_now_ms();
-	if (send_stream_disabled(w->send, stream_id, &disabled, &lerr) < 0) {
-		/* A 404 is for the events read to judge (stream_gone); the rest waits a look. */
-		sb_log(SB_LOG_DEBUG, "steps", "stream check failed: %s", lerr.msg);
+	rc = send_stream_disabled(w->send, stream_id, &disabled, &lerr);
+	if (rc < 0) {
+		/*
+		 * A 404 is for the events read to judge (stream_gone); the rest waits
+		 * the next look. A reply that makes no sense is worth a warning, once
+		 * per interval: a disabled stream would go unnoticed while it lasts.
+		 */
+		sb_log(rc == SB_EREJECT ? SB_LOG_WARN : SB_LOG_DEBUG, "steps",
+		       "stream check failed: %s", lerr.msg);
 		return false;
 	}
 	return disabled;
