@@ -1,9 +1,10 @@
 /*
- * The daemon's counters, kept in one place: steps and API calls per platform
- * with their failures, retries, intake, queue depth, acts in flight and the event stream's lag.
- * Process-wide atomics, so any thread may bump them without a lock; acts per
- * state are not counted here but read from the store when rendered, so the
- * number shown is always the committed truth.
+ * The daemon's counters, kept in one place: steps and API calls per
+ * platform with their failures, retries, intake, queue depth, acts in
+ * flight and the event stream's lag. Process-wide atomics, so any thread
+ * may bump them without a lock; acts per state are not counted here but read
+ * from the store when rendered, so the number shown is always the committed
+ * truth.
  */
 #ifndef SVC_METRICS_H
 #define SVC_METRICS_H
