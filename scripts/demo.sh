@@ -133,6 +133,12 @@ while :; do
 	fi
 	sleep 0.5
 done
+# The daemon's own count of its platform calls, read where a monitoring system would.
+WEB=$(sed -n 's/.* web_port=\([0-9]*\).*/\1/p' "$DEMO/send-bridge.log" | head -n 1)
+CALLS=
+[ -n "$WEB" ] && CALLS=$(curl -s "http://127.0.0.1:$WEB/metrics" 2>/dev/null |
+	sed -n 's/^sendbridge_api_calls_total{platform="\([a-z]*\)"} \([1-9][0-9]*\)$/\1 \2/p' |
+	paste -sd, - | sed 's/,/, /g')
 kill "$RUN"
 wait "$RUN" || true
 RUN=
@@ -146,4 +152,5 @@ done
 for r in "$DEMO"/outbox/rejected/*/reason.json; do
 	[ -f "$r" ] && echo "demo: rejected act, reason in $r" && sed 's/^/    /' "$r"
 done
+[ -n "$CALLS" ] && echo "demo: platform calls by send-bridge (its /metrics while it ran): $CALLS"
 echo "demo: SEND's ledger: $(curl -s "http://127.0.0.1:$PORT/_sim/send/ledger" 2>/dev/null | head -c 300 || true)"
