@@ -107,10 +107,12 @@ $(B)/send-sim: $(SIM_OBJS) $(B)/libsbcommon.a
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(SIM_OBJS) $(B)/libsbcommon.a $(PKG_LIBS)
 
-bin/send-bridge: $(B)/send-bridge
-	@mkdir -p bin && cp $< $@
-bin/send-sim: $(B)/send-sim
-	@mkdir -p bin && cp $< $@
+# Compared, not dated: after `make MODE=asan all` an older release build must still
+# replace bin/'s copies (a bench or demo on ASan binaries measures the sanitiser).
+bin/send-bridge: $(B)/send-bridge FORCE
+	@mkdir -p bin && { cmp -s $< $@ || cp $< $@; }
+bin/send-sim: $(B)/send-sim FORCE
+	@mkdir -p bin && { cmp -s $< $@ || cp $< $@; }
 
 $(B)/libth.a: $(TH_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
