@@ -447,8 +447,8 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 	if (rc < 0)
 		return rc;
 	rc = svc_outbox_finish(p->outbox, "work", name, r->state == SVC_CLOSED,
-			       r->state == SVC_CLOSED && !r->cancelled ? NULL : reason, &final,
-			       err);
+			       r->state == SVC_CLOSED && !r->cancelled ? NULL : reason,
+			       &final, err);
 	if (rc == SB_ENOTFOUND) {
 		/* Moved before a crash that lost only the folder name: nothing left to do. */
 		sb_err_clear(err);
@@ -468,9 +468,9 @@ static int finish_move(const struct svc_pipeline *p, struct svc_store *s, const 
 			svc_store_rollback(s);
 	}
 	if (rc == 0 && final)
-		sb_log(SB_LOG_INFO, "pipeline", "act finished act=%s state=%s folder=%s/%s", name,
-		       svc_state_name(r->state), r->state == SVC_CLOSED ? "done" : "rejected",
-		       final);
+		sb_log(SB_LOG_INFO, "pipeline", "act finished act=%s state=%s folder=%s/%s",
+		       name, svc_state_name(r->state),
+		       r->state == SVC_CLOSED ? "done" : "rejected", final);
 	free(reason);
 	free(final);
 	return rc;
@@ -1290,8 +1290,8 @@ static int run_step(const struct svc_pipeline *p, struct svc_store *s, void *wct
 		else
 			snprintf(msg, sizeof(msg), "%s", serr.msg);
 		to = src == SB_ETEMP ? SVC_FAILED : permanent_state(r->state, src);
-		sb_log(SB_LOG_WARN, "pipeline", "act %s act=%s step=%s: %s", svc_state_name(to),
-		       name, sg->name, msg);
+		sb_log(SB_LOG_WARN, "pipeline", "act %s act=%s step=%s: %s",
+		       svc_state_name(to), name, sg->name, msg);
 		rc = commit_final(s, name, r, to, sg->name, &res.problems, msg, err);
 	}
 	sb_problems_release(&res.problems);
@@ -1328,8 +1328,8 @@ static int commit_late(struct svc_store *s, const char *name, struct row *r,
 			rc = run(db, st, "recording the cancellation", err);
 		}
 		if (rc == 0)
-			rc = outcome_insert(db, name, r->id, SVC_CLOSED, "late", reason, folder,
-					    err);
+			rc = outcome_insert(db, name, r->id, SVC_CLOSED, "late", reason,
+					    folder, err);
 	}
 	if (rc == 0)
 		rc = prepare(db, res->pending ?

@@ -522,8 +522,8 @@ static const char *const migrations[] = {
 	"  CHECK ((keyed_from IS NULL) = (seal IS NULL))"
 	");"
 	"INSERT INTO audit_head (id, last_id, hash)"
-	"  SELECT 1, coalesce(max(id), 0), coalesce((SELECT hash FROM audit ORDER BY id"
-	" DESC LIMIT 1),"
+	"  SELECT 1, coalesce(max(id), 0),"
+	" coalesce((SELECT hash FROM audit ORDER BY id DESC LIMIT 1),"
 	"  '" SB_AUDIT_GENESIS "') FROM audit;"
 	"CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head"
 	"  BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;"
@@ -617,14 +617,14 @@ static int rewrite_checks(struct svc_store *s, struct sb_err *err)
 
 		rc = sqlite3_prepare_v2(s->c->db,
 					"UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2)"
-					" WHERE type = 'table' AND name = ?3 AND"
-					" instr(sql, ?1) > 0", -1, &st, NULL);
+					" WHERE type = 'table' AND name = ?3"
+					" AND instr(sql, ?1) > 0", -1, &st, NULL);
 		if (rc == SQLITE_OK) {
 			sb_sql_bind_text(st, 1, w->from);
 			sb_sql_bind_text(st, 2, w->to);
 			sb_sql_bind_text(st, 3, w->table);
-			rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(
-				s->c->db);
+			rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+			     sqlite3_errcode(s->c->db);
 		}
 		sqlite3_finalize(st);
 		if (rc != SQLITE_OK)
@@ -1030,8 +1030,8 @@ static int insert_document(struct svc_store *s, int64_t act, const char *kind, i
 	int rc;
 
 	rc = prepare(s, "INSERT INTO documents (act, kind, recipient_idx, idx, path, title, size,"
-		     " sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", &st,
-		     err);
+		     " sha256, content_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		     &st, err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, act);
@@ -1057,9 +1057,8 @@ static int insert_act_rows(struct svc_store *s, const struct svc_act *a, const c
 	int rc;
 
 	rc = prepare(s, "INSERT INTO acts (act_id, office, operator, subject, taxonomy_code, state,"
-		     " manifest, created_at, updated_at) VALUES"
-		     " (?1, ?2, ?3, ?4, ?5, 'received', ?6,"
-		     " ?7, ?7)", &st, err);
+		     " manifest, created_at, updated_at)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, 'received', ?6, ?7, ?7)", &st, err);
 	if (rc < 0)
 		return rc;
 	sb_sql_bind_text(st, 1, a->id);
@@ -1484,8 +1483,8 @@ static int audit_check(struct svc_store *s, const struct sb_audit_mac *m,
 			goto cleanup;
 		}
 		if (!sb_sql_col(st, 7) || strcmp(sb_sql_col(st, 7), prev)) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken at row %lld: not "
-					"linked to row %lld (removed or reordered rows)",
+			rc = sb_err_set(err, SB_EINVAL, 0, "store audit broken at row %lld:"
+					" not linked to row %lld (removed or reordered rows)",
 					(long long)id, (long long)id - 1);
 			goto cleanup;
 		}
@@ -1531,14 +1530,13 @@ static int audit_check(struct svc_store *s, const struct sb_audit_mac *m,
 		 (strlen(h->seal) != 64 || CRYPTO_memcmp(seal, h->seal, 64)))
 		rc = sb_err_set(err, SB_EINVAL, 0, "store audit seal does not match the audit key: "
 				"rows removed from the end with the head moved back, "
-				"rows rewritten "
-				"without the key, or [pdnd] audit_key_file is not the key that "
-				"sealed it");
+				"rows rewritten without the key, "
+				"or [pdnd] audit_key_file is not the key that sealed it");
 	else if (!h->keyed_from && m)
-		rc = sb_err_set(err, SB_EINVAL, 0, "store audit is not sealed: if 'send-bridge "
-				"audit seal' was never run with this key, run it; "
-				"otherwise the seal "
-				"was removed and the trail may have been rewritten");
+		rc = sb_err_set(err, SB_EINVAL, 0, "store audit is not sealed: "
+				"if 'send-bridge audit seal' was never run with this key, run it; "
+				"otherwise the seal was removed "
+				"and the trail may have been rewritten");
 	else
 		rc = 0;
 	res->seal_checked = rc == 0 && h->keyed_from && m;

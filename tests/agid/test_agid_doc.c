@@ -37,14 +37,14 @@ static int setup(void **state)
 	th_write_str(api, "test-key\n", 0600);
 	{
 		char *text = sb_xasprintf(
-			"[service]\nsender_denomination = Comune di Esempio\nsender_tax_id "
-					  "= 00000000000\n"
-			"[outbox]\ndir = %s\n[store]\npath = "
-					  "%s/store.db\n[send]\napi_key_file = %s\n"
+			"[service]\nsender_denomination = Comune di Esempio\n"
+			"sender_tax_id = 00000000000\n"
+			"[outbox]\ndir = %s\n[store]\npath = %s/store.db\n"
+			"[send]\napi_key_file = %s\n"
 			"[office.tributi]\npdfa_flavours = 2b,3b\nsignature_required = on\n"
 			"signature_trust_store = %s/ca.pem\n"
-			"[office.polizia-municipale]\naddress_policy = anpr\n", outbox, tmp, api,
-					  tmp);
+			"[office.polizia-municipale]\naddress_policy = anpr\n",
+			outbox, tmp, api, tmp);
 
 		th_write_str(ini, text, 0644);
 		free(text);
@@ -151,8 +151,8 @@ static void test_agid_doc__policy_from_configuration(void **state)
 	struct sb_err err = SB_ERR_INIT;
 	struct agid_doc_report *r;
 	char *pdfa3 = th_shared("fixtures-external/pdfa/pdfa3b_6-8-t02-pass-a.pdf");
-	char *plain_signed = tha_signed_pdf_by(tmp, "plain-signed.pdf", "ETSI.CAdES.detached",
-					       "plain");
+	char *plain_signed = tha_signed_pdf_by(tmp, "plain-signed.pdf",
+					       "ETSI.CAdES.detached", "plain");
 
 	(void)state;
 	assert_int_equal(sb_cfg_load(&cfg, ini, NULL, &err), 0);
@@ -164,7 +164,7 @@ static void test_agid_doc__policy_from_configuration(void **state)
 	assert_false(def.signature_required);
 	assert_int_equal(def.flavours,
 			 1u << AGID_PDFA_1A | 1u << AGID_PDFA_1B | 1u << AGID_PDFA_2A |
-					1u << AGID_PDFA_2B | 1u << AGID_PDFA_2U);
+			 1u << AGID_PDFA_2B | 1u << AGID_PDFA_2U);
 
 	/* tributi: the unsigned PDF/A-2b is refused for lack of a signature */
 	r = doc(pdfa, &pol);
@@ -212,11 +212,11 @@ static void test_agid_doc__send_limits(void **state)
 {
 	char *big = sb_xasprintf("%s/big.pdf", tmp), *txt = sb_xasprintf("%s/note.pdf", tmp);
 	char *p7m = sb_xasprintf("%s/atto.pdf.p7m", tmp),
-		*cert = sb_xasprintf("%s/signer.pem", tmp);
+	     *cert = sb_xasprintf("%s/signer.pem", tmp);
 	char *key = sb_xasprintf("%s/signer.key", tmp);
 	const char *argv[] = { "openssl", "cms", "-sign", "-binary", "-nodetach", "-in", pdfa,
-			       "-signer", cert, "-inkey", key, "-outform", "DER", "-out", p7m,
-				       NULL };
+			       "-signer", cert, "-inkey", key,
+			       "-outform", "DER", "-out", p7m, NULL };
 	struct agid_doc_report *r;
 
 	(void)state;
@@ -270,8 +270,8 @@ static void test_agid_doc__errors(void **state)
 	agid_policy_default(&pol);
 	pol.trust_store = bad;
 	sb_err_clear(&err);
-	assert_int_equal(agid_doc_check_file(&r, signed_pdf, &pol, AGID_PDFA_NONE, &err),
-			 SB_ECONFIG);
+	assert_int_equal(agid_doc_check_file(&r, signed_pdf, &pol,
+					     AGID_PDFA_NONE, &err), SB_ECONFIG);
 	assert_int_equal(err.code, SB_ECONFIG);
 	assert_true(err.msg[0] != '\0');
 	assert_null(r);

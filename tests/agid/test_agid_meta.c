@@ -39,7 +39,7 @@ static int teardown(void **state)
 static const struct agid_party parties[] = {
 	{ .role = AGID_ROLE_AMMINISTRAZIONE, .kind = AGID_PAI, .ipa_amm = "c_x000",
 	  .ipa_amm_name = "Comune di Esempio", .ipa_aoo = "A1B2C3D",
-		  .ipa_aoo_name = "AOO Comune di Esempio",
+	  .ipa_aoo_name = "AOO Comune di Esempio",
 	  .digital_address = "protocollo@pec.comune.esempio.it" },
 	{ .role = AGID_ROLE_DESTINATARIO, .kind = AGID_PF, .surname = "Rossi", .name = "Mario",
 	  .tax_id = "RSSMRA80A01H501U" },

@@ -165,8 +165,8 @@ static void test_agid_pdfa__plain_pdf_is_not_pdfa(void **state)
 static void test_agid_pdfa__encrypted_file_fails_6_1_3(void **state)
 {
 	char *out = sb_xasprintf("%s/enc.pdf", tmp);
-	const char *argv[] = { "qpdf", "--encrypt", "", "owner-secret", "256", "--", gs_pdfa, out,
-			       NULL };
+	const char *argv[] = { "qpdf", "--encrypt", "", "owner-secret", "256", "--",
+			       gs_pdfa, out, NULL };
 	struct agid_pdfa_report *r;
 
 	(void)state;
@@ -245,8 +245,8 @@ static void test_agid_pdfa__decompression_bomb_is_capped(void **state)
 
 	(void)state;
 	assert_int_equal(compress2(z, &outlen, zeros, big, 9), Z_OK);
-	head = sb_xasprintf("<< /Type /Metadata /Subtype /XML /Filter /FlateDecode /Length "
-			    "%lu >>\nstream\n", (unsigned long)outlen);
+	head = sb_xasprintf("<< /Type /Metadata /Subtype /XML /Filter /FlateDecode"
+			    " /Length %lu >>\nstream\n", (unsigned long)outlen);
 	body = sb_xmalloc(strlen(head) + outlen + 16);
 	memcpy(body, head, strlen(head));
 	memcpy(body + strlen(head), z, outlen);
@@ -275,17 +275,17 @@ static void test_agid_pdfa__xmp_with_entities_is_refused(void **state)
 {
 	static const char xmp[] =
 		"<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"aaaaaaaaaa\">"
-		"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c "
-		"\"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
-		"<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e "
-		"\"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">]>"
-		"<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF "
-		"xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">"
-		"<rdf:Description xmlns:pdfaid=\"http://www.aiim.org/pdfa/ns/id/\" "
-		"pdfaid:conformance=\"B\">"
+		"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">"
+		"<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
+		"<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">"
+		"<!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">]>"
+		"<x:xmpmeta xmlns:x=\"adobe:ns:meta/\">"
+		"<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\">"
+		"<rdf:Description xmlns:pdfaid=\"http://www.aiim.org/pdfa/ns/id/\""
+		" pdfaid:conformance=\"B\">"
 		"<pdfaid:part>&e;</pdfaid:part></rdf:Description></rdf:RDF></x:xmpmeta>";
-	char *meta = sb_xasprintf("<< /Type /Metadata /Subtype /XML /Length %zu "
-				  ">>\nstream\n%s\nendstream", strlen(xmp), xmp);
+	char *meta = sb_xasprintf("<< /Type /Metadata /Subtype /XML /Length %zu >>\n"
+				  "stream\n%s\nendstream", strlen(xmp), xmp);
 	char *path = sb_xasprintf("%s/laughs.pdf", tmp);
 	struct tha_obj objs[] = {
 		{ "<< /Type /Catalog /Pages 2 0 R /Metadata 4 0 R >>", 0 },
@@ -311,11 +311,10 @@ static void test_agid_pdfa__xmp_with_entities_is_refused(void **state)
 /* One xref stream row with /W [1 4 2]: type, field 2, field 3, big-endian. */
 static void put_row(struct sb_buf *b, unsigned type, uint32_t f2, uint16_t f3)
 {
-	unsigned char row[7] = { (unsigned char)type, (unsigned char)(f2 >> 24),
-				 (unsigned char)(f2 >> 16),
+	unsigned char row[7] = { (unsigned char)type,
+				 (unsigned char)(f2 >> 24), (unsigned char)(f2 >> 16),
 				 (unsigned char)(f2 >> 8), (unsigned char)f2,
-					 (unsigned char)(f3 >> 8),
-				 (unsigned char)f3 };
+				 (unsigned char)(f3 >> 8), (unsigned char)f3 };
 
 	assert_int_equal(sb_buf_add(b, row, sizeof(row)), 0);
 }
@@ -332,7 +331,7 @@ static void test_agid_pdfa__object_stream_bomb_is_capped(void **state)
 	uLongf outlen = zlen;
 	struct sb_buf f = SB_BUF_INIT(SB_MAX_DEFAULT), rows = SB_BUF_INIT(4096);
 	char *path = sb_xasprintf("%s/objstm-bomb.pdf", tmp),
-		*os = sb_xasprintf("%s/objstm.pdf", tmp);
+	     *os = sb_xasprintf("%s/objstm.pdf", tmp);
 	const char *argv[] = { "qpdf", "--object-streams=generate", gs_pdfa, os, NULL };
 	static const char *const objs[] = {
 		"<< /Type /Catalog /Pages 2 0 R /X 5 0 R >>",
@@ -365,8 +364,8 @@ static void test_agid_pdfa__object_stream_bomb_is_capped(void **state)
 	assert_int_equal(sb_buf_addf(&f, "6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 1 0 R "
 				     "/ID [<00><00>] /Length %zu >>\nstream\n", rows.len), 0);
 	assert_int_equal(sb_buf_add(&f, rows.buf, rows.len), 0);
-	assert_int_equal(sb_buf_addf(&f, "\nendstream\nendobj\nstartxref\n%zu\n%%%%EOF\n", off[4]),
-			 0);
+	assert_int_equal(sb_buf_addf(&f, "\nendstream\nendobj\nstartxref\n%zu\n%%%%EOF\n",
+				     off[4]), 0);
 	th_write(path, f.buf, f.len, 0644);
 
 	r = check(path, AGID_PDFA_2B);

@@ -218,7 +218,7 @@ static void test_agid_sig__p7m_der_base64_nested(void **state)
 {
 	char *pdf = tha_pdfa(tmp, "atto.pdf", "Avviso di accertamento", 1);
 	char *p1 = path_in("atto.pdf.p7m"), *p2 = path_in("atto.pdf.p7m.p7m"),
-		*b64 = path_in("b64.p7m");
+	     *b64 = path_in("b64.p7m");
 	const char *argv[] = { "openssl", "base64", "-in", p1, "-out", b64, NULL };
 	char *ca = path_in("ca.pem"), *orig;
 	size_t olen = 0;

@@ -125,8 +125,7 @@ static void test_sb_cfg__each_problem_named(void **state)
 		{ "[outbox]\nrescan_interval = ten\n", "[outbox] rescan_interval",
 		  "not a whole number" },
 		{ "[outbox]\nrescan_interval = 5\nrescan_interval = 6\n",
-		  ":22: [outbox] rescan_interval",
-		  "set twice (first at line 21)" },
+		  ":22: [outbox] rescan_interval", "set twice (first at line 21)" },
 		{ "[web]\nenabled = maybe\n", "[web] enabled", "not on/off" },
 		{ "[protocol]\nbackend = paper\n", "[protocol] backend",
 		  "not one of embedded|rest" },
@@ -249,12 +248,12 @@ static void test_sb_cfg__missing_file_and_long_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_sb_cfg__good_file_and_defaults, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_sb_cfg__good_file_and_defaults,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_cfg__each_problem_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_cfg__all_problems_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sb_cfg__secret_file_permissions, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_sb_cfg__secret_file_permissions,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_cfg__missing_file_and_long_line, setup,
 						teardown),
 	};

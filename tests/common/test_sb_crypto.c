@@ -170,8 +170,8 @@ static void test_sb_crypto__jwt_verified_by_openssl(void **state)
 	char *sig = sb_xasprintf("%s/sig", dir);
 	const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
 			      "rsa_keygen_bits:2048", "-out", key, NULL };
-	const char *pubcmd[] = { "/usr/bin/openssl", "pkey", "-in", key, "-pubout", "-out", pub,
-				 NULL };
+	const char *pubcmd[] = { "/usr/bin/openssl", "pkey", "-in", key, "-pubout",
+				 "-out", pub, NULL };
 	const char *verify[] = { "/usr/bin/openssl", "dgst", "-sha256", "-verify", pub,
 				 "-signature", sig, in, NULL };
 	struct sb_buf jwt = SB_BUF_INIT(8192), raw = SB_BUF_INIT(8192), vout = SB_BUF_INIT(256);

@@ -107,8 +107,8 @@ static void test_sb_http__injected_429_and_503(void **state)
 	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);
 	assert_int_equal(r.status, 429);
 	assert_int_equal(sb_http_status_class(r.status), SB_ETEMP);
-	assert_int_equal(sb_http_retry_after(sb_http_resp_header(&r, "Retry-After"), sb_now(),
-					     &secs), 0);
+	assert_int_equal(sb_http_retry_after(sb_http_resp_header(&r, "Retry-After"),
+					     sb_now(), &secs), 0);
 	assert_int_equal(secs, 7);
 	set_faults(h, "{\"pct429\":0,\"failNth\":2}");
 	assert_int_equal(sb_http_do(h, &req, &r, &err), 0);

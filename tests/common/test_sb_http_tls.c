@@ -49,9 +49,8 @@ static void make_pki(const char *tag, const char *subject_alt)
 
 	if (access(ca, F_OK) != 0)
 		openssl((const char *[]){ "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-					  "-keyout",
-					  cakey, "-out", ca, "-days", "2", "-subj", "/CN=Test CA",
-					  NULL });
+					  "-keyout", cakey, "-out", ca, "-days", "2",
+					  "-subj", "/CN=Test CA", NULL });
 	line = sb_xasprintf("subjectAltName=%s\n", subject_alt);
 	th_write_str(ext, line, 0600);
 	openssl((const char *[]){ "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
@@ -76,8 +75,7 @@ static pid_t serve(const char *tag, unsigned *port_out)
 		snprintf(accept, sizeof(accept), "127.0.0.1:%u", port);
 		pid = th_spawn((const char *[]){ "/usr/bin/openssl", "s_server", "-accept", accept,
 						 "-cert", crt, "-key", key, "-www", "-quiet",
-							 NULL },
-			       log);
+						 NULL }, log);
 		if (th_wait_port(port)) {
 			*port_out = port;
 		} else {

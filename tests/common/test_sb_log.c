@@ -35,8 +35,8 @@ static void test_sb_log__lines_levels_and_reopen(void **state)
 	assert_non_null(text);
 	assert_null(strstr(text, "hidden"));
 	assert_non_null(strstr(text, "info test: shown id=2\n"));
-	assert_non_null(strstr(text, "warn send: platform said: bad\\x0d\\x0ainfo forged: "
-			       "line \\\"x\\\"\\x01\n"));
+	assert_non_null(strstr(text, "warn send: platform said: bad\\x0d\\x0a"
+			       "info forged: line \\\"x\\\"\\x01\n"));
 	assert_non_null(strstr(text, "error test: two lines\n"));
 	free(text);
 	/* logrotate moves the file; a reopen starts a new one */
@@ -90,8 +90,8 @@ static void test_sb_log__masks(void **state)
 	(void)state;
 	assert_string_equal(sb_pii_mask(SB_PII_TAXID, "TSTMRA80A01H501C", out, sizeof(out)),
 			    "TS************1C");
-	assert_string_equal(sb_pii_mask(SB_PII_EMAIL, "giulia.test@pec.example.it", out,
-					sizeof(out)),
+	assert_string_equal(sb_pii_mask(SB_PII_EMAIL, "giulia.test@pec.example.it",
+					out, sizeof(out)),
 			    "g***@pec.example.it");
 	assert_string_equal(sb_pii_mask(SB_PII_NAME, "Giulia Test", out, sizeof(out)), "G. T.");
 	assert_string_equal(sb_pii_mask(SB_PII_NAME, "\xc3\x89lodie Test", out, sizeof(out)),

@@ -215,8 +215,8 @@ int main(void)
 			test_sb_sql__cached_statement_is_reused_reset_and_unbound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_sql__connection_without_cache_finalizes,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sb_sql__full_cache_still_works, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_sb_sql__full_cache_still_works,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sb_sql__transactions_nest_and_call_back_once,
 						setup, teardown),
 	};

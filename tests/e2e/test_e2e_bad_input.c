@@ -120,11 +120,11 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 			*nl = '\0';
 		/* The field by its JSON path, and the rule. */
 		if (!strstr(reason, expect))
-			fail_msg("reason.json of '%s' does not name '%s': %s", broken[i], expect,
-				 reason);
+			fail_msg("reason.json of '%s' does not name '%s': %s",
+				 broken[i], expect, reason);
 		if (!strchr(tab + 1, '"') && !strchr(tab + 1, '\\') && !strstr(reason, tab + 1))
-			fail_msg("reason.json of '%s' does not say '%s': %s", broken[i], tab + 1,
-				 reason);
+			fail_msg("reason.json of '%s' does not say '%s': %s",
+				 broken[i], tab + 1, reason);
 		assert_non_null(strstr(reason, "\"state\":\"rejected\""));
 	}
 	/* Only the good ones reached SEND, once each. */

@@ -148,9 +148,9 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	assert_int_equal(th_e2e_int(db, "SELECT n.cost_cents IS NULL FROM notifications n"
 				    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", ACT), 1);
 	/* Who asked, in the audit trail under the act. */
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM audit WHERE action ="
-				    " 'notification.cancel' AND subject = '" ACT "' "
-				    "AND detail = ?1", iun), 1);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM audit"
+				    " WHERE action = 'notification.cancel'"
+				    " AND subject = '" ACT "' AND detail = ?1", iun), 1);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM outcomes WHERE act_id = ?1"
 				    " AND state = 'closed' AND folder IS NOT NULL", ACT), 1);
 	proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"

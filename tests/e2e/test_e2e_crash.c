@@ -115,8 +115,8 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 	assert_int_equal(th_outbox_entries(root, "work"), 0);
 	assert_int_equal(th_outbox_entries(root, "new"), 0);
 	db = th_e2e_db(db_path);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE state = 'closed'", NULL),
-			 n);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts"
+				    " WHERE state = 'closed'", NULL), n);
 	/* One outgoing registration per act, one notification per act. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
 				    " WHERE direction = 'out'", NULL), n);
@@ -127,16 +127,15 @@ static void test_e2e_crash__sigkill_at_random_moments(void **state)
 		char id[32], *number;
 
 		snprintf(id, sizeof(id), "2026-CR-%04d", i);
-		number = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications"
-					    " n JOIN acts a"
-				     " ON a.id = n.act WHERE a.act_id = ?1", id));
+		number = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications n"
+					    " JOIN acts a ON a.id = n.act"
+					    " WHERE a.act_id = ?1", id));
 		assert_non_null(number);
 		assert_int_equal(th_e2e_ledger_notifications(sim.url, number), 1);
 		/* Acceptance and delivery at least, each registered. */
-		assert_true(th_e2e_int(db,
-				       "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
-				       " WHERE a.act_id = ?1 AND r.protocol_number IS NOT NULL",
-				       id) >= 2);
+		assert_true(th_e2e_int(db, "SELECT count(*) FROM receipts r"
+				       " JOIN acts a ON a.id = r.act WHERE a.act_id = ?1"
+				       " AND r.protocol_number IS NOT NULL", id) >= 2);
 	}
 	/* Every receipt registered exactly once. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"

@@ -228,7 +228,7 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 
 	for (;;) {
 		char *done = sb_xasprintf("%s/done", f->root),
-			*rej = sb_xasprintf("%s/rejected", f->root);
+		     *rej = sb_xasprintf("%s/rejected", f->root);
 		size_t n = entries(done) + entries(rej);
 
 		free(done);
@@ -251,31 +251,29 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 		char *proto, *iun, *dir;
 		int64_t nrec;
 
-		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id ="
-					    " ?1 AND state = "
-				       "'closed'", id), 1);
+		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts"
+					    " WHERE act_id = ?1 AND state = 'closed'", id), 1);
 		proto = th_e2e_text(db, "SELECT n.protocol_number FROM notifications n JOIN acts a"
 			       " ON a.id = n.act WHERE a.act_id = ?1", id);
-		iun = th_e2e_text(db,
-				  "SELECT n.iun FROM notifications n JOIN acts a ON a.id = n.act"
-			     " WHERE a.act_id = ?1", id);
+		iun = th_e2e_text(db, "SELECT n.iun FROM notifications n"
+				  " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1", id);
 		assert_non_null(proto);
 		assert_non_null(iun);
 		assert_true(!strncmp(proto, "PG/", 3));
 		/* The notification keeps SEND's own final status, the last its events gave. */
-		assert_int_equal(th_e2e_int(db, "SELECT n.status = (SELECT json_extract(e.element,"
-				       " '$.newStatus') FROM events e WHERE e.iun = n.iun AND"
-				       " json_extract(e.element, '$.newStatus') IN ('VIEWED',"
-				       " 'EFFECTIVE_DATE', 'UNREACHABLE') ORDER BY e.id"
-					    " DESC LIMIT 1)"
-				       " FROM notifications n JOIN acts a ON a.id = n.act"
-				       " WHERE a.act_id = ?1", id), 1);
+		assert_int_equal(th_e2e_int(db, "SELECT n.status ="
+					    " (SELECT json_extract(e.element, '$.newStatus')"
+					    " FROM events e WHERE e.iun = n.iun"
+					    " AND json_extract(e.element, '$.newStatus')"
+					    " IN ('VIEWED', 'EFFECTIVE_DATE', 'UNREACHABLE')"
+					    " ORDER BY e.id DESC LIMIT 1)"
+					    " FROM notifications n JOIN acts a ON a.id = n.act"
+					    " WHERE a.act_id = ?1", id), 1);
 		/* Exactly one notification at SEND for the act's protocol number. */
 		assert_int_equal(th_e2e_ledger_notifications(f->pd.sim.url, proto), 1);
 		/* The outgoing registration is the act's, once. */
 		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
-					    " WHERE act_id = ?1"
-				       " AND direction = 'out'", id), 1);
+					    " WHERE act_id = ?1 AND direction = 'out'", id), 1);
 		/*
 		 * Receipts: at least the acceptance and a delivery, each
 		 * registered exactly once.
@@ -283,22 +281,20 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 		nrec = th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a ON a.id = r.act"
 			     " WHERE a.act_id = ?1", id);
 		assert_true(nrec >= 2);
-		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a"
-					    " ON a.id = r.act"
-				       " WHERE a.act_id = ?1 AND r.protocol_number IS NULL", id),
-				 0);
-		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a"
-					    " ON a.id = r.act"
-				       " JOIN proto_registrations p ON p.legal_fact_id ="
-					    " r.legal_fact_key"
-				       " AND p.direction = 'in' AND p.iun = r.iun"
-				       " AND p.link = (SELECT id FROM proto_registrations"
-				       "   WHERE act_id = a.act_id AND direction = 'out')"
-				       " WHERE a.act_id = ?1", id), nrec);
-		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r JOIN acts a"
-					    " ON a.id = r.act"
-				       " WHERE a.act_id = ?1 AND r.category = 'SENDER_ACK'", id),
-				 1);
+		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r"
+					    " JOIN acts a ON a.id = r.act WHERE a.act_id = ?1"
+					    " AND r.protocol_number IS NULL", id), 0);
+		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r"
+					    " JOIN acts a ON a.id = r.act"
+					    " JOIN proto_registrations p"
+					    " ON p.legal_fact_id = r.legal_fact_key"
+					    " AND p.direction = 'in' AND p.iun = r.iun"
+					    " AND p.link = (SELECT id FROM proto_registrations"
+					    "   WHERE act_id = a.act_id AND direction = 'out')"
+					    " WHERE a.act_id = ?1", id), nrec);
+		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts r"
+					    " JOIN acts a ON a.id = r.act WHERE a.act_id = ?1"
+					    " AND r.category = 'SENDER_ACK'", id), 1);
 		/* The legal facts themselves, kept with the act. */
 		dir = sb_xasprintf("%s/done/%s/receipts", f->root, id);
 		assert_int_equal((int64_t)entries(dir), nrec);
@@ -309,48 +305,48 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 	/* No legal fact registered twice, across every act. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) - count(DISTINCT legal_fact_id) FROM"
 			       " proto_registrations WHERE direction = 'in'", NULL), 0);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE"
-				    " direction = 'in'",
-			       NULL), th_e2e_int(db, "SELECT count(*) FROM receipts", NULL));
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
+				    " WHERE direction = 'in'", NULL),
+			 th_e2e_int(db, "SELECT count(*) FROM receipts", NULL));
 	/* Acts with a pagoPA payment have SEND's price. */
-	assert_true(th_e2e_int(db, "SELECT n.cost_cents FROM notifications n JOIN acts a"
-			       " ON a.id = n.act"
-			  " WHERE a.act_id = ?1", good[0][0]) > 0);
-	assert_int_equal(th_e2e_int(db,
-				    "SELECT n.cost_cents IS NULL FROM notifications n JOIN acts a"
-			       " ON a.id = n.act WHERE a.act_id = ?1", PDND_ACT), 1);
+	assert_true(th_e2e_int(db, "SELECT n.cost_cents FROM notifications n"
+			       " JOIN acts a ON a.id = n.act"
+			       " WHERE a.act_id = ?1", good[0][0]) > 0);
+	assert_int_equal(th_e2e_int(db, "SELECT n.cost_cents IS NULL FROM notifications n"
+				    " JOIN acts a ON a.id = n.act"
+				    " WHERE a.act_id = ?1", PDND_ACT), 1);
 
 	/* The person: INAD's domicile and ANPR's residence were used, and reached SEND. */
 	text = th_e2e_text(db, "SELECT domicile FROM resolutions WHERE act_id = ?1 AND rec_idx = 0",
 		      PDND_ACT);
 	assert_string_equal(text, "mario.rossi@pec.example.it");
 	free(text);
-	text = th_e2e_text(db, "SELECT domicile_source FROM resolutions WHERE act_id = ?1",
-			   PDND_ACT);
+	text = th_e2e_text(db, "SELECT domicile_source FROM resolutions"
+			   " WHERE act_id = ?1", PDND_ACT);
 	assert_string_equal(text, pdnd_source_name(PDND_SRC_INAD));
 	free(text);
 	text = th_e2e_text(db, "SELECT addr_line FROM resolutions WHERE act_id = ?1", PDND_ACT);
 	assert_non_null(text);
 	assert_non_null(strstr(text, "TRASTEVERE"));
 	free(text);
-	assert_true(th_e2e_int(db,
-			       "SELECT count(*) FROM events e JOIN notifications n ON n.iun = e.iun"
-			  " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1"
-			  " AND e.category = 'SEND_DIGITAL_DOMICILE'", PDND_ACT) >= 1);
+	assert_true(th_e2e_int(db, "SELECT count(*) FROM events e"
+			       " JOIN notifications n ON n.iun = e.iun"
+			       " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1"
+			       " AND e.category = 'SEND_DIGITAL_DOMICILE'", PDND_ACT) >= 1);
 	assert_true(th_e2e_int(db, "SELECT count(*) FROM pdnd_access WHERE act_ref = ?1"
 			  " AND operator = 'agente.verdi'", PDND_ACT) >= 2);
 	/* Companies are not looked up; without PDND data the act's own PEC stays. */
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM pdnd_access WHERE act_ref = ?1",
 			       good[2][0]), 0);
-	text = th_e2e_text(db, "SELECT domicile_source FROM resolutions WHERE act_id = ?1",
-			   good[2][0]);
+	text = th_e2e_text(db, "SELECT domicile_source FROM resolutions"
+			   " WHERE act_id = ?1", good[2][0]);
 	assert_string_equal(text, "act");
 	free(text);
 
 	/* The broken acts: rejected with the field named, never sent. */
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM notifications n JOIN acts a"
-				    " ON a.id = n.act"
-			       " WHERE a.act_id = ?1", BAD_PDF_ACT), 0);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM notifications n"
+				    " JOIN acts a ON a.id = n.act"
+				    " WHERE a.act_id = ?1", BAD_PDF_ACT), 0);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1 AND state = "
 			       "'rejected'", BAD_PDF_ACT), 1);
 	sqlite3_close(db);

@@ -72,17 +72,17 @@ static void test_e2e_rest__the_vendor_system_numbers_acts_and_receipts(void **st
 				    " WHERE backend <> 'rest'", NULL), 0);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
 				    " WHERE direction = 'out'", NULL), NACTS);
-	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations WHERE"
-				    " direction = 'in'",
-				    NULL), th_e2e_int(db, "SELECT count(*) FROM receipts", NULL));
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations"
+				    " WHERE direction = 'in'", NULL),
+			 th_e2e_int(db, "SELECT count(*) FROM receipts", NULL));
 	assert_true(th_e2e_int(db, "SELECT count(*) FROM receipts", NULL) >= 2 * NACTS);
 	for (int i = 0; i < NACTS; i++) {
 		char id[32], *number;
 
 		snprintf(id, sizeof(id), "2026-REST-%d", i);
 		number = th_own(th_e2e_text(db, "SELECT n.protocol_number FROM notifications n"
-					    " JOIN acts a ON a.id = n.act WHERE a.act_id = ?1",
-					    id));
+					    " JOIN acts a ON a.id = n.act"
+					    " WHERE a.act_id = ?1", id));
 		assert_non_null(number);
 		assert_int_equal(th_e2e_ledger_notifications(sim.url, number), 1);
 	}

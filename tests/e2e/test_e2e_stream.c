@@ -147,8 +147,8 @@ static void check_closed(struct run *r)
 				 th_e2e_int(db, "SELECT count(*) FROM receipts WHERE iun = ?1",
 					    r->iuns[i]));
 		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM proto_registrations p"
-					    " WHERE p.direction = 'in' AND p.iun ="
-					    " (SELECT n.iun FROM"
+					    " WHERE p.direction = 'in'"
+					    " AND p.iun = (SELECT n.iun FROM"
 					    "  notifications n JOIN acts a ON a.id = n.act WHERE"
 					    "  a.act_id = ?1) AND p.link IS NOT (SELECT id FROM"
 					    "  proto_registrations WHERE act_id = ?1"
@@ -166,10 +166,9 @@ static void check_closed(struct run *r)
 			 th_e2e_int(db, "SELECT count(DISTINCT legal_fact_id) FROM"
 				    " proto_registrations WHERE direction = 'in'", NULL));
 	/* The gap's events came from the notifications' timelines, once each. */
-	assert_int_equal(th_e2e_int(db, "SELECT count(DISTINCT iun) FROM events WHERE event_id"
-				    " LIKE 'timeline:%' AND category = 'NOTIFICATION_VIEWED'",
-				    NULL),
-			 NACTS);
+	assert_int_equal(th_e2e_int(db, "SELECT count(DISTINCT iun) FROM events"
+				    " WHERE event_id LIKE 'timeline:%'"
+				    " AND category = 'NOTIFICATION_VIEWED'", NULL), NACTS);
 	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM stream_catchup", NULL), 0);
 	text = th_e2e_text(db, "SELECT value FROM meta WHERE key = 'send.stream_id'", NULL);
 	assert_non_null(text);

@@ -110,26 +110,25 @@ void tha_make_ca(const char *dir)
 	char *cakey = sb_xasprintf("%s/ca.key", dir), *ca = sb_xasprintf("%s/ca.pem", dir);
 	char *key = sb_xasprintf("%s/signer.key", dir), *csr = sb_xasprintf("%s/signer.csr", dir);
 	char *cert = sb_xasprintf("%s/signer.pem", dir), *ext = sb_xasprintf("%s/ext.cnf", dir);
-	const char *a1[] = { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-			     cakey,
-			     "-out", ca, "-subj", "/CN=send-bridge Test CA", "-days", "3",
+	const char *a1[] = { "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+			     "-keyout", cakey, "-out", ca,
+			     "-subj", "/CN=send-bridge Test CA", "-days", "3",
 			     "-addext", "basicConstraints=critical,CA:TRUE",
 			     "-addext", "keyUsage=critical,keyCertSign,cRLSign", NULL };
-	const char *a2[] = { "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout",
-			     key,
-			     "-out", csr, "-subj", "/CN=Funzionario di Prova/O=Comune di Esempio",
-				     NULL };
+	const char *a2[] = { "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes",
+			     "-keyout", key, "-out", csr,
+			     "-subj", "/CN=Funzionario di Prova/O=Comune di Esempio", NULL };
 	const char *a3[] = { "openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
-			     "-set_serial", "2", "-days", "3", "-extfile", ext, "-out", cert,
-				     NULL };
+			     "-set_serial", "2", "-days", "3",
+			     "-extfile", ext, "-out", cert, NULL };
 	char *pkey = sb_xasprintf("%s/plain.key", dir), *pcsr = sb_xasprintf("%s/plain.csr", dir);
 	char *pcert = sb_xasprintf("%s/plain.pem", dir), *pext = sb_xasprintf("%s/plain.cnf", dir);
-	const char *a4[] = { "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout",
-			     pkey,
-			     "-out", pcsr, "-subj", "/CN=Firma Non Qualificata", NULL };
+	const char *a4[] = { "openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes",
+			     "-keyout", pkey, "-out", pcsr,
+			     "-subj", "/CN=Firma Non Qualificata", NULL };
 	const char *a5[] = { "openssl", "x509", "-req", "-in", pcsr, "-CA", ca, "-CAkey", cakey,
-			     "-set_serial", "3", "-days", "3", "-extfile", pext, "-out", pcert,
-				     NULL };
+			     "-set_serial", "3", "-days", "3",
+			     "-extfile", pext, "-out", pcert, NULL };
 
 	/*
 	 * qcStatements with QcCompliance (0.4.0.1862.1.1): the signer's
@@ -166,7 +165,7 @@ char *tha_signed_pdf_by(const char *dir, const char *name, const char *subfilter
 {
 	char *path = sb_xasprintf("%s/%s", dir, name), *data = NULL, *sigdict, *zeros;
 	char *cpath = sb_xasprintf("%s/%s.pem", dir, who),
-		*kpath = sb_xasprintf("%s/%s.key", dir, who);
+	     *kpath = sb_xasprintf("%s/%s.key", dir, who);
 	static const char content[] = "BT /F1 12 Tf 72 720 Td (Avviso firmato) Tj ET";
 	char page_content[128];
 	size_t len = 0, a, b, dlen;
@@ -188,16 +187,14 @@ char *tha_signed_pdf_by(const char *dir, const char *name, const char *subfilter
 			       "/Contents <%s> /M (D:20260101000000Z) >>", subfilter, zeros);
 	snprintf(page_content, sizeof(page_content), "<< /Length %zu >>\nstream\n%s\nendstream",
 		 strlen(content), content);
-	objs[0] = (struct tha_obj){ "<< /Type /Catalog /Pages 2 0 R /AcroForm << /SigFlags 3 "
-				    "/Fields [5 0 R] >> >>", 0 };
+	objs[0] = (struct tha_obj){ "<< /Type /Catalog /Pages 2 0 R"
+				    " /AcroForm << /SigFlags 3 /Fields [5 0 R] >> >>", 0 };
 	objs[1] = (struct tha_obj){ "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 0 };
 	objs[2] = (struct tha_obj){ "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-				    "/Contents 4 0 R "
-				    "/Annots [5 0 R] /Resources << >> >>", 0 };
+				    "/Contents 4 0 R /Annots [5 0 R] /Resources << >> >>", 0 };
 	objs[3] = (struct tha_obj){ page_content, 0 };
-	objs[4] = (struct tha_obj){ "<< /Type /Annot /Subtype /Widget /FT /Sig /T "
-				    "(Firma1) /Rect [0 0 0 0] "
-				    "/F 132 /P 3 0 R /V 6 0 R >>", 0 };
+	objs[4] = (struct tha_obj){ "<< /Type /Annot /Subtype /Widget /FT /Sig "
+				    "/T (Firma1) /Rect [0 0 0 0] /F 132 /P 3 0 R /V 6 0 R >>", 0 };
 	objs[5] = (struct tha_obj){ sigdict, 0 };
 	for (size_t i = 0; i < 6; i++)
 		objs[i].len = strlen(objs[i].body);

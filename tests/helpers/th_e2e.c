@@ -24,9 +24,9 @@ char *th_e2e_protocol_ini(const char *dir)
 	char *xsd = th_shared("specs/agid/segnatura_protocollo.xsd"), *ini;
 	const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
 			      "rsa_keygen_bits:2048", "-out", k, NULL };
-	const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", k, "-out", c,
-			      "-days", "30", "-subj", "/C=IT/O=Comune di Esempio/CN=sigillo",
-				      NULL };
+	const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", k,
+			      "-out", c, "-days", "30",
+			      "-subj", "/C=IT/O=Comune di Esempio/CN=sigillo", NULL };
 
 	/* Owned by the scope: a failed check below must not leak them. */
 	th_own(k);
@@ -220,8 +220,8 @@ void th_e2e_wait_int(const char *db_path, const char *sql, const char *param, in
 		    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 			if (param)
 				sqlite3_bind_text(st, 1, param, -1, SQLITE_TRANSIENT);
-			done = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st,
-										      0) >= want;
+			done = sqlite3_step(st) == SQLITE_ROW &&
+			       sqlite3_column_int64(st, 0) >= want;
 		}
 		sqlite3_finalize(st);
 		sqlite3_close(db);
@@ -249,7 +249,7 @@ char *th_e2e_config(const char *dir, const char *name, const char *sim_url, int 
 {
 	char *api = sb_xasprintf("%s/%s-api.key", dir, name);
 	char *path = sb_xasprintf("%s/%s.ini", dir, name),
-		*newd = sb_xasprintf("%s/outbox/new", dir);
+	     *newd = sb_xasprintf("%s/outbox/new", dir);
 	char *proto = th_e2e_protocol_ini(dir), *ini;
 
 	th_write_str(api, "sim-send-key\n", 0600);
@@ -289,11 +289,11 @@ char *th_e2e_act_json(int n, bool pec)
 		"\"operator\":{\"userId\":\"agente.bianchi\"},"
 		"\"subject\":\"Verbale n. %d/2026 - art. 7 Codice della Strada\","
 		"\"taxonomyCode\":\"010101P\","
-			    "\"physicalCommunicationType\":\"AR_REGISTERED_LETTER\","
+		"\"physicalCommunicationType\":\"AR_REGISTERED_LETTER\","
 		"\"feePolicy\":{\"type\":\"FLAT_RATE\"},"
 		"\"recipients\":[{\"type\":\"PF\",\"taxId\":\"TSTMRA80A01H501C\","
 		"\"denomination\":\"Mario Test\","
-			    "%s\"physicalAddress\":{\"address\":\"Via Prova %d\","
+		"%s\"physicalAddress\":{\"address\":\"Via Prova %d\","
 		"\"zip\":\"20121\",\"municipality\":\"Milano\",\"province\":\"MI\"}}],"
 		"\"documents\":[{\"file\":\"atto.pdf\",\"title\":\"Verbale\"}]}",
 		n, pec ? "\"digitalDomicile\":{\"type\":\"PEC\",\"address\":"

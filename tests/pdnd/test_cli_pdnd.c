@@ -152,8 +152,8 @@ static void test_cli_pdnd__resolve_and_audit(void **state)
 	db = sb_xasprintf("%s/store.db", T.dir);
 	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
 	sql = sb_xasprintf("DROP TRIGGER pdnd_access_no_update;"
-			   "UPDATE pdnd_access SET operator = 'vigile.rossi' WHERE"
-			   " operator = 'intruso'");
+			   "UPDATE pdnd_access SET operator = 'vigile.rossi'"
+			   " WHERE operator = 'intruso'");
 	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(h);
 	assert_int_equal(run(&out, &err, "-c", INI, "audit", "verify", NULL), 1);
@@ -198,7 +198,7 @@ static void test_cli_pdnd__audit_seal_and_recorded_head(void **state)
 {
 	struct sb_buf out = SB_BUF_INIT(1u << 20), err = SB_BUF_INIT(1u << 20);
 	char *key = sb_xasprintf("%s/audit.key", T.dir),
-		*shortkey = sb_xasprintf("%s/short.key", T.dir);
+	     *shortkey = sb_xasprintf("%s/short.key", T.dir);
 	char *ini = ini_with_key("sealed", key), *bad = ini_with_key("short", shortkey), *db, *sql;
 	char rows[32], hash[65], more[32];
 	sqlite3 *h = NULL;
@@ -245,8 +245,8 @@ static void test_cli_pdnd__audit_seal_and_recorded_head(void **state)
 	/* Someone holding the file cuts the last row and moves the head: the seal shows it. */
 	db = sb_xasprintf("%s/sealed.db", T.dir);
 	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-	sql = sb_xasprintf("DROP TRIGGER pdnd_access_no_delete; DROP TRIGGER"
-			   " pdnd_access_head_no_rewind;"
+	sql = sb_xasprintf("DROP TRIGGER pdnd_access_no_delete;"
+			   " DROP TRIGGER pdnd_access_head_no_rewind;"
 			   "DELETE FROM pdnd_access WHERE id = %s;"
 			   "UPDATE pdnd_access_head SET rows = rows - 1,"
 			   " hash = (SELECT hash FROM pdnd_access ORDER BY id DESC LIMIT 1)", more);

@@ -120,9 +120,8 @@ static void test_pdnd_anpr__modi_tokens_claims(void **state)
 	/* A tracking evidence needs its audit fields. */
 	sb_buf_reset(&te);
 	assert_int_equal(pdnd_modi_tracking(C, TH_AUD_C030, TH_PURPOSE_C030,
-					    &(struct pdnd_audit_ctx){ "op", NULL, "LoA3" }, &te,
-					    &err),
-			 SB_EINVAL);
+					    &(struct pdnd_audit_ctx){ "op", NULL, "LoA3" },
+					    &te, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "userLocation"));
 	assert_int_equal(te.len, 0);
 	sb_buf_release(&sig);
@@ -317,8 +316,8 @@ static void test_pdnd_anpr__c030_then_c001_current_residence(void **state)
 	struct sb_err err = SB_ERR_INIT;
 
 	(void)state;
-	assert_int_equal(pdnd_anpr_c030(C, H, cfg_ok(), &q, "RSSMRA80A01H501U", &id, NULL, &err),
-			 0);
+	assert_int_equal(pdnd_anpr_c030(C, H, cfg_ok(), &q, "RSSMRA80A01H501U",
+					&id, NULL, &err), 0);
 	assert_int_equal(id.outcome, PDND_ANPR_FOUND);
 	assert_string_equal(id.id_anpr, "AA10000BB");
 	assert_string_equal(id.warnings, "EN148");     /* searched by tax code */
@@ -404,8 +403,8 @@ static void test_pdnd_anpr__parse_table(void **state)
 		{ 500,
 		  "{\"listaErrori\":[{\"codiceErroreAnomalia\":\"500\",\"testoErroreAnomalia\":"
 		  "\"errore\"}]}", SB_ETEMP, NULL },
-		{ 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}", SB_EREJECT,
-		  NULL },
+		{ 404, "{\"title\":\"NotFound\",\"detail\":\"Unknown API Request\"}",
+		  SB_EREJECT, NULL },
 		{ 503, "", SB_ETEMP, NULL },
 		{ 200, "not json", SB_EINVAL, NULL },
 	};

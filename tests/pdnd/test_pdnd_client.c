@@ -129,7 +129,7 @@ static void test_pdnd_client__kid_file_errors(void **state)
 static void test_pdnd_client__assertion_verifies_with_openssl(void **state)
 {
 	struct sb_buf a = SB_BUF_INIT(1u << 20), a2 = SB_BUF_INIT(1u << 20),
-		sig = SB_BUF_INIT(1024);
+		      sig = SB_BUF_INIT(1024);
 	struct sb_err err = SB_ERR_INIT;
 	struct pdnd_client *c = client(NULL, NULL);
 	char *in = sb_xasprintf("%s/input", T.dir), *sg = sb_xasprintf("%s/sig", T.dir), *cmd;
@@ -321,18 +321,16 @@ static const struct refusal refusals[] = {
 	  CLAIMS("", "auth.interop.pagopa.it/client-assertion", TH_CLIENT_ID), -5, 300, false, true,
 	  "audience (another environment)", "for another environment" },
 	{ "sub not client_id", STD_H, CLAIMS("", TH_AUD, "11111111-2222-4333-8444-555555555555"),
-	  -5,
-	  300, false, false, "sub is not equal to client_id", "sub is not equal to the client_id" },
+	  -5, 300, false, false, "sub is not equal to client_id",
+	  "sub is not equal to the client_id" },
 	{ "expired", STD_H, GOOD, -600, -10, false, false, "assertion expired", "expired" },
 	{ "future", STD_H, GOOD, 3600, 4000, false, false, "issued in the future",
 	  "in the future" },
 	{ "extra claim nbf", STD_H, CLAIMS(",\"nbf\":0", TH_AUD, TH_CLIENT_ID), -5, 300, false,
-	  false,
-	  "extra claim 'nbf'", "extra claim 'nbf'" },
+	  false, "extra claim 'nbf'", "extra claim 'nbf'" },
 	{ "malformed digest", STD_H,
 	  CLAIMS(",\"digest\":{\"alg\":\"SHA256\",\"value\":\"abc\"}", TH_AUD, TH_CLIENT_ID), -5,
-		  300,
-	  false, false, "malformed digest", "digest must be" },
+	  300, false, false, "malformed digest", "digest must be" },
 	{ "bad signature", STD_H, GOOD, -5, 300, true, false, "invalid signature",
 	  "signature does not verify" },
 };

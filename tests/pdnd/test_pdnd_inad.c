@@ -77,8 +77,8 @@ static void test_pdnd_inad__pick_skips_ended_and_prefers_personal(void **state)
 
 	(void)state;
 	/* One ended in 2023, one professional still valid. */
-	assert_int_equal(pdnd_inad_extract(C, H, &CFG, "NREANN90D52A944V", "ref", &r, NULL, &err),
-			 0);
+	assert_int_equal(pdnd_inad_extract(C, H, &CFG, "NREANN90D52A944V", "ref",
+					   &r, NULL, &err), 0);
 	assert_int_equal(r.n, 2);
 	d = pdnd_inad_pick(&r, sb_now(), false);
 	assert_non_null(d);
@@ -88,8 +88,8 @@ static void test_pdnd_inad__pick_skips_ended_and_prefers_personal(void **state)
 	assert_string_equal(d->address, "anna.neri.old@pec.example.it");
 	pdnd_inad_result_release(&r);
 	/* Personal and professional both valid: personal first, unless asked otherwise. */
-	assert_int_equal(pdnd_inad_extract(C, H, &CFG, "CSTLGU70H15B354X", "ref", &r, NULL, &err),
-			 0);
+	assert_int_equal(pdnd_inad_extract(C, H, &CFG, "CSTLGU70H15B354X", "ref",
+					   &r, NULL, &err), 0);
 	assert_string_equal(pdnd_inad_pick(&r, sb_now(), false)->address,
 			    "luigi.costa@pec.example.it");
 	assert_string_equal(pdnd_inad_pick(&r, sb_now(), true)->address,

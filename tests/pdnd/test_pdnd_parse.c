@@ -136,8 +136,8 @@ static void test_pdnd_parse__assertion_diagnosis(void **state)
 {
 	char *dir = th_tmpdir("pdnd-parse"), *key = sb_xasprintf("%s/k.pem", dir), *cmd, diag[256];
 	struct pdnd_client_opts o = { .token_url = "http://127.0.0.1:1/t",
-				      .client_id = TH_CLIENT_ID,
-				      .key_file = key, .audience = TH_AUD, .renew_before = -1 };
+				      .client_id = TH_CLIENT_ID, .key_file = key,
+				      .audience = TH_AUD, .renew_before = -1 };
 	struct pdnd_client *c = NULL;
 	struct sb_buf a = SB_BUF_INIT(1u << 20);
 	char *buf;

@@ -238,10 +238,9 @@ static void test_pdnd_resolve__unauthorised_refused_and_traced(void **state)
 	for (size_t i = 0; i < SB_ARRAY_SIZE(cases); i++) {
 		struct pdnd_who who = { cases[i].op, cases[i].office, "verbale 2026/13" };
 		struct sb_err err = SB_ERR_INIT;
-		char *where = sb_xasprintf("outcome = 'refused' AND operator = '%s' "
-					   "AND office = '%s'"
-					   " AND eservice = '%s'", cases[i].op, cases[i].office,
-					   cases[i].eservice);
+		char *where = sb_xasprintf("outcome = 'refused' AND operator = '%s'"
+					   " AND office = '%s' AND eservice = '%s'",
+					   cases[i].op, cases[i].office, cases[i].eservice);
 
 		assert_int_equal(pdnd_resolve(f->r, f->h, &who, &rec, &res, &err), SB_EREJECT);
 		assert_int_equal(err.code, SB_EREJECT);
@@ -264,8 +263,8 @@ static void test_pdnd_resolve__unauthorised_refused_and_traced(void **state)
 		assert_non_null(strstr(err.msg, "may not query anpr-c030"));
 		assert_int_equal(count_rows(f, "eservice = 'inad' AND operator = 'funz.neri' AND "
 					       "outcome = 'found' AND act_ref IS NULL"), 1);
-		assert_int_equal(count_rows(f, "eservice = 'anpr-c030' AND outcome = 'refused'"),
-				 1);
+		assert_int_equal(count_rows(f, "eservice = 'anpr-c030'"
+					    " AND outcome = 'refused'"), 1);
 	}
 	assert_int_equal(pdnd_access_verify(svc_store_db(f->store), NULL, NULL, &head, NULL), 0);
 	assert_int_equal(head.rows, 6);
@@ -403,8 +402,8 @@ static void test_pdnd_resolve__broken_trail_stops_queries_before_sending(void **
 	calls = sim_calls(f);
 	assert_true(calls > 0);
 	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER pdnd_access_no_delete;"
-				      "DELETE FROM pdnd_access WHERE id ="
-				      " (SELECT max(id) FROM pdnd_access)",
+				      "DELETE FROM pdnd_access"
+				      " WHERE id = (SELECT max(id) FROM pdnd_access)",
 				      NULL, NULL, NULL), SQLITE_OK);
 	rec.tax_id = "VRDGPP62T10L219Z";
 	assert_int_equal(pdnd_resolve(f->r, f->h, &who, &rec, &res, &err), SB_EINVAL);
@@ -423,8 +422,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__address_policy, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_pdnd_resolve__broken_trail_stops_queries_before_sending, setup,
-						teardown),
+			test_pdnd_resolve__broken_trail_stops_queries_before_sending,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__cancelled_and_deceased, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_resolve__unauthorised_refused_and_traced,

@@ -229,8 +229,8 @@ static void test_pdnd_store__rehashed_row_detected(void **state)
 static void drop_triggers(sqlite3 *db)
 {
 	exec_ok(db, "DROP TRIGGER pdnd_access_no_update; DROP TRIGGER pdnd_access_no_delete;"
-		    "DROP TRIGGER pdnd_access_head_no_delete; DROP TRIGGER"
-		" pdnd_access_head_no_rewind");
+		    "DROP TRIGGER pdnd_access_head_no_delete;"
+		    " DROP TRIGGER pdnd_access_head_no_rewind");
 }
 
 /* Move the head to the last row left, as someone editing the file would after cutting. */
@@ -581,8 +581,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_pdnd_store__migrate_is_idempotent_and_versioned,
-						setup, teardown),
+			test_pdnd_store__migrate_is_idempotent_and_versioned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__trail_appends_and_verifies, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__altered_row_detected, setup,
@@ -597,18 +596,17 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__rehashed_row_detected, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_detected, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			test_pdnd_store__tail_cut_with_head_moved_needs_the_seal,
+		cmocka_unit_test_setup_teardown(test_pdnd_store__tail_cut_detected,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_pdnd_store__chain_recomputed_without_the_key_detected, setup,
-						teardown),
+			test_pdnd_store__tail_cut_with_head_moved_needs_the_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_pdnd_store__chain_recomputed_without_the_key_detected,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__recorded_head, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pdnd_store__old_store_migrates, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_pdnd_store__old_store_migrates,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__old_empty_store_migrates, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pdnd_store__report, setup, teardown),

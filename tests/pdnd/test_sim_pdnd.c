@@ -67,16 +67,15 @@ static void test_sim_pdnd__token_requests_malformed(void **state)
 	assert_non_null(strstr(b.buf, "015-9000"));
 	assert_int_equal(call("POST", "/pdnd/token.oauth2", form_h, "client_assertion=a.b.c&"
 			      "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
-			      "client-assertion-"
-			      "type%3Ajwt-bearer", &b), 400);
+			      "client-assertion-type%3Ajwt-bearer", &b), 400);
 	assert_non_null(strstr(b.buf, "015-9000"));            /* grant_type missing */
 	assert_int_equal(call("POST", "/pdnd/token.oauth2", form_h, "client_assertion=%ZZ", &b),
 			 400);
 	assert_non_null(strstr(b.buf, "015-9000"));
 	assert_int_equal(call("POST", "/pdnd/token.oauth2", form_h, "client_assertion=a.b.c&"
 			      "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3A"
-			      "client-assertion-"
-			      "type%3Ajwt-bearer&grant_type=client_credentials", &b), 400);
+			      "client-assertion-type%3Ajwt-bearer&grant_type=client_credentials",
+			      &b), 400);
 	assert_non_null(strstr(b.buf, "015-0008"));
 	assert_non_null(strstr(b.buf, "correlationId"));
 	assert_int_equal(call("GET", "/pdnd/token.oauth2", NULL, NULL, &b), 405);
@@ -130,8 +129,7 @@ static void test_sim_pdnd__eservices_without_credentials(void **state)
 				      &b), 404);
 		assert_int_equal(call("GET", TH_INAD_PATH "/nothing", h, NULL, &b), 404);
 		assert_int_equal(call("POST", TH_INAD_PATH "/listDigitalAddress", h,
-				      "{\"codiciFiscali"
-				      "\":[]}", &b), 400);
+				      "{\"codiciFiscali\":[]}", &b), 400);
 		assert_non_null(strstr(b.buf, "BAD_REQUEST"));
 	}
 	free(auth);
@@ -155,8 +153,8 @@ static void test_sim_pdnd__option(void **state)
 	th_sim_start(&plain, NULL);
 	url = sb_xasprintf("%s/pdnd/token.oauth2", plain.url);
 	assert_int_equal(sb_http_do(H, &(struct sb_http_req){ .method = "POST", .url = url,
-							      .body = "", .body_len = 0 }, &r,
-				    NULL), 0);
+							      .body = "", .body_len = 0 },
+				    &r, NULL), 0);
 	assert_int_equal(r.status, 404);
 	sb_http_resp_release(&r);
 	th_sim_stop(&plain);

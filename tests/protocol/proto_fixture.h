@@ -45,8 +45,8 @@ static void pf_make_seal(const char *dir, const char *name, char **key, char **c
 	char *k = sb_xasprintf("%s/%s.key", dir, name), *c = sb_xasprintf("%s/%s.crt", dir, name);
 	const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
 			      "rsa_keygen_bits:2048", "-out", k, NULL };
-	const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", k, "-out", c,
-			      "-days", "30",
+	const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", k,
+			      "-out", c, "-days", "30",
 			      "-subj", "/C=IT/O=Comune di Esempio/CN=sigillo protocollo", NULL };
 
 	assert_int_equal(pf_run(gen, NULL, NULL), 0);

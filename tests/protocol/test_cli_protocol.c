@@ -64,12 +64,11 @@ static int setup(void **state)
 	t->out = sb_xasprintf("%s/daily", t->f->dir);
 	th_mkdirs(t->out);
 	ini_text = sb_xasprintf("[service]\nsender_denomination = Comune di Esempio\n"
-				"sender_tax_id = 00000000000\n[outbox]\ndir = "
-				"%s\n[store]\npath = %s\n"
-				"[send]\napi_key_file = %s\n[protocol]\nipa_code = c_x000\n"
-				"aoo_code = A1B2C3D\nsegnatura_xsd = %s\nseal_key_file = %s\n"
-				"seal_cert_file = %s\n", outbox, t->f->db_path, api, t->f->xsd,
-				t->f->key, t->f->cert);
+				"sender_tax_id = 00000000000\n[outbox]\ndir = %s\n"
+				"[store]\npath = %s\n[send]\napi_key_file = %s\n"
+				"[protocol]\nipa_code = c_x000\naoo_code = A1B2C3D\n"
+				"segnatura_xsd = %s\nseal_key_file = %s\nseal_cert_file = %s\n",
+				outbox, t->f->db_path, api, t->f->xsd, t->f->key, t->f->cert);
 	t->ini = sb_xasprintf("%s/send-bridge.ini", t->f->dir);
 	th_write_str(t->ini, ini_text, 0600);
 	t->bin = sb_xasprintf("%s/send-bridge", th_build_dir());
@@ -214,8 +213,8 @@ static void test_cli_protocol__daily_register(void **state)
 	assert_non_null(memmem(pdf, pdf_len, "GTS_PDFA1", 9));
 	/* The digests, checked by openssl. */
 	for (size_t i = 0; i < 2; i++) {
-		const char *args[] = { "/usr/bin/openssl", "dgst", "-sha256", "-r", paths[i],
-				       NULL };
+		const char *args[] = { "/usr/bin/openssl", "dgst", "-sha256", "-r",
+				       paths[i], NULL };
 		char line[256];
 
 		sb_buf_reset(&out);
@@ -232,9 +231,9 @@ static void test_cli_protocol__daily_register(void **state)
 	{
 		char today[11], *x2_path, *x2;
 
-		assert_int_equal(run(t, &out, &errb, "annul", "PG/2026/0000003", "--reason",
-				     "doppia", "--authorised-by", "det. 6/2026", "--author", "resp",
-				     NULL), 0);
+		assert_int_equal(run(t, &out, &errb, "annul", "PG/2026/0000003",
+				     "--reason", "doppia", "--authorised-by", "det. 6/2026",
+				     "--author", "resp", NULL), 0);
 		proto_rome_time(sb_now(), NULL, today, NULL);
 		assert_int_equal(run(t, &out, &errb, "daily-register", "--date", today, "--out",
 				     t->out, NULL), 0);

@@ -112,7 +112,7 @@ static void test_proto_register__outgoing_numbers_dates_impronte(void **state)
 	/* A hash the caller computed at intake is the impronta, in the row and the segnatura. */
 	{
 		struct sb_buf xml = SB_BUF_INIT(1 << 20), raw = SB_BUF_INIT(64),
-			b64 = SB_BUF_INIT(64);
+			      b64 = SB_BUF_INIT(64);
 		struct stat st;
 
 		openssl_sha256(f->pdf, hex);
@@ -258,8 +258,9 @@ static void test_proto_register__concurrent_writers_no_gap_no_duplicate(void **s
 	assert_int_equal(sqlite3_prepare_v2(db(f),
 					    "SELECT count(*) FROM proto_registrations a"
 					    " JOIN proto_registrations b ON b.number = a.number + 1"
-					    " WHERE b.id < a.id OR b.registered_at <"
-					    " a.registered_at", -1, &st, NULL), SQLITE_OK);
+					    " WHERE b.id < a.id"
+					    " OR b.registered_at < a.registered_at",
+					    -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 0);
 	sqlite3_finalize(st);
@@ -295,13 +296,12 @@ static int64_t intruding_clock(void *arg)
 			"BEGIN IMMEDIATE;"
 			"UPDATE proto_counters SET last = last + 1;"
 			"INSERT INTO proto_registrations (register, year, number, direction,"
-			" registered_at, reg_date, reg_time, subject, correspondents, "
-					      "documents, author,"
-			" act_id, segnatura, backend, classification)"
+			" registered_at, reg_date, reg_time, subject, correspondents,"
+			" documents, author, act_id, segnatura, backend, classification)"
 			" SELECT register, year, 2, direction, registered_at, reg_date,"
-					      " reg_time, subject,"
-			" correspondents, documents, author, 'act-elsewhere', segnatura, backend,"
-			" classification FROM proto_registrations WHERE number = 1;"
+			" reg_time, subject, correspondents, documents, author, 'act-elsewhere',"
+			" segnatura, backend, classification"
+			" FROM proto_registrations WHERE number = 1;"
 			"COMMIT", NULL, NULL, NULL), SQLITE_OK);
 		sqlite3_close(other);
 	}
@@ -617,8 +617,7 @@ static void test_proto_register__correction_keeps_old_value(void **state)
 		}
 		sb_err_clear(&err);
 		assert_int_equal(proto_correct(f->p, &(struct proto_id){ "PG", 2026, 77 },
-					       "subject",
-					       "x", "a", "r", &err), SB_ENOTFOUND);
+					       "subject", "x", "a", "r", &err), SB_ENOTFOUND);
 		assert_true(err.msg[0] != '\0');
 	}
 }
@@ -919,7 +918,7 @@ static void test_proto_register__bad_input_named_and_no_gap(void **state)
 		{ "recipients", SB_EINVAL }, { "documents", SB_EINVAL },
 		{ "recipients[0].name", SB_EINVAL }, { "documents[1]", SB_ENOTFOUND },
 		{ "documents[0] is an empty", SB_EINVAL },
-			{ "subject is not valid UTF-8", SB_EINVAL },
+		{ "subject is not valid UTF-8", SB_EINVAL },
 		{ "subject has a control", SB_EINVAL },
 		{ "documents[0].sha256_hex is not a SHA-256", SB_EINVAL },
 		{ "documents[0]: changed since it was hashed", SB_EIO },
@@ -1058,23 +1057,21 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__outgoing_numbers_dates_impronte,
-						setup, teardown),
+			test_proto_register__outgoing_numbers_dates_impronte, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__number_taken_meanwhile_goes_round_again, setup,
-						teardown),
+			test_proto_register__number_taken_meanwhile_goes_round_again,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_proto_register__a_failed_ticket_sends_the_ones_behind_round_again,
-						setup,
-			teardown),
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__year_rollover_in_rome_time,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__concurrent_writers_no_gap_no_duplicate, setup,
-						teardown),
+			test_proto_register__concurrent_writers_no_gap_no_duplicate,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__protected_fields_refused_by_the_store, setup,
-						teardown),
+			test_proto_register__protected_fields_refused_by_the_store,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__correction_keeps_old_value,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__annulment_kept_and_marked,
@@ -1082,8 +1079,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_proto_register__receipts_linked_and_idempotent,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_register__returned_registration_is_what_is_stored, setup,
-						teardown),
+			test_proto_register__returned_registration_is_what_is_stored,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__bad_input_named_and_no_gap,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_register__open_refuses_bad_configuration,

@@ -267,11 +267,10 @@ static void test_proto_rest__fail_each_call_in_turn(void **state)
 
 			memset(&resp, 0, sizeof(resp));
 			assert_int_equal(sb_http_do(t->http, &req, &resp, &err), 0);
-			assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 4096, "f", &j,
-						       &err),
-					 0);
-			assert_int_equal(sb_json_get_int(j, "calls", 0, INT64_MAX, &calls, &err),
-					 0);
+			assert_int_equal(sb_json_parse(resp.body.buf, resp.body.len, 4096, "f",
+						       &j, &err), 0);
+			assert_int_equal(sb_json_get_int(j, "calls", 0, INT64_MAX,
+							 &calls, &err), 0);
 			snprintf(body, sizeof(body), "{\"failNth\":%lld}", (long long)calls + nth);
 			json_decref(j);
 			sb_http_resp_release(&resp);
@@ -320,8 +319,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_proto_rest__register_receipt_annul, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_proto_rest__errors_and_faults, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_proto_rest__errors_and_faults,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_rest__fail_each_call_in_turn, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_proto_rest__malformed_replies_refused, setup,

@@ -61,7 +61,7 @@ static void test_proto_segnatura__outgoing_and_receipt_validate_and_verify(void 
 	struct sb_err err = SB_ERR_INIT;
 	struct proto_reg *out = NULL, *in = NULL;
 	struct sb_buf xml = SB_BUF_INIT(SB_MAX_XML_SEGNATURA),
-		xml2 = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
+		      xml2 = SB_BUF_INIT(SB_MAX_XML_SEGNATURA);
 	struct proto_receipt rc_in;
 	struct pf_act act;
 	unsigned char md[SB_SHA256_LEN];
@@ -278,18 +278,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_proto_segnatura__outgoing_and_receipt_validate_and_verify, setup,
-						teardown),
+			test_proto_segnatura__outgoing_and_receipt_validate_and_verify,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_segnatura__tampering_fails_verification,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proto_segnatura__another_key_does_not_verify,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_segnatura__schema_errors_name_the_element,
-						setup, teardown),
+			test_proto_segnatura__schema_errors_name_the_element, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_proto_segnatura__one_handle_seals_and_verifies_many,
-						setup, teardown),
+			test_proto_segnatura__one_handle_seals_and_verifies_many, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("proto_segnatura", tests, NULL, NULL);

@@ -136,8 +136,8 @@ static __attribute__((unused)) char *sf_file(struct sf *f, const char *name, con
 
 /* One raw call to the simulator (tests of the simulator itself). */
 static __attribute__((unused)) long sf_raw(struct sf *f, const char *method, const char *path,
-					   const char *const *hdrs,
-		   const char *body, struct sb_buf *reply, struct sb_http_resp *resp_out)
+					   const char *const *hdrs, const char *body,
+					   struct sb_buf *reply, struct sb_http_resp *resp_out)
 {
 	struct sb_http *h = NULL;
 	struct sb_http_resp resp = { 0 };
@@ -301,7 +301,7 @@ static __attribute__((unused)) int sf_submit(struct sf *f, struct sf_notif *x,
 /* Poll the sent notification until its status is one of want ("A|B"), at most ~10 s. */
 static __attribute__((unused)) struct send_sent_notification *sf_wait_status(struct sf *f,
 									     const char *iun,
-						     const char *want)
+									     const char *want)
 {
 	for (int i = 0; i < 200; i++) {
 		struct send_sent_notification *n = NULL;

@@ -194,8 +194,8 @@ static void test_send_client__problem_json_parsed(void **state)
 	assert_int_equal(sf_upload(f, &x, &err), 0);
 	/* A valid tax id that is not the sim's PA: SEND's 400 names the element. */
 	x.n.sender_tax_id = "00000000000";
-	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err),
-			 SB_EREJECT);
+	assert_int_equal(send_notification_create(f->c, &x.n, &f->retry,
+						  id, NULL, &err), SB_EREJECT);
 	assert_int_equal(err.code, SB_EREJECT);
 	assert_int_equal(err.http, 400);
 	assert_non_null(strstr(err.msg, "PN_GENERIC_INVALIDPARAMETER"));
@@ -330,8 +330,8 @@ static void test_send_client__preload_batches_of_15(void **state)
 		u[i].preload_idx = idx[i];
 	}
 	sf_raw(f, "GET", "/_sim/faults", NULL, NULL, &b, NULL);
-	calls_before = strstr(b.buf, "\"calls\":") ? strtol(strstr(b.buf, "\"calls\":") + 8, NULL,
-							    10) : -1;
+	calls_before = strstr(b.buf, "\"calls\":") ?
+		       strtol(strstr(b.buf, "\"calls\":") + 8, NULL, 10) : -1;
 	assert_int_equal(send_files_upload(f->c, u, 17, &f->retry, &err), 0);
 	sb_buf_reset(&b);
 	sf_raw(f, "GET", "/_sim/faults", NULL, NULL, &b, NULL);

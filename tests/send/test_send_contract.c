@@ -74,13 +74,13 @@ static void test_send_contract__violations_are_counted(void **state)
 	} cases[] = {
 		{ "[HTTP SERVER] post /delivery/v2.5/requests info Request received\n"
 		  "[PROXY] info The upstream call to /delivery/v2.5/requests has returned 202\n",
-			  0 },
+		  0 },
 		{ "[VALIDATOR] warning Violation: request.body.recipients.0.taxId must match\n",
 		  1 },
 		{ "error Request terminated with error: https://stoplight.io/prism/errors#"
 		  "UNPROCESSABLE_ENTITY: Invalid request\n"
 		  "[VALIDATOR] error Violation: response.body must have required property 'iun'\n",
-			  2 },
+		  2 },
 		{ "error https://stoplight.io/prism/errors#NO_PATH_MATCHED_ERROR\n", 1 },
 		/* the bundle's unsatisfiable oneOf on timeline details: not the client's fault */
 		{ "error Violation: response.body.0.element.details Response body property "
@@ -99,8 +99,8 @@ static char *prism_path(void)
 {
 	const char *env = getenv("SB_PRISM");
 	char *tools = sb_xasprintf("%s/tools", th_build_dir());
-	char *bin = env && *env ? sb_xstrdup(env) : sb_xasprintf("%s/node_modules/.bin/prism",
-								 tools);
+	char *bin = env && *env ? sb_xstrdup(env) :
+		    sb_xasprintf("%s/node_modules/.bin/prism", tools);
 	char *cmd;
 	const char *argv[4];
 
@@ -110,8 +110,8 @@ static char *prism_path(void)
 	}
 	cmd = sb_xasprintf("command -v npm >/dev/null 2>&1 || exit 3; mkdir -p '%s' && "
 			   "npm install --prefix '%s' --no-audit --no-fund --silent "
-			   "@stoplight/prism-cli@" PRISM_VERSION " >'%s/npm.log' 2>&1", tools,
-			   tools, tools);
+			   "@stoplight/prism-cli@" PRISM_VERSION " >'%s/npm.log' 2>&1",
+			   tools, tools, tools);
 	argv[0] = "/bin/sh";
 	argv[1] = "-c";
 	argv[2] = cmd;
@@ -119,9 +119,8 @@ static char *prism_path(void)
 	fprintf(stderr, "contract: installing @stoplight/prism-cli@%s into %s\n", PRISM_VERSION,
 		tools);
 	if (th_run(argv, NULL, NULL) != 0 || access(bin, X_OK) != 0) {
-		fprintf(stderr,
-			"contract: npm is missing or could not install prism (see %s/npm.log)"
-			"\n", tools);
+		fprintf(stderr, "contract: npm is missing or could not install prism"
+			" (see %s/npm.log)\n", tools);
 		free(bin);
 		bin = NULL;
 	}
@@ -293,8 +292,8 @@ static void test_send_contract__requests_and_replies_match_the_bundle(void **sta
 		log = th_read(p.log, NULL);
 	}
 	assert_int_equal(bad, 0);
-	assert_non_null(strstr(log ? log : "", "has returned 202"));   /* requests really went
-									  through */
+	/* requests really went through */
+	assert_non_null(strstr(log ? log : "", "has returned 202"));
 	free(log);
 	prism_stop(&p);
 	free(bin);
@@ -303,8 +302,8 @@ static void test_send_contract__requests_and_replies_match_the_bundle(void **sta
 
 static int setup(void **state)
 {
-	static const char *const args[] = { "--send-accept-ms", "50", "--send-step-ms", "30",
-					    NULL };
+	static const char *const args[] = { "--send-accept-ms", "50",
+					    "--send-step-ms", "30", NULL };
 
 	return sf_group_setup(state, args);
 }

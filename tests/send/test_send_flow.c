@@ -180,8 +180,8 @@ static void test_send_flow__f24_metadata_uploaded_and_checked(void **state)
 	{
 		char id[SEND_REQUEST_ID_MAX];
 
-		assert_int_equal(send_notification_create(f->c, &x.n, &f->retry, id, NULL, &err),
-				 0);
+		assert_int_equal(send_notification_create(f->c, &x.n, &f->retry,
+							  id, NULL, &err), 0);
 		assert_int_equal(send_request_wait(f->c, id, 30000, &f->retry, &st, &err), 0);
 	}
 	assert_int_equal(st.state, SEND_ACCEPTED);

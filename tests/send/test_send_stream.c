@@ -80,8 +80,8 @@ static void test_send_stream__events_stored_then_acknowledged(void **state)
 	assert_non_null(strstr(err.msg, "disk full"));
 	assert_string_equal(cursor, "");
 	s->fail = false;
-	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s, &got, &ra, &err),
-			 0);
+	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s,
+					  &got, &ra, &err), 0);
 	assert_true(got >= 6);
 	assert_int_equal(ra, 0);   /* a page with events: read again now */
 	assert_string_equal(cursor, s->ids[s->n - 1]);
@@ -92,8 +92,8 @@ static void test_send_stream__events_stored_then_acknowledged(void **state)
 		assert_true(strcmp(s->ids[i - 1], s->ids[i]) < 0);
 
 	/* Acknowledged: the next page is empty and says when to come back, in ms. */
-	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s, &got, &ra, &err),
-			 0);
+	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s,
+					  &got, &ra, &err), 0);
 	assert_int_equal(got, 0);
 	assert_int_equal(ra, 700);
 	/* Too early: 429, temporary, with the wait in seconds rounded up. */
@@ -102,8 +102,8 @@ static void test_send_stream__events_stored_then_acknowledged(void **state)
 	assert_int_equal(err.http, 429);
 	assert_int_equal(err.retry_after, 1);
 	sleep_ms(750);
-	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s, &got, &ra, &err),
-			 0);
+	assert_int_equal(send_stream_poll(f->c, stream, cursor, store_events, s,
+					  &got, &ra, &err), 0);
 	assert_int_equal(got, 0);
 	assert_string_not_equal(cursor, first);
 

@@ -109,8 +109,8 @@ static const struct refusal_case refusals[] = {
 	{ "duplicate tax ids", { { "recipients[1]", "{\"recipientType\":\"PF\",\"taxId\":"
 				   "\"RSSMRA80A01H501U\",\"denomination\":\"Altro\","
 				   "\"physicalAddress\":{\"address\":\"VIA PO 2\","
-				   "\"zip\":\"00100\","
-				   "\"municipality\":\"ROMA\",\"province\":\"RM\"}}" } }, 400,
+				   "\"zip\":\"00100\",\"municipality\":\"ROMA\","
+				   "\"province\":\"RM\"}}" } }, 400,
 	  "recipients[1]", "INVALIDPARAMETER" },
 	{ "notice code repeated", { { "recipients[0].payments[1]", "{\"pagoPa\":{\"noticeCode\":"
 				      "\"302010000000000001\",\"creditorTaxId\":\"80012345676\","
@@ -413,8 +413,8 @@ static void test_sim_send__preload_and_s3_checks(void **state)
 		const char *wrong_secret[] = { "Content-Type: application/pdf",
 					       "x-amz-meta-secret: nope", h_sum, NULL };
 		const char *hex_sum[] = { "Content-Type: application/pdf", h_secret, h_hex, NULL };
-		const char *other_sum[] = { "Content-Type: application/pdf", h_secret, h_bad,
-					    NULL };
+		const char *other_sum[] = { "Content-Type: application/pdf",
+					    h_secret, h_bad, NULL };
 		const char *with_key[] = { "Content-Type: application/pdf", h_secret, h_sum,
 					   "x-api-key: sim-send-key", NULL };
 		const char *good[] = { "Content-Type: application/pdf", h_secret, h_sum, NULL };
@@ -457,9 +457,8 @@ static void test_sim_send__stream_rules(void **state)
 	char *path;
 
 	assert_int_equal(sf_raw(f, "POST", "/delivery-progresses/v2.9/streams", key_hdrs,
-				"{\"title\":\"t\",\"eventType\":\"OTHER\",\"groups\":[]}", NULL,
-				NULL),
-			 400);
+				"{\"title\":\"t\",\"eventType\":\"OTHER\",\"groups\":[]}",
+				NULL, NULL), 400);
 	assert_int_equal(sf_raw(f, "POST", "/delivery-progresses/v2.9/streams", key_hdrs,
 				"{\"title\":\"t\",\"eventType\":\"TIMELINE\"}", NULL, NULL), 400);
 	assert_int_equal(sf_raw(f, "POST", "/delivery-progresses/v2.9/streams", key_hdrs,

@@ -51,7 +51,7 @@ static int group_teardown(void **state)
 static void test_cli__help_and_usage_errors(void **state)
 {
 	struct sb_buf out = SB_BUF_INIT(1 << 20), err = SB_BUF_INIT(1 << 20),
-		sub = SB_BUF_INIT(1 << 20);
+		      sub = SB_BUF_INIT(1 << 20);
 	const char *p;
 	size_t n = 0;
 
@@ -89,7 +89,7 @@ static void test_cli__act_check_exit_codes_and_json(void **state)
 {
 	struct sb_buf out = SB_BUF_INIT(1 << 20), err = SB_BUF_INIT(1 << 20);
 	char *good = th_fixture("acts/fine-company"),
-		*bad = th_fixture("acts-broken/cf-check-char");
+	     *bad = th_fixture("acts-broken/cf-check-char");
 	json_error_t jerr;
 	json_t *j, *p;
 
@@ -101,8 +101,8 @@ static void test_cli__act_check_exit_codes_and_json(void **state)
 			       "recipients[0].taxId: check character wrong (expected C)"));
 	/* the tax code itself is not printed */
 	assert_null(strstr(sb_buf_cstr(&out), "TSTMRA80A01H501"));
-	assert_int_equal(run((const char *[]){ "act", "check", "--json", bad, NULL }, &out, &err),
-			 1);
+	assert_int_equal(run((const char *[]){ "act", "check", "--json", bad, NULL },
+			     &out, &err), 1);
 	j = json_loads(sb_buf_cstr(&out), 0, &jerr);
 	assert_non_null(j);
 	assert_true(json_is_false(json_object_get(j, "valid")));
@@ -131,20 +131,20 @@ static void test_cli__config_check_and_office(void **state)
 			    "[store]\npath = %s/sb.db\n[send]\napi_key_file = api.key\n"
 			    "[office.polizia-municipale]\noperators = agente.bianchi\n", dir, dir);
 	th_write_str(ini, text, 0644);
-	assert_int_equal(run((const char *[]){ "config", "check", "-c", ini, NULL }, &out, &err),
-			 0);
+	assert_int_equal(run((const char *[]){ "config", "check", "-c", ini, NULL },
+			     &out, &err), 0);
 	assert_non_null(strstr(sb_buf_cstr(&out), "is valid (1 office(s))"));
 	/* the act's office is not configured: the act check says so when given the file */
-	assert_int_equal(run((const char *[]){ "-c", ini, "act", "check", act, NULL }, &out, &err),
-			 1);
+	assert_int_equal(run((const char *[]){ "-c", ini, "act", "check", act, NULL },
+			     &out, &err), 1);
 	assert_non_null(strstr(sb_buf_cstr(&out), "office 'tributi' is not configured"));
 	assert_int_equal(run((const char *[]){ "act", "check", act, NULL }, &out, &err), 0);
 
 	free(text);
 	text = sb_xasprintf("[service]\nworkers = 0\n[web]\nport = 80\n");
 	th_write_str(ini, text, 0644);
-	assert_int_equal(run((const char *[]){ "config", "check", "-c", ini, NULL }, &out, &err),
-			 2);
+	assert_int_equal(run((const char *[]){ "config", "check", "-c", ini, NULL },
+			     &out, &err), 2);
 	assert_non_null(strstr(sb_buf_cstr(&out),
 			       "sb.ini:2: [service] workers: 0 is out of range"));
 	assert_non_null(strstr(sb_buf_cstr(&out), "sb.ini:4: [web] port: unknown key"));

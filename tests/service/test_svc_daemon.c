@@ -193,12 +193,11 @@ static void check_books(struct fx *f, size_t good, size_t broken)
 	assert_int_equal(count(db, "SELECT count(DISTINCT act_id) FROM acts"), (int64_t)good);
 	assert_int_equal(count(db, "SELECT count(*) FROM acts WHERE state = 'closed'"),
 			 (int64_t)good);
-	assert_int_equal(count(db,
-			       "SELECT count(*) FROM notifications n JOIN acts a ON a.id = n.act"
+	assert_int_equal(count(db, "SELECT count(*) FROM notifications n"
+			       " JOIN acts a ON a.id = n.act"
 			       " WHERE n.protocol_number = 'PG/' || a.act_id"
-			       " AND n.request_id = 'req-' || a.act_id AND n.iun = "
-			       "'IUN-' || a.act_id"),
-			 (int64_t)good);
+			       " AND n.request_id = 'req-' || a.act_id"
+			       " AND n.iun = 'IUN-' || a.act_id"), (int64_t)good);
 	assert_int_equal(count(db, "SELECT count(*) FROM notifications"), (int64_t)good);
 	assert_int_equal(count(db, "SELECT count(*) FROM receipts"), (int64_t)good * 2);
 	assert_int_equal(count(db, "SELECT count(*) FROM (SELECT act FROM receipts GROUP BY act"
@@ -471,13 +470,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
-			test_svc_daemon__sigkill_at_random_moments_loses_nothing,
-						setup, teardown),
+			test_svc_daemon__sigkill_at_random_moments_loses_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_daemon__sigterm_stops_cleanly_and_resumes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_svc_daemon__hostile_entries_in_new_are_rejected,
-						setup, teardown),
+			test_svc_daemon__hostile_entries_in_new_are_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_daemon__start_up_errors_are_reported,
 						setup, teardown),
 	};

@@ -96,11 +96,11 @@ static void test_svc_meta__records_validate_against_the_xsd(void **state)
 	/* from the act, the registration and the checks */
 	assert_non_null(strstr(x1,
 			       "<NumeroProtocolloDocumento>0000042</NumeroProtocolloDocumento>"));
-	assert_non_null(strstr(x1, "<TipologiaDocumentale>Avviso di "
-			       "accertamento</TipologiaDocumentale>"));
+	assert_non_null(strstr(x1, "<TipologiaDocumentale>Avviso di accertamento"
+			       "</TipologiaDocumentale>"));
 	assert_non_null(strstr(x1, "<Formato>PDF/A-2b</Formato>"));
-	assert_non_null(strstr(
-		x1, "<Identificativo>imu-assessment/prospetto-calcolo.pdf</Identificativo>"));
+	assert_non_null(strstr(x1, "<Identificativo>imu-assessment/prospetto-calcolo.pdf"
+			       "</Identificativo>"));
 	assert_non_null(strstr(x1, "<IndiceDiClassificazione>4.3</IndiceDiClassificazione>"));
 	assert_non_null(strstr(x2, "imu-assessment/avviso-accertamento.pdf"));
 	xmlSchemaFreeValidCtxt(vc);

@@ -207,8 +207,8 @@ static void test_svc_outbox__finish_never_overwrites(void **state)
 
 		snprintf(content, sizeof(content), "round %d", i);
 		make_act(f, "work", "same", content);
-		assert_int_equal(svc_outbox_finish(f->o, "work", "same", true, NULL, &final, &err),
-				 0);
+		assert_int_equal(svc_outbox_finish(f->o, "work", "same", true, NULL,
+						   &final, &err), 0);
 		assert_string_equal(final, i == 0 ? "same" : i == 1 ? "same.1" : "same.2");
 		txt = read_in(f, "done", final, "act.json");
 		assert_string_equal(txt, content);
@@ -322,29 +322,29 @@ static void test_svc_outbox__watch_sees_a_published_act(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_svc_outbox__open_makes_the_five_folders, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_outbox__open_makes_the_five_folders,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_svc_outbox__open_refuses_relative_and_blocked_roots, setup, teardown),
 		cmocka_unit_test(test_svc_outbox__name_rules),
-		cmocka_unit_test_setup_teardown(test_svc_outbox__claim_moves_new_to_work, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_outbox__claim_moves_new_to_work,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_svc_outbox__claim_never_replaces_an_act_in_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__claim_refuses_a_symbolic_link,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_never_overwrites, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_writes_reason_json, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_never_overwrites,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_writes_reason_json,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_svc_outbox__a_stray_file_gets_a_reason_beside_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_outbox__finish_of_a_missing_entry_fails,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_svc_outbox__list_is_sorted_and_skips_dot_entries, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_outbox__watch_sees_a_published_act, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_outbox__watch_sees_a_published_act,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("svc_outbox", tests, NULL, NULL);

@@ -317,8 +317,8 @@ static void test_svc_pipeline__a_step_can_hold_the_next_one_back(void **state)
 	assert_int_equal(th_platform_calls(&f->plat, "acceptance", "held"), 0);
 	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms(), 10, &names, &n, &err), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms() + 61000, 10, &names, &n, &err),
-			 0);
+	assert_int_equal(svc_pipeline_due(f->p, f->s, sb_now_ms() + 61000, 10,
+					  &names, &n, &err), 0);
 	assert_int_equal(n, 1);
 	svc_outbox_names_free(names, n);
 }
@@ -537,8 +537,8 @@ static void test_svc_pipeline__stop_leaves_the_act_between_steps(void **state)
 
 	th_outbox_publish(f->root, "acts/fine-pagopa", "stopped");
 	claim(f, "stopped");
-	assert_int_equal(svc_pipeline_process(f->p, f->s, &f->plat, "stopped", &stop, &pr, &err),
-			 0);
+	assert_int_equal(svc_pipeline_process(f->p, f->s, &f->plat, "stopped",
+					      &stop, &pr, &err), 0);
 	assert_int_equal(pr, SVC_PROGRESS_STOPPED);
 	assert_state(f, "stopped", "received");
 	assert_int_equal(th_platform_calls(&f->plat, "check", "stopped"), 0);
@@ -657,8 +657,8 @@ static void test_svc_pipeline__stream_events_drive_tracking(void **state)
 	assert_string_equal(pos, "4");
 	free(pos);
 	/* Woken: due now. */
-	assert_int_equal(qi(f, "SELECT next_attempt_at FROM acts WHERE act_id = ?1", "streamed"),
-			 0);
+	assert_int_equal(qi(f, "SELECT next_attempt_at FROM acts"
+			    " WHERE act_id = ?1", "streamed"), 0);
 	svc_metrics_get(&m);
 	assert_true(m.stream_lag_s >= 0);
 	/* Nothing new: read again after poll_ms. */

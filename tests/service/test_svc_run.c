@@ -52,7 +52,7 @@ static int setup(void **state)
 	struct fx *f = sb_xcalloc(1, sizeof(*f));
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char *key, *text, *new_dir, *seal, *cert,
-		*xsd = th_shared("specs/agid/segnatura_protocollo.xsd");
+	     *xsd = th_shared("specs/agid/segnatura_protocollo.xsd");
 
 	/* The daemon's scope: whatever ends the test, the tear-down kills and reaps it. */
 	th_scope_begin();
@@ -71,8 +71,7 @@ static int setup(void **state)
 	assert_non_null(xsd);
 	{
 		const char *gen[] = { "/usr/bin/openssl", "genpkey", "-algorithm", "RSA",
-				      "-pkeyopt",
-				      "rsa_keygen_bits:2048", "-out", seal, NULL };
+				      "-pkeyopt", "rsa_keygen_bits:2048", "-out", seal, NULL };
 		const char *req[] = { "/usr/bin/openssl", "req", "-new", "-x509", "-key", seal,
 				      "-out", cert, "-days", "30", "-subj", "/CN=sigillo", NULL };
 
@@ -230,8 +229,8 @@ static int stop_term(struct fx *f)
 	if (status != 0) {
 		char *out = th_read(f->out, NULL), *log = th_read(f->log, NULL);
 
-		fprintf(stderr, "send-bridge stderr:\n%s\nlog:\n%s\n", out ? out : "",
-			log ? log : "");
+		fprintf(stderr, "send-bridge stderr:\n%s\nlog:\n%s\n",
+			out ? out : "", log ? log : "");
 		free(out);
 		free(log);
 	}
@@ -521,7 +520,7 @@ static void test_svc_run__the_example_configuration_is_valid(void **state)
 	struct fx *f = *state;
 	char *example = th_read("contrib/send-bridge.ini.example", NULL), *b = bin();
 	char *key = sb_xasprintf("%s/secret", f->tmp),
-		*ini = sb_xasprintf("%s/example.ini", f->tmp);
+	     *ini = sb_xasprintf("%s/example.ini", f->tmp);
 	const char *argv[] = { b, "-c", ini, "config",
 			 "check", NULL };
 	struct sb_buf text = SB_BUF_INIT(1 << 20), out = SB_BUF_INIT(1 << 16);
@@ -562,15 +561,14 @@ static void test_svc_run__the_example_configuration_is_valid(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_svc_run__a_service_under_systemd, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_run__a_service_under_systemd,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__a_bad_configuration_is_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__the_example_configuration_is_valid,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_svc_run__a_group_readable_pii_key_stops_the_start,
-						setup, teardown),
+			test_svc_run__a_group_readable_pii_key_stops_the_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_run__status_reports_a_store_it_cannot_open,
 						setup, teardown),
 	};

@@ -96,8 +96,8 @@ static void test_svc_send_map__every_sample_act_is_accepted(void **state)
 		char id[SEND_REQUEST_ID_MAX];
 
 		assert_int_equal(svc_send_map_init(&m, a, f->cfg, NULL, &err), 0);
-		assert_int_equal(send_files_upload(f->c, m.uploads, m.nuploads, &f->retry, &err),
-				 0);
+		assert_int_equal(send_files_upload(f->c, m.uploads, m.nuploads,
+						   &f->retry, &err), 0);
 		svc_send_map_apply_uploads(&m);
 		if (send_notification_create(f->c, &m.n, &f->retry, id, NULL, &err) < 0)
 			fail_msg("%s: %s", acts[i], err.msg);

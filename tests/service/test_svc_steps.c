@@ -499,8 +499,8 @@ static void test_svc_steps__a_newer_store_is_refused(void **state)
 	struct sb_err err = SB_ERR_INIT;
 	sqlite3 *db = svc_store_db(f->store);
 
-	assert_int_equal(th_e2e_int(db, "SELECT value FROM meta WHERE key = 'schema.steps'", NULL),
-			 1);
+	assert_int_equal(th_e2e_int(db, "SELECT value FROM meta"
+				    " WHERE key = 'schema.steps'", NULL), 1);
 	assert_int_equal(svc_steps_store_migrate(db, &err), 0);
 	assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '7' WHERE key = 'schema.steps'",
 				      NULL, NULL, NULL), SQLITE_OK);

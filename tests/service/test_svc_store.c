@@ -83,9 +83,8 @@ static void test_svc_store__fresh_file_is_latest_version(void **state)
 	assert_int_equal(scalar(s, "PRAGMA user_version"), SVC_STORE_VERSION);
 	assert_int_equal(scalar(s, "PRAGMA foreign_keys"), 1);
 	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name IN "
-				"('acts','recipients','documents','notifications',"
-				"'events','receipts',"
-				"'registrations','audit','meta')"), 9);
+				"('acts','recipients','documents','notifications','events',"
+				"'receipts','registrations','audit','meta')"), 9);
 	svc_store_close(s);
 	/* WAL mode is persistent in the file */
 	assert_int_equal(svc_store_open(&s, f->db, 1000, &err), 0);
@@ -130,9 +129,8 @@ static void test_svc_store__migrates_previous_version_keeping_data(void **state)
 	 * Version 4 wrote the CHECKs on state and kind as comparisons: the same
 	 * values pass and fail, and the file is sound, for this connection and a new one.
 	 */
-	assert_int_equal(scalar(s,
-				"SELECT count(*) FROM sqlite_master WHERE sql LIKE '%state IN (%'"
-				" OR sql LIKE '%kind IN (%'"), 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master"
+				" WHERE sql LIKE '%state IN (%' OR sql LIKE '%kind IN (%'"), 0);
 	for (int pass = 0; pass < 2; pass++) {
 		sqlite3 *db = svc_store_db(s);
 
@@ -278,10 +276,10 @@ static void test_svc_store__audit_chain_detects_tampering(void **state)
 	assert_int_not_equal(sqlite3_exec(db, "DELETE FROM audit WHERE id = 2", NULL, NULL, NULL),
 			     SQLITE_OK);
 	/* someone with the file drops the triggers and edits a row: the chain shows it */
-	assert_int_equal(sqlite3_exec(db,
-				      "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
-				      "UPDATE audit SET actor = 'intruder' WHERE id = 3", NULL,
-				      NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER audit_no_update;"
+				      " DROP TRIGGER audit_no_delete;"
+				      "UPDATE audit SET actor = 'intruder' WHERE id = 3",
+				      NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 3: altered"));
 	assert_int_equal(sqlite3_exec(db, "UPDATE audit SET actor = 'operator' WHERE id = 3;"
@@ -349,12 +347,11 @@ static void rewrite_unkeyed(const char *path, int64_t from, const char *actor)
 	char prev[65];
 
 	assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_no_update", NULL, NULL,
-				      NULL),
-			 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_no_update",
+				      NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "SELECT id, at, actor, office, action, subject,"
-					    " detail, prev_hash FROM audit WHERE id >="
-					    " ?1 ORDER BY id", -1, &st, NULL), SQLITE_OK);
+					    " detail, prev_hash FROM audit WHERE id >= ?1"
+					    " ORDER BY id", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit SET actor = ?1, prev_hash = ?2,"
 					    " hash = ?3 WHERE id = ?4", -1, &up, NULL), SQLITE_OK);
 	sqlite3_bind_int64(st, 1, from);
@@ -381,8 +378,8 @@ static void rewrite_unkeyed(const char *path, int64_t from, const char *actor)
 	}
 	sqlite3_finalize(st);
 	sqlite3_finalize(up);
-	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_head_stays_sealed", NULL,
-				      NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_head_stays_sealed",
+				      NULL, NULL, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(h, "UPDATE audit_head SET hash = ?1", -1, &up, NULL),
 			 SQLITE_OK);
 	sqlite3_bind_text(up, 1, prev, -1, SQLITE_TRANSIENT);
@@ -477,8 +474,8 @@ static void test_svc_store__audit_row_rewritten_without_the_key_shows(void **sta
 	assert_non_null(strstr(err.msg, "store audit is not sealed"));
 	/* Another key is no key: the seal does not match. */
 	assert_int_equal(svc_store_audit_key(s, OTHER_KEY, &err), 0);
-	assert_int_equal(svc_store_audit_seal(s, NULL, &err), 0);   /* what a careless operator
-								       does */
+	/* what a careless operator does */
+	assert_int_equal(svc_store_audit_seal(s, NULL, &err), 0);
 	assert_int_equal(svc_store_audit_key(s, AKEY, &err), 0);
 	assert_int_equal(svc_store_audit_verify(s, &head, &err), SB_EINVAL);
 	assert_non_null(strstr(err.msg, "row 7: altered"));
@@ -496,15 +493,14 @@ static void test_svc_store__audit_of_a_version_4_store_verifies_and_seals(void *
 
 	/* Three rows as the previous schema wrote them: unkeyed, no head. */
 	assert_int_equal(svc_store_open_version(&s, f->db, 1000, 4, &err), 0);
-	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master WHERE name = 'audit_head'"),
-			 0);
+	assert_int_equal(scalar(s, "SELECT count(*) FROM sqlite_master"
+				" WHERE name = 'audit_head'"), 0);
 	assert_int_equal(sqlite3_prepare_v2(svc_store_db(s),
 					    "INSERT INTO audit (id, at, actor, office,"
 					    " action, subject, detail, prev_hash, hash)"
-					    " VALUES"
-					    " (?1, 1700000000, 'send-bridge', ?2, 'act.state',"
-					    " ?3, 'received->checked', ?4, ?5)", -1, &st, NULL),
-			 SQLITE_OK);
+					    " VALUES (?1, 1700000000, 'send-bridge', ?2,"
+					    " 'act.state', ?3, 'received->checked', ?4, ?5)",
+					    -1, &st, NULL), SQLITE_OK);
 	for (int64_t id = 1; id <= 3; id++) {
 		char subject[32], hash[65];
 		const char *fields[5] = { "send-bridge", id == 2 ? "tributi" : NULL, "act.state",
@@ -540,8 +536,8 @@ static void test_svc_store__audit_of_a_version_4_store_verifies_and_seals(void *
 	assert_int_equal(head.rows, 6);
 	assert_int_equal(head.keyed_from, 6);
 	assert_true(head.seal_checked);
-	assert_int_equal(scalar(s, "SELECT count(*) FROM audit WHERE id = 6 AND action ="
-				" 'audit.sealed'"
+	assert_int_equal(scalar(s, "SELECT count(*) FROM audit"
+				" WHERE id = 6 AND action = 'audit.sealed'"
 				" AND detail LIKE 'rows 1-5 chained without a key%'"), 1);
 	assert_int_equal(svc_store_audit_seal(s, &head, &err), 0);      /* once is enough */
 	assert_int_equal(head.rows, 6);
@@ -778,10 +774,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_svc_store__fresh_file_is_latest_version, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
-			test_svc_store__migrates_previous_version_keeping_data,
+			test_svc_store__migrates_previous_version_keeping_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_store__newer_file_refused,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_store__newer_file_refused, setup,
-						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__insert_is_all_or_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__transitions_are_conditional, setup,
@@ -791,21 +786,18 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_svc_store__audit_cut_with_the_head_moved_back_shows_with_the_key,
-						setup,
-			teardown),
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_svc_store__audit_row_rewritten_without_the_key_shows,
-						setup, teardown),
+			test_svc_store__audit_row_rewritten_without_the_key_shows, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_svc_store__audit_of_a_version_4_store_verifies_and_seals,
-						setup, teardown),
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__audit_chain_detects_tampering,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__concurrent_writers_all_commit,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
-			test_svc_store__shared_connection_writers_all_commit,
-						setup, teardown),
+			test_svc_store__shared_connection_writers_all_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__shared_transaction_keeps_others_out,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_store__shared_commits_wait_for_the_barrier,

@@ -197,14 +197,14 @@ static void test_svc_web__bad_addresses_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_svc_web__metrics_in_prometheus_text, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_web__metrics_in_prometheus_text,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_svc_web__status_page_masks_personal_data,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_svc_web__other_paths_and_methods, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_svc_web__bad_addresses_are_refused, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_svc_web__other_paths_and_methods,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_svc_web__bad_addresses_are_refused,
+						setup, teardown),
 	};
 	int rc;
 

@@ -55,9 +55,8 @@ static void call_do(struct call *c)
 	c->content_type[0] = '\0';
 	if (sb_http_new(&h, NULL, NULL) < 0)
 		abort();
-	if (sb_http_do(h,
-		       &(struct sb_http_req){ .method = c->method, .url = url, .headers = c->hdrs,
-						 .body = c->body,
+	if (sb_http_do(h, &(struct sb_http_req){ .method = c->method, .url = url,
+						 .headers = c->hdrs, .body = c->body,
 						 .body_len = c->body ? strlen(c->body) : 0 },
 		       &r, NULL) == 0) {
 		c->status = r.status;
@@ -293,12 +292,12 @@ static char *request_body(const char *proto, const char *notice)
 		"\"denomination\":\"Mario Rossi\",\"physicalAddress\":{\"address\":\"VIA ROMA 1\","
 		"\"zip\":\"00100\",\"municipality\":\"ROMA\",\"province\":\"RM\"},"
 		"\"payments\":[{\"pagoPa\":{\"noticeCode\":\"%s\","
-			    "\"creditorTaxId\":\"80012345676\","
+		"\"creditorTaxId\":\"80012345676\","
 		"\"applyCost\":false}}]}],\"documents\":[{\"digests\":{\"sha256\":"
 		"\"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"},"
-			    "\"contentType\":\"application/pdf\","
+		"\"contentType\":\"application/pdf\","
 		"\"ref\":{\"key\":\"PN_NOTIFICATION_ATTACHMENTS-none.pdf\","
-			    "\"versionToken\":\"v1\"}}],"
+		"\"versionToken\":\"v1\"}}],"
 		"\"notificationFeePolicy\":\"FLAT_RATE\",\"physicalCommunicationType\":"
 		"\"AR_REGISTERED_LETTER\",\"senderDenomination\":\"Comune di Esempio\","
 		"\"senderTaxId\":\"80012345676\",\"taxonomyCode\":\"010101P\"}", proto, notice);
@@ -356,8 +355,8 @@ static void test_sim_server__duplicates_freed_by_refusal(void **state)
 	}
 	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), 202);
 	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), 409);
-	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, other, NULL),
-			 409);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs,
+				other, NULL), 409);
 	st = status_of(&sim, "P-DUP", first);
 	assert_non_null(st);
 	/* The document was never uploaded: SEND refuses it (FILE_NOTFOUND) after validation. */
@@ -375,8 +374,8 @@ static void test_sim_server__duplicates_freed_by_refusal(void **state)
 	assert_string_not_equal(first, latest);
 	free(st);
 	/* The new request holds the notice code again. */
-	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, other, NULL),
-			 409);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs,
+				other, NULL), 409);
 	free(a);
 	free(other);
 	th_sim_stop(&sim);
