@@ -124,6 +124,19 @@ static int count_rows(struct rt *t)
 	return n;
 }
 
+/* The vendor's calls, as the daemon's metrics see them (sb_http_after_request). */
+static int protocol_calls, other_calls;
+
+static void count_call(const char *platform, long status, int rc)
+{
+	(void)status;
+	(void)rc;
+	if (platform && !strcmp(platform, "protocol"))
+		protocol_calls++;
+	else if (platform)
+		other_calls++;
+}
+
 static void test_proto_rest__register_receipt_annul(void **state)
 {
 	struct rt *t = *state;
@@ -135,6 +148,8 @@ static void test_proto_rest__register_receipt_annul(void **state)
 	json_t *v;
 
 	pf_act_init(t->f, &act, "rest-act-1");
+	protocol_calls = other_calls = 0;
+	sb_http_after_request(count_call);
 	assert_int_equal(proto_register_outgoing(t->p, &act.in, &out, &err), 0);
 	assert_int_equal(out->id.number, 500001);
 	assert_string_equal(out->backend, "rest");
@@ -169,6 +184,10 @@ static void test_proto_rest__register_receipt_annul(void **state)
 	v = vendor_get(t, &out->id);
 	assert_true(json_is_true(json_object_get(v, "annullata")));
 	json_decref(v);
+	sb_http_after_request(NULL);
+	/* Registration, receipt and annulment at least, each reported as the protocol's. */
+	assert_true(protocol_calls >= 3);
+	assert_int_equal(other_calls, 0);
 	assert_int_equal(proto_lookup(t->p, &out->id, &look, &err), 0);
 	assert_true(look->annulled);
 	proto_reg_free(out);
