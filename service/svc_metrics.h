@@ -47,7 +47,7 @@ void svc_metrics_step(enum svc_platform p, bool failed);
  * One HTTP request to the platform named (sb_http_after_request's hook; an
  * unknown or NULL name is not counted). It failed when no reply came or the
  * reply was a 4xx or 5xx other than 404, which these APIs give as an answer
- * (no digital domicile in INAD, a receipt SEND has not made yet).
+ * (no digital domicile in INAD, a request SEND does not know): decision 0016.
  */
 void svc_metrics_request(const char *platform, long status, int rc);
 void svc_metrics_retry(void);
