@@ -100,11 +100,11 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 	else if (f != AGID_PDFA_NONE && agid_flavour_part(f) == 3)
 		note(r, true, "policy",
 		     "PDF/A-%s may carry attachments of any type (accepted with a warning)",
-			agid_flavour_name(f));
+		     agid_flavour_name(f));
 	for (size_t i = 0; i < r->sig.n; i++)
 		if (!r->sig.sigs[i].valid)
 			note(r, false, "signature", "%s %zu is not valid: %s",
-				agid_sig_kind_name(r->sig.sigs[i].kind), i + 1,
+			     agid_sig_kind_name(r->sig.sigs[i].kind), i + 1,
 			     r->sig.sigs[i].problem);
 	if (pol->signature_required) {
 		bool qualified = false;
@@ -114,8 +114,8 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 						  r->sig.sigs[i].qualified &&
 						  r->sig.sigs[i].kind != AGID_SIG_TIMESTAMP);
 		if (!r->sig.signed_doc)
-			note(r, false, "policy", "this office requires a qualified signature and "
-			     "the document has none");
+			note(r, false, "policy", "this office requires a qualified signature "
+			     "and the document has none");
 		else if (!qualified)
 			note(r, false, "policy",
 			     "this office requires a qualified signature: no valid signature "
@@ -124,8 +124,8 @@ static void apply_policy(struct agid_doc_report *r, const struct agid_policy *po
 }
 
 int agid_doc_check_file(struct agid_doc_report **out, const char *path,
-			const struct agid_policy *pol,
-			enum agid_flavour profile, struct sb_err *err)
+			const struct agid_policy *pol, enum agid_flavour profile,
+			struct sb_err *err)
 {
 	return agid_doc_check_file_flags(out, path, pol, profile, 0, err);
 }
@@ -180,11 +180,10 @@ int agid_doc_check_file_flags(struct agid_doc_report **out, const char *path,
 	if (m.len && memcmp(m.data, "%PDF-", m.len < 5 ? m.len : 5) &&
 	    agid_p7m_detect(m.data, m.len)) {
 		r->mime = "application/pkcs7-mime";
-		note(r, false, "SEND",
-		     "SEND accepts application/pdf documents only, this is a CAdES envelope "
-			"(.p7m): send a PAdES-signed PDF");
-		rc = agid_p7m_unwrap(m.data, m.len, pol->trust_store, &content, &clen, &r->sig,
-				     err);
+		note(r, false, "SEND", "SEND accepts application/pdf documents only, "
+		     "this is a CAdES envelope (.p7m): send a PAdES-signed PDF");
+		rc = agid_p7m_unwrap(m.data, m.len, pol->trust_store, &content, &clen,
+				     &r->sig, err);
 		if (rc == SB_ECONFIG)
 			goto cleanup;
 		if (rc < 0) {

@@ -46,8 +46,8 @@ const char *agid_verdict_name(enum agid_verdict v);
 struct agid_doc_report {
 	enum agid_verdict verdict;
 	uint64_t size;
-	char sha256[65];              /* hex of the bytes checked (IdDoc impronta); "" if
-					 NO_SHA256 */
+	char sha256[65];              /* hex of the bytes checked (IdDoc impronta);
+					 "" if NO_SHA256 */
 	const char *mime;             /* "application/pdf", "application/pkcs7-mime", or
 					 "application/octet-stream" */
 	int p7m_layers;               /* CAdES envelopes removed to reach the PDF */
@@ -68,8 +68,8 @@ struct agid_doc_report {
  * invalid without being read.
  */
 int agid_doc_check_file(struct agid_doc_report **out, const char *path,
-			const struct agid_policy *pol,
-			enum agid_flavour profile, struct sb_err *err);
+			const struct agid_policy *pol, enum agid_flavour profile,
+			struct sb_err *err);
 
 enum agid_doc_flags {
 	/* Leave report->sha256 empty: the caller already holds the file's hash. */

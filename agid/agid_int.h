@@ -18,8 +18,8 @@
  * grows. Exact duplicates are skipped.
  */
 void agid_findings_add(struct agid_finding **list, size_t *n, size_t *dropped, const char *clause,
-		       int page, int obj, const char *fmt,
-		       ...) __attribute__((format(printf, 7, 8)));
+		       int page, int obj, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
 void agid_findings_vadd(struct agid_finding **list, size_t *n, size_t *dropped, const char *clause,
 			int page, int obj, const char *fmt, va_list ap);
 
@@ -45,8 +45,8 @@ void agid_unmap(struct agid_map *m);
 /* The XMP packet of a PDF, parsed with libxml2. */
 struct agid_xmp {
 	void *doc;                   /* xmlDocPtr */
-	enum agid_flavour flavour;   /* from pdfaid:part + conformance, NONE if missing or
-					invalid */
+	enum agid_flavour flavour;   /* from pdfaid:part + conformance,
+					NONE if missing or invalid */
 	char pdfaid_problem[160];    /* why the identification is invalid, "" if fine or absent */
 	bool packet_attrs;           /* the xpacket header has bytes= or encoding= */
 	const char *error;           /* static text when the packet is missing or not well formed */

@@ -43,8 +43,8 @@ struct agid_party {
 	enum agid_role role;
 	enum agid_party_kind kind;
 	const char *surname, *name, *tax_id;       /* PF (tax_id optional) */
-	const char *denomination, *vat;            /* PG (vat: 11 digits, optional); SW system
-						      name */
+	const char *denomination, *vat;            /* PG (vat: 11 digits, optional);
+						      SW system name */
 	const char *ipa_amm, *ipa_amm_name;        /* PAI */
 	const char *ipa_aoo, *ipa_aoo_name;        /* PAI */
 	const char *digital_address;               /* PEC: required for PAI */
@@ -85,8 +85,8 @@ struct agid_meta {
 	const char *primary_id;       /* optional: IdDoc of the main document (for attachments) */
 	const char *primary_sha256_hex;
 	const char *file_name;        /* NomeDelDocumento */
-	int version;                  /* 1; later versions need TracciatureModifiche (not
-					 supported) */
+	int version;                  /* 1; later versions need TracciatureModifiche
+					 (not supported) */
 	int retention_years;          /* 1..9999, 9999 = permanent */
 	const char *note;             /* optional */
 };

@@ -85,8 +85,8 @@ struct ctx {
 	struct objref embedded[EMBED_MAX];
 	size_t nembedded;
 	bool stop;                  /* a cap was hit: stop walking */
-	bool device_colour;         /* a DeviceRGB/CMYK/Gray colour space is named in a
-				       dictionary */
+	bool device_colour;         /* a DeviceRGB/CMYK/Gray colour space is named
+				       in a dictionary */
 };
 
 static void vadd(struct ctx *c, enum rule rule, int page, int obj, const char *fmt, va_list ap)
@@ -516,8 +516,8 @@ static void walk_dict(struct ctx *c, qpdf_oh d, int depth, bool stream, int obj)
 			check_filter(c, v, page, obj);
 		} else if (stream && (!strcmp(k, "/F") || !strcmp(k, "/FFilter") ||
 				      !strcmp(k, "/FDecodeParms"))) {
-			add(c, R_EXTSTREAM, page, obj, "stream refers to external data (%s)",
-			    k + 1);
+			add(c, R_EXTSTREAM, page, obj,
+			    "stream refers to external data (%s)", k + 1);
 		} else if (!strcmp(k, "/OCProperties")) {
 			add(c, R_OC, page, obj, "optional content (OCProperties) is not allowed");
 		} else if (!strcmp(k, "/XFA") || !strcmp(k, "/NeedsRendering")) {
@@ -625,8 +625,8 @@ static void check_font(struct ctx *c, qpdf_oh font, const char *key, int page)
 		return;
 	desc = font;
 	if (is_name(c, sub, "/Type0"))
-		desc = qpdf_oh_get_array_item(c->q, qpdf_oh_get_key(c->q, font, "/DescendantFonts"),
-					      0);
+		desc = qpdf_oh_get_array_item(c->q,
+					      qpdf_oh_get_key(c->q, font, "/DescendantFonts"), 0);
 	fd = qpdf_oh_get_key(c->q, desc, "/FontDescriptor");
 	if (qpdf_oh_has_key(c->q, fd, "/FontFile") || qpdf_oh_has_key(c->q, fd, "/FontFile2") ||
 	    qpdf_oh_has_key(c->q, fd, "/FontFile3"))
@@ -732,11 +732,12 @@ static void check_icc(struct ctx *c, qpdf_oh prof, int obj)
 	if (memcmp(icc + 12, "prtr", 4) && memcmp(icc + 12, "mntr", 4))
 		add(c, R_OUTPUT, 0, obj, "ICC profile device class is not prtr or mntr");
 	if (c->part == 1 && icc[8] >= 4)
-		add(c, R_OUTPUT, 0, obj, "ICC profile version %u is newer than PDF/A-1 allows",
-		    icc[8]);
+		add(c, R_OUTPUT, 0, obj,
+		    "ICC profile version %u is newer than PDF/A-1 allows", icc[8]);
 	(void)qpdf_oh_get_value_as_longlong(c->q,
 					    qpdf_oh_get_key(c->q, qpdf_oh_get_dict(c->q, prof),
-						"/N"), &ncomp);
+							    "/N"),
+					    &ncomp);
 	if (!((ncomp == 3 && !memcmp(icc + 16, "RGB ", 4)) ||
 	      (ncomp == 4 && !memcmp(icc + 16, "CMYK", 4)) ||
 	      (ncomp == 1 && !memcmp(icc + 16, "GRAY", 4))))
@@ -893,8 +894,8 @@ static bool precheck_streams(struct ctx *c)
 	qpdf_set_suppress_warnings(q1, QPDF_TRUE);
 	qpdf_set_ignore_xref_streams(q1, QPDF_TRUE);
 	/* a file with only xref streams has no trailer for qpdf here: an error is expected */
-	warned = qpdf_read_memory(q1, "document", (const char *)c->data, c->len,
-				  "") != QPDF_SUCCESS;
+	warned = qpdf_read_memory(q1, "document", (const char *)c->data, c->len, "") !=
+		 QPDF_SUCCESS;
 	drain(q1);
 	if (!warned && !qpdf_oh_has_key(q1, qpdf_get_trailer(q1), "/XRefStm"))
 		goto cleanup;
@@ -1021,8 +1022,8 @@ static void run(struct ctx *c)
 		QPDF_BOOL marked = QPDF_FALSE;
 
 		(void)qpdf_oh_get_value_as_bool(c->q,
-						qpdf_oh_get_key(c->q, qpdf_oh_get_key(c->q, root,
-			"/MarkInfo"), "/Marked"), &marked);
+			qpdf_oh_get_key(c->q, qpdf_oh_get_key(c->q, root, "/MarkInfo"), "/Marked"),
+			&marked);
 		if (!marked)
 			add(c, R_TAGGED, 0, 0, "level a needs MarkInfo Marked true in the catalog");
 		if (!qpdf_oh_has_key(c->q, root, "/StructTreeRoot"))

@@ -65,8 +65,8 @@ struct agid_pdfa_opts {
 #define AGID_PDFA_OPTS_INIT { AGID_PDFA_NONE, 0, 0, 0, 0 }
 
 struct agid_finding {
-	char clause[16];   /* ISO 19005 clause ("6.1.3"), or "6.1" when the structure is
-			      unreadable */
+	char clause[16];   /* ISO 19005 clause ("6.1.3"), or "6.1" when the structure
+			      is unreadable */
 	int page;          /* 1-based page, 0 when not known */
 	int obj;           /* indirect object number, 0 when not known */
 	char msg[200];     /* one line; never document text */

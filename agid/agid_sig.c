@@ -106,8 +106,8 @@ static void qc_statements(struct agid_sig *s, X509 *cert)
 	int idx = X509_get_ext_by_NID(cert, NID_qcStatements, -1);
 	ASN1_OCTET_STRING *der = idx >= 0 ? X509_EXTENSION_get_data(X509_get_ext(cert, idx)) : NULL;
 	const unsigned char *p = der ? ASN1_STRING_get0_data(der) : NULL;
-	STACK_OF(ASN1_TYPE) *list = p ? d2i_ASN1_SEQUENCE_ANY(NULL, &p,
-							      ASN1_STRING_length(der)) : NULL;
+	STACK_OF(ASN1_TYPE) *list = p ? d2i_ASN1_SEQUENCE_ANY(NULL, &p, ASN1_STRING_length(der)) :
+				    NULL;
 	ASN1_OBJECT *compliance = OBJ_txt2obj("0.4.0.1862.1.1", 1);
 	ASN1_OBJECT *qctype = OBJ_txt2obj("0.4.0.1862.1.6", 1),
 		*eseal = OBJ_txt2obj("0.4.0.1862.1.6.2", 1);
@@ -207,8 +207,8 @@ static void verify_cms(struct agid_sig *s, CMS_ContentInfo *cms, BIO *dcont, BIO
 	}
 	s->digest_ok = ERR_GET_REASON(e) != CMS_R_CONTENT_VERIFY_ERROR;
 	openssl_problem(s, ERR_GET_REASON(e) == CMS_R_CONTENT_VERIFY_ERROR ?
-			   "message digest does not match the signed bytes" : "signature "
-			"does not verify");
+			   "message digest does not match the signed bytes" :
+			   "signature does not verify");
 }
 
 /* RFC 3161 document timestamp: the token verifies and its imprint is the digest of the ranges. */

@@ -53,8 +53,8 @@ struct agid_sig_report {
 	size_t n;
 	bool signed_doc;         /* at least one signature (timestamps excluded) */
 	bool timestamped;
-	bool all_valid;          /* every signature and timestamp is valid (true when there is
-				    none) */
+	bool all_valid;          /* every signature and timestamp is valid
+				    (true when there is none) */
 };
 
 #define AGID_SIG_REPORT_INIT { NULL, 0, false, false, true }

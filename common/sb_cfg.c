@@ -267,9 +267,8 @@ static bool url_ok(const char *v, const char **why)
 		/* Plain HTTP carries personal data in clear: only to this machine (simulators). */
 		if (strncmp(host, "127.", 4) && strncmp(host, "[::1]", 5) &&
 		    strncmp(host, "localhost", 9)) {
-			*why = "plain http is allowed only to loopback (127.0.0.1, "
-			       "[::1], localhost); "
-			       "use https";
+			*why = "plain http is allowed only to loopback "
+			       "(127.0.0.1, [::1], localhost); use https";
 			return false;
 		}
 	} else {

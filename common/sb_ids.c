@@ -73,8 +73,8 @@ int sb_cf_person_check(const char *cf, struct sb_err *err)
 		v[i] = omocodia_digit(cf[digit_pos[i]]);
 		if (v[i] < 0)
 			return sb_err_set(err, SB_EINVAL, 0,
-					  "character %d must be a digit or an omocodia "
-					  "letter (LMNPQRSTUV)", digit_pos[i] + 1);
+					  "character %d must be a digit or an omocodia letter "
+					  "(LMNPQRSTUV)", digit_pos[i] + 1);
 	}
 	if (!strchr(month_letters, cf[8]))
 		return sb_err_set(err, SB_EINVAL, 0, "month letter is not one of %s",
@@ -92,8 +92,8 @@ int sb_cf_person_check(const char *cf, struct sb_err *err)
 		sum += (i % 2 == 0) ? cf_odd_value(cf[i]) : cf_even_value(cf[i]);
 	expected = (char)('A' + sum % 26);
 	if (cf[15] != expected)
-		return sb_err_set(err, SB_EINVAL, 0, "check character wrong (expected %c)",
-				  expected);
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "check character wrong (expected %c)", expected);
 	return 0;
 }
 

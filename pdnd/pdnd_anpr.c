@@ -244,8 +244,8 @@ int pdnd_anpr_parse(long status, const char *body, size_t len, const char *tax_i
 				  0, "anpr answered %ld with no body", status);
 	rc = sb_json_parse(body, len, SB_MAX_JSON_BODY, "anpr reply", &root, err);
 	if (rc < 0)
-		return status >= 500 ? sb_err_set(err, SB_ETEMP, 0, "anpr answered %ld",
-						  status) : rc;
+		return status >= 500 ?
+		       sb_err_set(err, SB_ETEMP, 0, "anpr answered %ld", status) : rc;
 	if (status != 200) {
 		rc = parse_ko(status, root, out, err);
 		json_decref(root);

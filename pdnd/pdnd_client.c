@@ -192,9 +192,9 @@ int pdnd_client_new(struct pdnd_client **out, const struct pdnd_client_opts *o,
 		return sb_err_set(err, SB_ECONFIG, 0, "[pdnd] audience is not set");
 	if (strstr(o->audience, "://"))
 		return sb_err_set(err, SB_ECONFIG, 0,
-				  "[pdnd] audience must not have a scheme (pdnd refuses "
-				  "'https://...'; use e.g. "
-				  "'auth.interop.pagopa.it/client-assertion')");
+				  "[pdnd] audience must not have a scheme "
+				  "(pdnd refuses 'https://...'; "
+				  "use e.g. 'auth.interop.pagopa.it/client-assertion')");
 	if (o->kid && *o->kid && !kid_well_formed(o->kid))
 		return sb_err_set(err, SB_ECONFIG, 0,
 				  "[pdnd] kid must be 43 characters of [A-Za-z0-9_-]");
@@ -441,9 +441,8 @@ void pdnd_assertion_diagnose(const struct pdnd_client *c, const char *assertion,
 		for (size_t i = 0; i < SB_ARRAY_SIZE(allowed_claims); i++)
 			ok = ok || !strcmp(key, allowed_claims[i]);
 		if (!ok) {
-			snprintf(out, out_size,
-				 "extra claim '%s' (strict mode allows only iss, sub, "
-				 "aud, purposeId, jti, iat, exp, digest)", key);
+			snprintf(out, out_size, "extra claim '%s' (strict mode allows only "
+				 "iss, sub, aud, purposeId, jti, iat, exp, digest)", key);
 			goto cleanup;
 		}
 	}

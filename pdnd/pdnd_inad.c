@@ -264,8 +264,8 @@ int pdnd_inad_bulk(struct pdnd_client *c, struct sb_http *h, const struct pdnd_i
 	int rc = 0, polls;
 
 	if (n == 0 || n > PDND_INAD_MAX_BULK)
-		return sb_err_set(err, SB_EINVAL, 0, "inad bulk: 1 to %d tax codes",
-				  PDND_INAD_MAX_BULK);
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "inad bulk: 1 to %d tax codes", PDND_INAD_MAX_BULK);
 	for (i = 0; i < n; i++) {
 		rc = check_args(tax_ids[i], practical_ref, err);
 		if (rc < 0)
@@ -284,9 +284,9 @@ int pdnd_inad_bulk(struct pdnd_client *c, struct sb_http *h, const struct pdnd_i
 	if (rc < 0)
 		goto cleanup;
 	if (resp.status != 202 || !sb_http_resp_header(&resp, "Location")) {
-		rc = resp.status == 202 ? sb_err_set(err, SB_EINVAL, 0, "inad bulk: 202 without "
-						     "Location") : inad_error(&resp, "bulk submit",
-									      err);
+		rc = resp.status == 202 ?
+		     sb_err_set(err, SB_EINVAL, 0, "inad bulk: 202 without Location") :
+		     inad_error(&resp, "bulk submit", err);
 		goto cleanup;
 	}
 	next = absolute(cfg->base_url, sb_http_resp_header(&resp, "Location"));

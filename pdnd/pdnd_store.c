@@ -204,23 +204,22 @@ static int head_check(const struct head *h, int64_t rows, const char *last,
 	if (h->rows > rows)
 		return sb_err_set(err, SB_EINVAL, 0,
 				  "access trail broken: %lld rows but the head records %lld "
-				  "(rows removed from the end)", (long long)rows,
-				  (long long)h->rows);
+				  "(rows removed from the end)",
+				  (long long)rows, (long long)h->rows);
 	if (h->rows != rows || strcmp(h->hash, last))
 		return sb_err_set(err, SB_EINVAL, 0,
-				  "access trail broken: the head "
-				  "(%lld rows) does not match the last "
-				  "row (%lld): head or rows changed outside send-bridge",
+				  "access trail broken: the head (%lld rows) "
+				  "does not match the last row (%lld): "
+				  "head or rows changed outside send-bridge",
 				  (long long)h->rows, (long long)rows);
 	if (!key || !h->has_mac)
 		return 0;
 	head_mac(key, h->rows, h->hash, mac);
 	if (strlen(h->mac) != 64 || CRYPTO_memcmp(mac, h->mac, 64))
 		return sb_err_set(err, SB_EINVAL, 0,
-				  "access trail seal does not match the audit key: the chain was "
-				  "recomputed without the key, "
-				  "or [pdnd] audit_key_file is not the key "
-				  "that sealed it");
+				  "access trail seal does not match the audit key: "
+				  "the chain was recomputed without the key, "
+				  "or [pdnd] audit_key_file is not the key that sealed it");
 	return 0;
 }
 
@@ -361,16 +360,15 @@ static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_
 		return sb_err_set(err, SB_EINVAL, 0,
 				  "recorded head: a head of 0 rows has the hash of 64 zeros");
 	rc = prepare(db, "SELECT id, at, operator, office, eservice, purpose_id, act_ref, subject,"
-		     " outcome, correlation, prev_hash, hash FROM pdnd_access ORDER BY id", &st,
-		     err);
+		     " outcome, correlation, prev_hash, hash"
+		     " FROM pdnd_access ORDER BY id", &st, err);
 	if (rc < 0)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
 		const char *f[NFIELDS] = { sb_sql_col(st, 2), sb_sql_col(st, 3), sb_sql_col(st, 4),
-					   sb_sql_col(st, 5),
-					   sb_sql_col(st, 6), sb_sql_col(st, 7), sb_sql_col(st, 8),
-						   sb_sql_col(st, 9), NULL };
+					   sb_sql_col(st, 5), sb_sql_col(st, 6), sb_sql_col(st, 7),
+					   sb_sql_col(st, 8), sb_sql_col(st, 9), NULL };
 
 		if (id != expect_id) {
 			rc = sb_err_set(err, SB_EINVAL, 0, "access trail broken: row %lld missing",
@@ -380,8 +378,8 @@ static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_
 		if (!sb_sql_col(st, 10) || strcmp(sb_sql_col(st, 10), prev)) {
 			rc = sb_err_set(err, SB_EINVAL, 0,
 					"access trail broken at row %lld: not linked to row %lld "
-					"(removed or reordered rows)", (long long)id,
-					(long long)id - 1);
+					"(removed or reordered rows)",
+					(long long)id, (long long)id - 1);
 			goto cleanup;
 		}
 		row_hash(prev, id, sqlite3_column_int64(st, 1), f, hash);
@@ -392,10 +390,10 @@ static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_
 		}
 		if (expect && id == expect->rows && strcmp(hash, expect->hash)) {
 			rc = sb_err_set(err, SB_EINVAL, 0,
-					"access trail does not match the recorded "
-					"head: row %lld has "
-					"another hash (rows up to it changed, "
-					"or the chain rewritten)", (long long)id);
+					"access trail does not match the recorded head: "
+					"row %lld has another hash "
+					"(rows up to it changed, or the chain rewritten)",
+					(long long)id);
 			goto cleanup;
 		}
 		memcpy(prev, hash, sizeof(prev));
@@ -411,8 +409,8 @@ static int chain_walk(sqlite3 *db, const struct pdnd_access_head *expect, int64_
 		rc = sb_err_set(err, SB_EINVAL, 0,
 				"access trail has %lld rows, "
 				"fewer than the %lld of the recorded head "
-				"(rows removed from the end)", (long long)rows,
-				(long long)expect->rows);
+				"(rows removed from the end)",
+				(long long)rows, (long long)expect->rows);
 		goto cleanup;
 	}
 	*rows_out = rows;
@@ -459,10 +457,10 @@ int pdnd_access_verify(sqlite3 *db, const unsigned char *key,
 	 */
 	if (rc == 0 && key && !h.has_mac)
 		rc = sb_err_set(err, SB_EINVAL, 0,
-				"access trail head is not sealed: if 'send-bridge audit seal' was "
-				"never run, run it; "
-				"otherwise the seal was removed and the chain may "
-				"have been rewritten");
+				"access trail head is not sealed: "
+				"if 'send-bridge audit seal' was never run, run it; "
+				"otherwise the seal was removed "
+				"and the chain may have been rewritten");
 	rc = tx_end(db, own_tx, rc, err);
 	if (rc == 0 && head_out)
 		*head_out = res;
@@ -508,8 +506,8 @@ int pdnd_access_report(sqlite3 *db, int64_t from, int64_t to, FILE *out, struct 
 	fprintf(out, "%-20s %-10s %-36s %8s %8s\n", "operator", "e-service", "purpose", "queries",
 		"refused");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		fprintf(out, "%-20s %-10s %-36s %8lld %8lld\n", sb_sql_col(st, 0),
-			sb_sql_col(st, 1), sb_sql_col(st, 2),
+		fprintf(out, "%-20s %-10s %-36s %8lld %8lld\n",
+			sb_sql_col(st, 0), sb_sql_col(st, 1), sb_sql_col(st, 2),
 			(long long)sqlite3_column_int64(st, 3),
 			(long long)sqlite3_column_int64(st, 4));
 	if (rc != SQLITE_DONE) {
@@ -519,8 +517,8 @@ int pdnd_access_report(sqlite3 *db, int64_t from, int64_t to, FILE *out, struct 
 	sb_sql_finish(st);
 	st = NULL;
 	rc = prepare(db, "SELECT id, at, operator, office, eservice, outcome FROM pdnd_access"
-		     " WHERE at >= ?1 AND at < ?2 AND"
-		     " (act_ref IS NULL OR act_ref = '') ORDER BY id", &st, err);
+		     " WHERE at >= ?1 AND at < ?2"
+		     " AND (act_ref IS NULL OR act_ref = '') ORDER BY id", &st, err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, from);

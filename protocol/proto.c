@@ -347,8 +347,8 @@ static int check_text(const char *what, const char *s, bool required, struct sb_
 	if (required && len == 0)
 		return sb_err_set(err, SB_EINVAL, 0, "%s is empty", what);
 	if (len > MAX_FIELD)
-		return sb_err_set(err, SB_ETOOBIG, 0, "%s is longer than %u bytes", what,
-				  MAX_FIELD);
+		return sb_err_set(err, SB_ETOOBIG, 0,
+				  "%s is longer than %u bytes", what, MAX_FIELD);
 	if (!sb_utf8_valid(s, len))
 		return sb_err_set(err, SB_EINVAL, 0, "%s is not valid UTF-8", what);
 	for (size_t i = 0; i < len; i++)
@@ -682,9 +682,8 @@ static int register_embedded(struct proto *p, struct proto_row *row, const char 
 		bool committed = false, elsewhere = false;
 
 		if (round == NUMBERING_ROUNDS) {
-			rc = sb_err_set(err, SB_ETEMP, 0,
-					"protocol: other registrations kept taking"
-					" the next number; try again");
+			rc = sb_err_set(err, SB_ETEMP, 0, "protocol: other registrations"
+					" kept taking the next number; try again");
 			break;
 		}
 		/*
@@ -722,8 +721,8 @@ static int register_embedded(struct proto *p, struct proto_row *row, const char 
 				/* Taken meanwhile by another process: round again. */
 				elsewhere = rc == 0 && !taken;
 				if (rc == 0 && !elsewhere)
-					rc = proto_db_insert(p, row, sb_buf_cstr(&xml), &row_id,
-							     err);
+					rc = proto_db_insert(p, row, sb_buf_cstr(&xml),
+							     &row_id, err);
 				if (rc == 0 && !elsewhere)
 					rc = proto_db_commit(p, err);
 				committed = rc == 0 && !elsewhere;

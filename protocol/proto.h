@@ -60,8 +60,8 @@ enum proto_party_type { PROTO_PF, PROTO_PG, PROTO_PA };
 /* A correspondent (recipient of an outgoing act, sender of an incoming one). */
 struct proto_party {
 	enum proto_party_type type;
-	const char *name;         /* denomination; for PF "Nome Cognome" when the parts are
-				     unknown */
+	const char *name;         /* denomination; for PF "Nome Cognome"
+				     when the parts are unknown */
 	const char *given_name;   /* PF only, optional */
 	const char *family_name;  /* PF only, optional */
 	const char *tax_id;       /* codice fiscale / partita IVA, optional */

@@ -209,8 +209,8 @@ static int collect(struct proto *p, const char *date, xmlDocPtr doc, struct line
 			    " r.annulled_at"
 			    " FROM proto_registrations r LEFT JOIN proto_registrations l"
 			    "  ON l.id = r.link"
-			    " WHERE r.register = ? AND r.reg_date = ? ORDER BY r.year, r.number",
-			    &st);
+			    " WHERE r.register = ? AND r.reg_date = ?"
+			    " ORDER BY r.year, r.number", &st);
 	if (rc != SQLITE_OK)
 		goto db_fail;
 	sqlite3_bind_text(st, 1, p->reg, -1, SQLITE_TRANSIENT);
@@ -294,8 +294,8 @@ static int write_file(const char *path, const void *p, size_t len, struct sb_err
 	const char *c = p;
 
 	if (fd < 0)
-		return sb_err_set(err, SB_EIO, errno, "cannot create '%s': %s", path,
-				  strerror(errno));
+		return sb_err_set(err, SB_EIO, errno,
+				  "cannot create '%s': %s", path, strerror(errno));
 	while (len > 0) {
 		ssize_t n = write(fd, c, len);
 
@@ -398,8 +398,8 @@ static int write_pdf(struct proto *p, const char *date, const struct line_list *
 		    "[{icc_PDFA} ICCProfile (r) file /PUT pdfmark\n"
 		    "[/_objdef {OutputIntent_PDFA} /type /dict /OBJ pdfmark\n"
 		    "[{OutputIntent_PDFA} << /Type /OutputIntent /S /GTS_PDFA1\n"
-		    "  /DestOutputProfile {icc_PDFA} /OutputConditionIdentifier "
-		    "(sRGB) >> /PUT pdfmark\n"
+		    "  /DestOutputProfile {icc_PDFA}"
+		    " /OutputConditionIdentifier (sRGB) >> /PUT pdfmark\n"
 		    "[{Catalog} << /OutputIntents [ {OutputIntent_PDFA} ] >> /PUT pdfmark\n"
 		    "<< /PageSize [595 842] >> setpagedevice\n"
 		    "/L1 { findfont dup length dict begin { 1 index /FID ne { def } { pop pop }"
@@ -416,8 +416,8 @@ static int write_pdf(struct proto *p, const char *date, const struct line_list *
 		ps_string(&ps, sb_buf_cstr(&head));
 		sb_buf_adds(&ps, " show\n/Courier-L1 findfont 7.5 scalefont setfont\n");
 		sb_buf_release(&head);
-		for (size_t i = pg * LINES_PER_PAGE; i < l->n && i < (pg + 1) * LINES_PER_PAGE;
-		     i++) {
+		for (size_t i = pg * LINES_PER_PAGE;
+		     i < l->n && i < (pg + 1) * LINES_PER_PAGE; i++) {
 			sb_buf_addf(&ps, "40 %d moveto ", y);
 			ps_string(&ps, l->v[i]);
 			sb_buf_adds(&ps, " show\n");

@@ -47,9 +47,8 @@ int proto_rest_open(struct proto *p, const struct proto_opts *o, struct sb_err *
 						       "protocol.rest_auth_file not found") : rc;
 	for (const char *c = p->rest_auth; *c; c++)
 		if ((unsigned char)*c < 0x20)
-			return sb_err_set(err, SB_ECONFIG, 0,
-					  "protocol.rest_auth_file must hold one"
-					  " header value on one line");
+			return sb_err_set(err, SB_ECONFIG, 0, "protocol.rest_auth_file"
+					  " must hold one header value on one line");
 	memset(&ho, 0, sizeof(ho));
 	ho.timeout_ms = o->rest_timeout_ms > 0 ? o->rest_timeout_ms : 30000;
 	ho.connect_timeout_ms = ho.timeout_ms < 10000 ? ho.timeout_ms : 10000;
@@ -150,8 +149,8 @@ static int read_file(const char *path, uint64_t size, struct sb_buf *out, struct
 		if (sb_buf_add(out, chunk, n) < 0) {
 			fclose(f);
 			return sb_err_set(err, SB_ETOOBIG, 0,
-					  "documents larger than %u bytes for the"
-					  " protocol system", PROTO_REST_MAX_DOCS);
+					  "documents larger than %u bytes for the protocol system",
+					  PROTO_REST_MAX_DOCS);
 		}
 	}
 	fclose(f);
@@ -290,8 +289,8 @@ int proto_rest_register(struct proto *p, struct proto_row *row, struct sb_err *e
 	rc = body_json(p, row, &body, err);
 	if (rc == 0)
 		rc = call(p, "POST", url, "application/json",
-			  row->act_id ? row->act_id : row->legal_fact_id, body.buf, body.len,
-			  &reply, err);
+			  row->act_id ? row->act_id : row->legal_fact_id,
+			  body.buf, body.len, &reply, err);
 	if (rc == 0)
 		rc = parse_reply(p, reply, row, err);
 	json_decref(reply);

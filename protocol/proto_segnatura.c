@@ -131,8 +131,8 @@ static int cert_digest(const char *path, char out[45], struct sb_err *err)
 	len = i2d_X509(x, &der);
 	X509_free(x);
 	if (len <= 0)
-		return sb_err_set(err, SB_ECONFIG, 0, "seal certificate '%s' cannot be encoded",
-				  path);
+		return sb_err_set(err, SB_ECONFIG, 0,
+				  "seal certificate '%s' cannot be encoded", path);
 	sb_sha256(der, (size_t)len, md);
 	OPENSSL_free(der);
 	sb_base64_encode(md, sizeof(md), &b64);
@@ -155,19 +155,19 @@ int proto_seal_open(struct proto_seal **out, const char *key_file, const char *c
 	/* libxml2's error handler is per thread: silence it in this one too. */
 	xmlSetGenericErrorFunc(NULL, silent);
 	if (access(xsd_path, R_OK) < 0)
-		return sb_err_set(err, SB_ECONFIG, errno, "segnatura schema '%s' not readable (set"
-				  " protocol.segnatura_xsd, see docs/protocol-adapters.md)",
+		return sb_err_set(err, SB_ECONFIG, errno, "segnatura schema '%s' not readable"
+				  " (set protocol.segnatura_xsd, see docs/protocol-adapters.md)",
 				  xsd_path);
 	rc = sb_secret_file_read(key_file, &pem, err);
 	if (rc < 0)
-		return rc == SB_ENOTFOUND ? sb_err_set(err, SB_ECONFIG, 0,
-						       "seal key '%s' not found", key_file) : rc;
+		return rc == SB_ENOTFOUND ?
+		       sb_err_set(err, SB_ECONFIG, 0, "seal key '%s' not found", key_file) : rc;
 	s = sb_xcalloc(1, sizeof(*s));
 	s->sign_key = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)pem, strlen(pem),
 						   xmlSecKeyDataFormatPem, NULL, NULL, NULL);
 	if (!s->sign_key) {
-		rc = sb_err_set(err, SB_ECONFIG, 0, "seal key '%s' is not a PEM private key",
-				key_file);
+		rc = sb_err_set(err, SB_ECONFIG, 0,
+				"seal key '%s' is not a PEM private key", key_file);
 		goto cleanup;
 	}
 	if (xmlSecCryptoAppKeyCertLoad(s->sign_key, cert_file, xmlSecKeyDataFormatPem) < 0) {
@@ -242,8 +242,8 @@ static xmlDocPtr parse(const char *xml, size_t len, struct sb_err *err)
 	xmlDocPtr doc;
 
 	if (len > SB_MAX_XML_SEGNATURA) {
-		sb_err_set(err, SB_ETOOBIG, 0, "segnatura larger than %u bytes",
-			   SB_MAX_XML_SEGNATURA);
+		sb_err_set(err, SB_ETOOBIG, 0,
+			   "segnatura larger than %u bytes", SB_MAX_XML_SEGNATURA);
 		return NULL;
 	}
 	doc = xmlReadMemory(xml, (int)len, "segnatura.xml", "UTF-8", PARSE_OPTS);

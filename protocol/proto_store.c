@@ -396,8 +396,8 @@ static int load_parties(struct proto_reg *r, const char *text, struct sb_err *er
 		json_t *o = json_array_get(a, i);
 		const char *tax_id = json_string_value(json_object_get(o, "taxId"));
 
-		r->parties[i].type = party_type_parse(json_string_value(json_object_get(o,
-											"type")));
+		r->parties[i].type =
+			party_type_parse(json_string_value(json_object_get(o, "type")));
 		r->parties[i].name = sb_xstrdup(json_string_value(json_object_get(o, "name")) ?
 						json_string_value(json_object_get(o, "name")) : "");
 		r->parties[i].tax_id = tax_id ? sb_xstrdup(tax_id) : NULL;
@@ -628,8 +628,8 @@ int proto_db_flag(struct proto *p, int64_t row_id, const char *flag, bool *out,
 	int rc;
 
 	SB_ASSERT(!strcmp(flag, "segnatura_sent"));
-	rc = prepare(p->db, "SELECT segnatura_sent FROM proto_registrations WHERE id = ?", &st,
-		     err);
+	rc = prepare(p->db, "SELECT segnatura_sent FROM proto_registrations"
+		     " WHERE id = ?", &st, err);
 	if (rc < 0)
 		return rc;
 	sqlite3_bind_int64(st, 1, row_id);

@@ -377,8 +377,8 @@ static json_t *address_obj(const struct send_address_norm *a)
 }
 
 static int recipient_json(const struct send_recipient *r, size_t i,
-			  const struct send_notification *n,
-			  struct cost_count *cc, json_t **out, struct sb_err *err)
+			  const struct send_notification *n, struct cost_count *cc,
+			  json_t **out, struct sb_err *err)
 {
 	json_t *o = json_object(), *pays = NULL;
 	struct sb_err tmp = SB_ERR_INIT;
@@ -403,8 +403,8 @@ static int recipient_json(const struct send_recipient *r, size_t i,
 	}
 	for (size_t j = 0; j < i; j++) {
 		if (!strcmp(n->recipients[j].tax_id, r->tax_id)) {
-			rc = sb_err_set(err, SB_EINVAL, 0, "%s.taxId: same as recipients[%zu]", w,
-					j);
+			rc = sb_err_set(err, SB_EINVAL, 0,
+					"%s.taxId: same as recipients[%zu]", w, j);
 			goto fail;
 		}
 	}
@@ -424,8 +424,7 @@ static int recipient_json(const struct send_recipient *r, size_t i,
 		if (!sb_email_valid(r->pec)) {
 			json_decref(dd);
 			rc = sb_err_set(err, SB_EINVAL, 0,
-					"%s.digitalDomicile.address: not an e-mail "
-					"address", w);
+					"%s.digitalDomicile.address: not an e-mail address", w);
 			goto fail;
 		}
 		json_object_set_new(dd, "type", json_string("PEC"));
@@ -483,8 +482,8 @@ static int check_notice_unique(const struct send_notification *n, struct sb_err 
 			if (!p->has_pagopa)
 				continue;
 			for (size_t j = 0; j <= i; j++)
-				for (size_t l = 0; l < (j == i ? k : n->recipients[j].npayments);
-				     l++) {
+				for (size_t l = 0;
+				     l < (j == i ? k : n->recipients[j].npayments); l++) {
 					const struct send_payment *q =
 						&n->recipients[j].payments[l];
 
@@ -822,8 +821,8 @@ int send_notification_create(struct send_client *c, const struct send_notificati
 					      err);
 		if (rc == SB_ENOTFOUND)
 			rc = sb_err_set(err, SB_EREJECT, 0,
-					"create answered 409 but no request has this protocol "
-					"number and token "
+					"create answered 409 "
+					"but no request has this protocol number and token "
 					"(notice code used by another notification?)");
 		if (rc < 0)
 			goto cleanup;

@@ -260,8 +260,8 @@ static int metadata_wait(struct send_client *c, const char *path, long max_wait_
 		}
 		/* retryAfter is in seconds here (SUMMARY §6). */
 		wait = json_integer_value(ra) <= 0 ? 100 :
-		       json_integer_value(ra) > 86400 ? 86400000L : (long)json_integer_value(
-			       ra) * 1000;
+		       json_integer_value(ra) > 86400 ? 86400000L :
+		       (long)json_integer_value(ra) * 1000;
 		if (waited + wait > max_wait_ms) {
 			rc = sb_err_set(err, SB_ETEMP, 0, "file not ready after %ld ms", waited);
 			if (err)

@@ -213,8 +213,8 @@ int send_stream_poll(struct send_client *c, const char *stream_id,
 		ev[n].iun = json_is_string(json_object_get(v, "iun")) ?
 			    sb_xstrdup(json_string_value(json_object_get(v, "iun"))) : NULL;
 		ev[n].new_status = json_is_string(json_object_get(v, "newStatus")) ?
-				   sb_xstrdup(json_string_value(
-					   json_object_get(v, "newStatus"))) : NULL;
+				   sb_xstrdup(json_string_value(json_object_get(v, "newStatus"))) :
+				   NULL;
 		n++;
 		if (json_is_object(json_object_get(v, "element"))) {
 			rc = send_timeline_parse(json_object_get(v, "element"), &ev[n - 1].element,

@@ -255,9 +255,8 @@ int send_files_upload(struct send_client *c, struct send_upload *items, size_t n
 					  "file %zu: content type must be application/pdf or "
 					  "application/json", i);
 		if (!preload_idx_ok(items[i].preload_idx))
-			return sb_err_set(err, SB_EINVAL, 0,
-					  "file %zu: preloadIdx must match ^[a-zA-Z0-9._-]{1,512}$",
-					  i);
+			return sb_err_set(err, SB_EINVAL, 0, "file %zu: preloadIdx must match"
+					  " ^[a-zA-Z0-9._-]{1,512}$", i);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(items[j].preload_idx, items[i].preload_idx))
 				return sb_err_set(err, SB_EINVAL, 0,

@@ -225,8 +225,8 @@ int svc_cmd_act(const struct svc_cli *cli_in, int argc, char **argv)
 		return svc_usage("act %s needs a folder", verb);
 	if (!strcmp(verb, "metadata")) {
 		if (!reg.number || !reg.date)
-			return svc_usage("act metadata needs --protocol NUMBER and "
-					 "--date YYYY-MM-DD");
+			return svc_usage("act metadata needs --protocol NUMBER "
+					 "and --date YYYY-MM-DD");
 		return metadata(&cli, dir, &reg, out_dir);
 	}
 	return check(&cli, dir, json);

@@ -47,8 +47,9 @@ static int keys_markdown(void)
 	for (const struct sb_cfg_key *k = sb_cfg_keys; k->section; k++) {
 		if (strcmp(section, k->section)) {
 			section = k->section;
-			printf("%s#### [%s]\n\n| key | type | default | meaning "
-			       "|\n|---|---|---|---|\n", k == sb_cfg_keys ? "" : "\n",
+			printf("%s#### [%s]\n\n"
+			       "| key | type | default | meaning |\n|---|---|---|---|\n",
+			       k == sb_cfg_keys ? "" : "\n",
 			       strcmp(section, "office.*") ? section : "office.NAME");
 		}
 		printf("| `%s` | %s | %s | %s", k->key, type_name(k->type),

@@ -359,8 +359,7 @@ static int verify_store_audit(struct svc_store *store)
 	printf("store audit head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
 	if (head.seal_checked)
 		printf("store audit seal: valid (audit key), rows keyed from row %lld: "
-		       "rows cut from "
-		       "the end or rewritten without the key would show\n",
+		       "rows cut from the end or rewritten without the key would show\n",
 		       (long long)head.keyed_from);
 	else if (head.sealed)
 		printf("store audit seal: NOT CHECKED (the trail is sealed but no [pdnd] "
@@ -397,20 +396,18 @@ static int cmd_audit_verify(const struct svc_cli *cli, const struct opts *o)
 		printf("access trail: %lld rows, chain intact\n", (long long)head.rows);
 		printf("access trail head: rows=%lld hash=%s\n", (long long)head.rows, head.hash);
 		if (head.seal_checked)
-			printf("access trail seal: valid (audit key): "
-			       "rows cut from the end or a chain "
-			       "recomputed without the key would show\n");
+			printf("access trail seal: valid (audit key): rows cut from the end "
+			       "or a chain recomputed without the key would show\n");
 		else
 			printf("access trail seal: NOT CHECKED (%s): "
-			       "rows cut from the end together "
-			       "with the head, or a chain and head recomputed by "
-			       "someone holding the "
-			       "file, would NOT show; configure [pdnd] audit_key_file "
-			       "(docs/pdnd.md) "
-			       "or compare the head with one recorded elsewhere (--expect-rows, "
-			       "--expect-head)\n",
-			       head.sealed ? "the head is sealed but no [pdnd] audit_key_file is "
-			       "configured" : "no [pdnd] audit_key_file configured");
+			       "rows cut from the end together with the head, "
+			       "or a chain and head recomputed by someone holding the file, "
+			       "would NOT show; configure [pdnd] audit_key_file (docs/pdnd.md) "
+			       "or compare the head with one recorded elsewhere "
+			       "(--expect-rows, --expect-head)\n",
+			       head.sealed ?
+			       "the head is sealed but no [pdnd] audit_key_file is configured" :
+			       "no [pdnd] audit_key_file configured");
 		if (have_expect)
 			printf("access trail: row %lld matches the recorded head\n",
 			       (long long)expect.rows);

@@ -207,8 +207,8 @@ static int notification(const struct send_args *a, struct send_client *c)
 			       n->history[i].active_from ? n->history[i].active_from : "");
 		printf("timeline (%zu):\n", n->ntimeline);
 		for (size_t i = 0; i < n->ntimeline; i++)
-			printf("  %-28s %s%s\n", n->timeline[i].timestamp ? n->timeline[i].timestamp
-									 : "",
+			printf("  %-28s %s%s\n",
+			       n->timeline[i].timestamp ? n->timeline[i].timestamp : "",
 			       n->timeline[i].category,
 			       n->timeline[i].nlegal_facts ? " [legal fact]" : "");
 	}
@@ -226,8 +226,8 @@ static int legal_facts(const struct send_args *a, struct send_client *c)
 	if (!a->out_dir)
 		return svc_usage("legal-facts needs --out DIR");
 	if (mkdir(a->out_dir, 0700) < 0 && errno != EEXIST) {
-		fprintf(stderr, "send-bridge: cannot create '%s': %s\n", a->out_dir,
-			strerror(errno));
+		fprintf(stderr, "send-bridge: cannot create '%s': %s\n",
+			a->out_dir, strerror(errno));
 		return SVC_EXIT_LOCAL;
 	}
 	if (send_legal_facts_list(c, a->arg, &lf, &n, &err) < 0)
@@ -285,8 +285,8 @@ static void cancel_record(const struct sb_cfg *cfg, const char *iun)
 	    svc_store_audit_key_load(s, cfg, &err) < 0)
 		goto out;
 	if (sb_sql_prepare(svc_store_db(s), "SELECT a.act_id, a.office, a.state = 'closed'"
-			   " FROM acts a JOIN notifications n ON n.act = a.id WHERE n.iun = ?1",
-			   &st) == SQLITE_OK) {
+			   " FROM acts a JOIN notifications n ON n.act = a.id"
+			   " WHERE n.iun = ?1", &st) == SQLITE_OK) {
 		sb_sql_bind_text(st, 1, iun);
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			act = sb_xstrdup(sb_sql_col(st, 0));

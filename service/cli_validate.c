@@ -60,11 +60,11 @@ static json_t *report_json(const char *file, const struct agid_doc_report *r, bo
 	json_t *sigs = json_array(), *findings = findings_json(r->findings, r->nfindings);
 
 	if (r->pdfa) {
-		json_t *p = json_pack("{s:s, s:s, s:b, s:i, s:s}", "claimed",
-				      agid_flavour_name(r->pdfa->claimed), "profile",
-				      agid_flavour_name(r->pdfa->profile), "valid", r->pdfa->valid,
-				      "pages", r->pdfa->pages, "not_verified",
-				      AGID_PDFA_NOT_VERIFIED);
+		json_t *p = json_pack("{s:s, s:s, s:b, s:i, s:s}",
+				      "claimed", agid_flavour_name(r->pdfa->claimed),
+				      "profile", agid_flavour_name(r->pdfa->profile),
+				      "valid", r->pdfa->valid, "pages", r->pdfa->pages,
+				      "not_verified", AGID_PDFA_NOT_VERIFIED);
 
 		json_object_set_new(p, "findings",
 				    findings_json(r->pdfa->findings, r->pdfa->nfindings));
@@ -72,11 +72,10 @@ static json_t *report_json(const char *file, const struct agid_doc_report *r, bo
 	}
 	for (size_t i = 0; i < r->sig.n; i++) {
 		const struct agid_sig *s = &r->sig.sigs[i];
-		json_t *j = json_pack("{s:s, s:b, s:b, s:b, s:b, s:b}", "kind",
-				      agid_sig_kind_name(s->kind),
-				      "valid", s->valid, "covers_file", s->covers_file, "digest_ok",
-				      s->digest_ok, "signature_ok", s->signature_ok, "seal",
-				      s->seal);
+		json_t *j = json_pack("{s:s, s:b, s:b, s:b, s:b, s:b}",
+				      "kind", agid_sig_kind_name(s->kind), "valid", s->valid,
+				      "covers_file", s->covers_file, "digest_ok", s->digest_ok,
+				      "signature_ok", s->signature_ok, "seal", s->seal);
 
 		if (s->chain_checked)
 			json_object_set_new(j, "chain_ok", json_boolean(s->chain_ok));
@@ -209,7 +208,7 @@ int svc_cmd_validate(const struct svc_cli *cli_in, int argc, char **argv)
 			if (json)
 				json_array_append_new(all,
 						      json_pack("{s:s, s:s, s:s}", "file", argv[i],
-								     "verdict", "not checked",
+								"verdict", "not checked",
 								"error", err.msg));
 			else
 				printf("%s: not checked: %s\n", argv[i], err.msg);

@@ -804,9 +804,8 @@ static void parse_top(struct ctx *c, json_t *root, struct svc_act *a)
 
 				if (x && y && !strcmp(x, y)) {
 					snprintf(where, sizeof(where), "recipients[%zu].taxId", i);
-					PROBLEM(c, where,
-						"same tax id as recipients[%zu] (SEND refuses "
-						"duplicates)", j);
+					PROBLEM(c, where, "same tax id as recipients[%zu] "
+						"(SEND refuses duplicates)", j);
 				}
 			}
 		}

@@ -104,8 +104,8 @@ void svc_daemon_opts_from_cfg(struct svc_daemon_opts *o, const struct sb_cfg *cf
 	o->workers = (int)sb_cfg_int(cfg, "service", "workers");
 	o->rescan_ms = sb_cfg_int(cfg, "outbox", "rescan_interval") * 1000;
 	svc_pipeline_opts_from_cfg(&o->pipeline, cfg);
-	o->web_listen = sb_cfg_bool(cfg, "web", "enabled") ? sb_cfg_str(cfg, "web",
-									"listen") : NULL;
+	o->web_listen = sb_cfg_bool(cfg, "web", "enabled") ?
+			sb_cfg_str(cfg, "web", "listen") : NULL;
 }
 
 /* ---- queue and busy set (lock held) ---------------------------------------------------- */
@@ -216,13 +216,13 @@ static void *worker_main(void *arg)
 		sb_err_clear(&err);
 		rc = svc_pipeline_process(d->pipeline, s, wctx, name, &d->stop, &progress, &err);
 		if (rc < 0 && rc != SB_ENOTFOUND)
-			sb_log(SB_LOG_WARN, "daemon", "act left for later act=%s: %s", name,
-			       err.msg);
+			sb_log(SB_LOG_WARN, "daemon", "act left for later act=%s: %s",
+			       name, err.msg);
 		/* Between acts, nothing this worker committed waits for the disk. */
 		sb_err_clear(&err);
 		if (svc_store_barrier(&err) < 0) {
-			sb_log(SB_LOG_WARN, "daemon", "act left for later act=%s: %s", name,
-			       err.msg);
+			sb_log(SB_LOG_WARN, "daemon", "act left for later act=%s: %s",
+			       name, err.msg);
 			if (rc >= 0)
 				rc = SB_EIO;
 		}

@@ -253,8 +253,8 @@ int svc_outbox_write_reason(const struct svc_outbox *o, const char *sub, const c
 	int rc;
 
 	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		rc = sb_err_set(err, SB_ENOTFOUND, errno, "outbox: '%s/%s' is not there", sub,
-				name);
+		rc = sb_err_set(err, SB_ENOTFOUND, errno,
+				"outbox: '%s/%s' is not there", sub, name);
 		goto cleanup;
 	}
 	path = sb_xasprintf("%s/reason.json", dir);

@@ -56,8 +56,8 @@ struct svc_event {
 	char *event_id;      /* SEND's eventId: unique, the stream's position */
 	char *request_id;    /* notificationRequestId (stream events), or NULL */
 	char *iun;
-	char *category;      /* timeline element category (SEND_DIGITAL_DOMICILE, REFINEMENT,
-				...) */
+	char *category;      /* timeline element category
+				(SEND_DIGITAL_DOMICILE, REFINEMENT, ...) */
 	char *timestamp;     /* ISO 8601, as SEND gives it */
 	char *element;       /* the event or timeline element as JSON text */
 };
@@ -88,8 +88,8 @@ struct svc_job {
 	int attempt;                      /* temporary failures so far in this state */
 	const char *const *receipts;      /* legal fact keys already registered */
 	size_t nreceipts;
-	const struct svc_event *events;   /* track: the stream's events for this IUN, oldest
-					     first */
+	const struct svc_event *events;   /* track: the stream's events for this IUN,
+					     oldest first */
 	size_t nevents;
 	bool closed;                      /* track: the act is already closed (events came after
 					     it closed): register new legal facts and report a
@@ -151,8 +151,8 @@ struct svc_steps {
 	void (*worker_release)(void *data, void *wctx);
 	svc_step_fn check;              /* received -> checked: documents (agid/) */
 	svc_step_fn resolve;            /* checked -> resolved: domiciles, residences (pdnd/) */
-	svc_step_fn register_protocol;  /* resolved -> registered: res->value = number
-					   (protocol/) */
+	svc_step_fn register_protocol;  /* resolved -> registered:
+					   res->value = number (protocol/) */
 	svc_step_fn upload;             /* registered -> uploaded: preload and upload (send/) */
 	svc_step_fn create;             /* uploaded -> submitted: res->value = request id (send/) */
 	svc_step_fn acceptance;         /* submitted -> accepted: res->value = IUN, or pending,

@@ -54,8 +54,8 @@ int svc_send_map_init(struct svc_send_map *m, const struct svc_act *a, const str
 
 	memset(m, 0, sizeof(*m));
 	if (!a->nrecipients || !a->ndocuments)
-		return sb_err_set(err, SB_EINVAL, 0, "act '%s': no recipient or no document",
-				  a->id);
+		return sb_err_set(err, SB_EINVAL, 0,
+				  "act '%s': no recipient or no document", a->id);
 	for (size_t i = 0; i < a->nrecipients; i++)
 		npay += a->recipients[i].npayments;
 	nfiles = a->ndocuments + 2 * npay;

@@ -32,8 +32,8 @@
 static const char query_sql[] =
 	"SELECT" COLS " FROM acts a LEFT JOIN notifications n ON n.act = a.id"
 	" WHERE (?1 IS NULL OR a.act_id = ?1 OR n.protocol_number = ?1 OR n.iun = ?1"
-	"        OR EXISTS (SELECT 1 FROM recipients r WHERE r.act = a.id AND r.tax_id"
-	" = upper(?1)))"
+	"        OR EXISTS (SELECT 1 FROM recipients r"
+	" WHERE r.act = a.id AND r.tax_id = upper(?1)))"
 	"   AND (?2 IS NULL OR a.office = ?2) AND (?3 IS NULL OR a.state = ?3)"
 	" UNION ALL"
 	" SELECT o.act_id, NULL, NULL, NULL, o.state, NULL,"
@@ -164,9 +164,9 @@ void svc_status_print(FILE *out, const struct svc_status_row *rows, size_t n, bo
 			 r->nrecipients > 1 ? " +more" : "");
 		fprintf(out, "%-24s %-20s %-16s %-26s %-10s %-24s %-8lld %-8s %-18s %s%s%s%s\n",
 			r->act_id, dash(r->office), dash(r->protocol_number), dash(r->iun),
-			r->state,
-			dash(r->last_event), (long long)r->receipts, cost(r, money, sizeof(money)),
-			who, r->note ? r->note : "", r->note && r->folder ? " " : "",
+			r->state, dash(r->last_event), (long long)r->receipts,
+			cost(r, money, sizeof(money)), who,
+			r->note ? r->note : "", r->note && r->folder ? " " : "",
 			r->folder && strcmp(r->state, "closed") ? "reason: " : "",
 			r->folder && strcmp(r->state, "closed") ? r->folder : "");
 	}
@@ -193,7 +193,7 @@ int svc_status_html(struct sb_buf *b, const struct svc_status_row *rows, size_t 
 {
 	static const char *const heads[] = { "act", "office", "protocol", "IUN", "state",
 					     "last event", "receipts", "cost", "recipient",
-						     "note" };
+					     "note" };
 	int rc = sb_buf_adds(b, "<table><tr>");
 
 	for (size_t i = 0; i < SB_ARRAY_SIZE(heads); i++)

@@ -21,8 +21,8 @@
 struct svc_store;
 
 struct svc_status_filter {
-	const char *query;    /* act id, protocol number, IUN or a recipient's tax code; NULL:
-				 all */
+	const char *query;    /* act id, protocol number, IUN or a recipient's tax code;
+				 NULL: all */
 	const char *office;   /* NULL: all */
 	const char *state;    /* a state name (checked by the caller); NULL: all */
 	size_t limit;         /* 0: no limit; the most recently updated first */

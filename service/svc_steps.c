@@ -299,8 +299,8 @@ static int check_step(void *wctx, const struct svc_job *job, struct svc_step_res
 			if (p->has_f24 && agid_f24_check_file(p->f24_file.path, &ferr) < 0)
 				sb_problems_add(&res->problems,
 						"recipients[].payments[].f24.metadata",
-						"recipients[%zu].payments[%zu]: %s", i, j,
-						ferr.msg);
+						"recipients[%zu].payments[%zu]: %s",
+						i, j, ferr.msg);
 		}
 	if (res->problems.n)
 		return sb_err_set(err, SB_EINVAL, 0, "%zu document problem(s), the first: %s: %s",
@@ -403,8 +403,8 @@ static int resolve_step(void *wctx, const struct svc_job *job, struct svc_step_r
 				break;
 			if (pr.deceased)
 				sb_log(SB_LOG_WARN, "steps",
-				       "recipient reported deceased by ANPR act=%s "
-				       "recipient=%zu", job->act_id, i);
+				       "recipient reported deceased by ANPR act=%s recipient=%zu",
+				       job->act_id, i);
 			out.domicile = pr.domicile;
 			out.domicile_source = pdnd_source_name(pr.domicile_source);
 			out.addr = pdnd_resolution_address(&pr);
@@ -622,10 +622,11 @@ static int uploads_save(struct svc_store *s, const char *act_id, const struct sv
 
 		rc = prep(db,
 			  "INSERT INTO send_uploads (act_id, preload_idx, file_key, version_token,"
-			  " sha256) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (act_id, preload_idx)"
+			  " sha256) VALUES (?1, ?2, ?3, ?4, ?5)"
+			  " ON CONFLICT (act_id, preload_idx)"
 			  " DO UPDATE SET file_key = excluded.file_key,"
-			  " version_token = excluded.version_token, sha256 = excluded.sha256", &st,
-			  err);
+			  " version_token = excluded.version_token, sha256 = excluded.sha256",
+			  &st, err);
 		if (rc < 0)
 			break;
 		bind_str(st, 1, act_id);
@@ -1357,8 +1358,8 @@ static int track_step(void *wctx, const struct svc_job *job, struct svc_step_res
 	}
 	if (rc < 0 && res->nreceipts) {
 		/* Keep what was registered: the pipeline commits it, the rest comes next time. */
-		sb_log(SB_LOG_INFO, "steps", "receipts postponed act=%s: %s", job->act_id,
-		       err->msg);
+		sb_log(SB_LOG_INFO, "steps", "receipts postponed act=%s: %s",
+		       job->act_id, err->msg);
 		sb_err_clear(err);
 		rc = 0;
 		more = true;

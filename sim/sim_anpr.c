@@ -58,8 +58,8 @@ static void anpr_ko(struct sim_response *rs, unsigned status, const char *code, 
 	reply_json_t(rs, status,
 		     json_pack("{s:s,s:[{s:s,s:s,s:s,s:s}]}", "idOperazioneANPR", op, "listaErrori",
 			       "codiceErroreAnomalia", code, "tipoErroreAnomalia", "E",
-			       "testoErroreAnomalia", text, "campoErroreAnomalia",
-			       field ? field : ""),
+			       "testoErroreAnomalia", text,
+			       "campoErroreAnomalia", field ? field : ""),
 		     "application/problem+json");
 }
 

@@ -102,9 +102,9 @@ static void list_submit(struct sim_pdnd *p, const struct sim_request *rq, struct
 	pthread_mutex_unlock(&bulk_lock);
 	sb_time_iso8601(sb_now(), now, sizeof(now));
 	sim_reply_header(rs, "Location: %s/listDigitalAddress/state/%s", INAD_PREFIX, id);
-	reply(rs, 202, json_pack("{s:s,s:s,s:s,s:s}", "state", "PRESA_IN_CARICO", "message",
-				 "Richiesta elenco presa in carico", "id", id, "dateTimeRequest",
-				 now));
+	reply(rs, 202, json_pack("{s:s,s:s,s:s,s:s}", "state", "PRESA_IN_CARICO",
+				 "message", "Richiesta elenco presa in carico",
+				 "id", id, "dateTimeRequest", now));
 	json_decref(req);
 }
 
@@ -134,8 +134,8 @@ static void list_state(const char *id, struct sim_response *rs, bool response)
 		reply(rs, 200, json_pack("{s:s,s:s}", "state", "IN_ELABORAZIONE", "message",
 					 "Richiesta elenco in fase di processamento"));
 	} else {
-		sim_reply_header(rs, "Location: %s/listDigitalAddress/response/%s", INAD_PREFIX,
-				 id);
+		sim_reply_header(rs, "Location: %s/listDigitalAddress/response/%s",
+				 INAD_PREFIX, id);
 		reply(rs, 303, json_pack("{s:s,s:s}", "state", "DISPONIBILE", "message",
 					 "Elenco disponibile"));
 	}

@@ -138,8 +138,8 @@ static int load_keys(struct sim_pdnd *p, const char *cfg_path)
 		const char *id = json_string_value(json_object_get(cl, "clientId"));
 
 		if (!is_uuid(id)) {
-			fprintf(stderr, "send-sim: --pdnd: clients[%zu].clientId must be a uuid\n",
-				i);
+			fprintf(stderr,
+				"send-sim: --pdnd: clients[%zu].clientId must be a uuid\n", i);
 			return -1;
 		}
 		json_array_foreach(json_object_get(cl, "keys"), j, k) {
@@ -351,12 +351,12 @@ static void refuse(struct sim_response *rs, const char *why)
 	/* The one place the reason shows, as on PDND's debug page: never in the reply. */
 	fprintf(stderr, "pdnd-sim: token refused correlationId=%s: %s\n", corr, why);
 	sim_reply_json(rs, 400,
-		       "{\"type\":\"about:blank\",\"title\":\"The request contains bad syntax or "
-		       "cannot be fulfilled.\",\"status\":400,\"detail\":\"Bad "
-		       "request\",\"errors\":"
-		       "[{\"code\":\"015-0008\",\"detail\":\"Unable to generate a token "
-		       "for the given "
-		       "request\"}],\"correlationId\":\"%s\"}", corr);
+		       "{\"type\":\"about:blank\","
+		       "\"title\":\"The request contains bad syntax or cannot be fulfilled.\","
+		       "\"status\":400,\"detail\":\"Bad request\","
+		       "\"errors\":[{\"code\":\"015-0008\","
+		       "\"detail\":\"Unable to generate a token for the given request\"}],"
+		       "\"correlationId\":\"%s\"}", corr);
 	sim_reply_type(rs, "application/problem+json");
 }
 
@@ -504,8 +504,8 @@ static void token(struct sim_pdnd *p, const struct sim_request *rq, struct sim_r
 	vh = json_pack("{s:s,s:s,s:s,s:s}", "alg", "RS256", "use", "sig", "typ", "at+jwt", "kid",
 		       p->sign_kid);
 	vc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I}",
-		       "iss", json_string_value(
-			       json_object_get(p->cfg, "issuer")) ?: "sim.interop.pagopa.it",
+		       "iss", json_string_value(json_object_get(p->cfg, "issuer")) ?:
+			      "sim.interop.pagopa.it",
 		       "aud", aud ?: "", "sub", key->client_id, "client_id", key->client_id,
 		       "purposeId", purpose_id, "jti", jti, "iat", (json_int_t)now,
 		       "nbf", (json_int_t)now, "exp", (json_int_t)(now + life));

@@ -145,8 +145,8 @@ void sim_send_usage(FILE *out)
 		"  --send-step-ms N          time between timeline steps (default 200)\n"
 		"  --send-stream-interval-ms N  retry-after of an empty stream page "
 		"(default 1000)\n"
-		"  --send-legal-fact-retry N retryAfter answers before a legal fact's "
-		"url (default 1)\n"
+		"  --send-legal-fact-retry N retryAfter answers before a legal fact's url "
+		"(default 1)\n"
 		"  --send-cancel-ms N        cancellation request to NOTIFICATION_CANCELLED\n"
 		"                            (default: --send-step-ms)\n"
 		"  --send-corrupt-notice CODE  fault: the pagoPA notice PDF of notice CODE is\n"
@@ -950,8 +950,8 @@ static void server_rules(struct sim_send *ss, const json_t *req, json_t *errs)
 				npagopa++;
 				npagopa_cost += json_is_true(json_object_get(pg, "applyCost"));
 				if (json_object_get(pg, "attachment"))
-					check_ref_prefix(json_object_get(pg, "attachment"), pel,
-							 errs);
+					check_ref_prefix(json_object_get(pg, "attachment"),
+							 pel, errs);
 				/* A creditorTaxId + noticeCode pair may not repeat in a request. */
 				for (size_t j = 0; j <= i; j++) {
 					const json_t *pj = json_object_get(json_array_get(recs, j),
@@ -959,25 +959,24 @@ static void server_rules(struct sim_send *ss, const json_t *req, json_t *errs)
 					size_t l, lim = j == i ? k : json_array_size(pj);
 
 					for (l = 0; l < lim; l++) {
-						const json_t *q = json_object_get(json_array_get(pj,
-												 l),
-										  "pagoPa");
+						const json_t *q =
+							json_object_get(json_array_get(pj, l),
+									"pagoPa");
 
 						if (q && !strcmp(jstr(q, "noticeCode"),
 								 jstr(pg, "noticeCode")) &&
 						    !strcmp(jstr(q, "creditorTaxId"),
 							    jstr(pg, "creditorTaxId")))
 							add_err(errs, "PN_GENERIC_INVALIDPARAMETER",
-								pel,
-								"noticeCode repeated");
+								pel, "noticeCode repeated");
 					}
 				}
 			}
 			if (f24) {
 				nf24++;
 				nf24_cost += json_is_true(json_object_get(f24, "applyCost"));
-				check_ref_prefix(json_object_get(f24, "metadataAttachment"), pel,
-						 errs);
+				check_ref_prefix(json_object_get(f24, "metadataAttachment"),
+						 pel, errs);
 			}
 		}
 	}

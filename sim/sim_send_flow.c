@@ -293,8 +293,8 @@ static void plan_delivery(struct sim_send *ss, struct ss_notif *n, int64_t t0)
 			plan(n->pending, t0 + step, "SEND_DIGITAL_DOMICILE", ri, NULL, NULL, d);
 			d = json_object();
 			json_object_set_new(d, "responseStatus", json_string(ko ? "KO" : "OK"));
-			plan(n->pending, t0 + 2 * step, "SEND_DIGITAL_FEEDBACK", ri, "PEC_RECEIPT",
-			     NULL, d);
+			plan(n->pending, t0 + 2 * step, "SEND_DIGITAL_FEEDBACK", ri,
+			     "PEC_RECEIPT", NULL, d);
 			plan(n->pending, t0 + 2 * step, ko ? "DIGITAL_FAILURE_WORKFLOW" :
 			     "DIGITAL_SUCCESS_WORKFLOW", ri, "DIGITAL_DELIVERY", "delivered", NULL);
 			if (ko)
@@ -312,17 +312,16 @@ static void plan_delivery(struct sim_send *ss, struct ss_notif *n, int64_t t0)
 		     NULL);
 		if (contains_ci(addr, "@DECEDUTO") || contains_ci(addr, "@DECEASED")) {
 			plan(n->pending, t0 + 3 * step, "ANALOG_WORKFLOW_RECIPIENT_DECEASED", ri,
-			     NULL,
-			     "delivered", NULL);
+			     NULL, "delivered", NULL);
 		} else if (contains_ci(addr, "@FAIL")) {
-			plan(n->pending, t0 + 3 * step, "ANALOG_FAILURE_WORKFLOW", ri, NULL, NULL,
-			     NULL);
+			plan(n->pending, t0 + 3 * step, "ANALOG_FAILURE_WORKFLOW", ri,
+			     NULL, NULL, NULL);
 			plan(n->pending, t0 + 3 * step, "COMPLETELY_UNREACHABLE", ri,
 			     "ANALOG_FAILURE_DELIVERY", "unreachable", NULL);
 			continue;
 		} else {
-			plan(n->pending, t0 + 3 * step, "ANALOG_SUCCESS_WORKFLOW", ri, NULL,
-			     "delivered", NULL);
+			plan(n->pending, t0 + 3 * step, "ANALOG_SUCCESS_WORKFLOW", ri,
+			     NULL, "delivered", NULL);
 		}
 		plan(n->pending, t0 + 4 * step, "REFINEMENT", ri, NULL, NULL, NULL);
 	}
@@ -422,11 +421,11 @@ static void validate(struct sim_send *ss, struct ss_notif *n)
 
 			snprintf(el, sizeof(el), "recipients[%zu].payments[%zu]", i, k);
 			if (pg && json_object_get(pg, "attachment"))
-				check_file(ss, json_object_get(pg, "attachment"), el, true, (int)i,
-					   errs);
+				check_file(ss, json_object_get(pg, "attachment"),
+					   el, true, (int)i, errs);
 			if (f24)
-				check_file(ss, json_object_get(f24, "metadataAttachment"), el,
-					   false, (int)i, errs);
+				check_file(ss, json_object_get(f24, "metadataAttachment"),
+					   el, false, (int)i, errs);
 		}
 	}
 	if (json_array_size(errs)) {
@@ -558,8 +557,7 @@ static void legal_facts_list(struct sim_send *ss, const char *iun, struct sim_re
 							(size_t)f->rec_index), "taxId")));
 		json_object_set_new(o, "iun", json_string(iun));
 		json_object_set_new(o, "legalFactsId",
-				    json_pack("{s:s,s:s}", "key", key, "category",
-								 f->category));
+				    json_pack("{s:s,s:s}", "key", key, "category", f->category));
 		json_array_append_new(out, o);
 	}
 	ss_reply(rs, 200, out);
@@ -638,10 +636,10 @@ static void price(struct sim_send *ss, const char *tax_id, const char *notice,
 		json_array_foreach(json_object_get(n->request, "recipients"), k, r)
 			json_array_foreach(json_object_get(r, "payments"), l, p) {
 				const json_t *pg = json_object_get(p, "pagoPa");
-				json_int_t fee = json_integer_value(json_object_get(n->request,
-										    "paFee"));
-				json_int_t vat = json_integer_value(json_object_get(n->request,
-										    "vat"));
+				json_int_t fee =
+					json_integer_value(json_object_get(n->request, "paFee"));
+				json_int_t vat =
+					json_integer_value(json_object_get(n->request, "vat"));
 				json_int_t analog = json_object_get(r, "digitalDomicile") ? 0 : 850;
 				json_t *o;
 
@@ -920,13 +918,11 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 		sim_reply_json(rs, 200, "{\"status\":\"%s\"}", n->status);
 		return true;
 	}
-	if ((k = segments(rq->path, "/delivery/v2.8/notifications/sent/", buf, sizeof(buf), g,
-			  5)) &&
-	    k == 1 && get) {
+	if ((k = segments(rq->path, "/delivery/v2.8/notifications/sent/", buf, sizeof(buf),
+			  g, 5)) && k == 1 && get) {
 		sent_notification(ss, g[0], rs);
-	} else if ((k = segments(rq->path, "/delivery/notifications/sent/", buf, sizeof(buf), g,
-				 6)) &&
-		   k >= 4 && get && !strcmp(g[1], "attachments")) {
+	} else if ((k = segments(rq->path, "/delivery/notifications/sent/", buf, sizeof(buf),
+				 g, 6)) && k >= 4 && get && !strcmp(g[1], "attachments")) {
 		struct ss_notif *n = notif_or_404(ss, g[0], rs);
 		uint64_t idx = 0, att = 0;
 
@@ -938,8 +934,8 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 		} else if (k == 5 && !strcmp(g[2], "payment") &&
 			   sb_parse_u64z(g[3], 999, &idx) == 0 &&
 			   (!strcmp(g[4], "PAGOPA") || !strcmp(g[4], "F24"))) {
-			const json_t *pays = json_object_get(
-				json_array_get(json_object_get(n->request,
+			const json_t *pays =
+				json_object_get(json_array_get(json_object_get(n->request,
 						"recipients"), idx), "payments");
 			const char *ai = sim_query(rq, "attachmentIdx");
 			const json_t *p;

@@ -72,8 +72,8 @@ struct sim_send {
 	char *pa_tax_id;
 	unsigned accept_ms, step_ms, stream_interval_ms, legal_fact_retry;
 	unsigned cancel_ms;       /* cancellation request to NOTIFICATION_CANCELLED; 0: step_ms */
-	char *corrupt_notice;     /* fault: this notice's pagoPA PDF is served with a byte
-				     changed */
+	char *corrupt_notice;     /* fault: this notice's pagoPA PDF is served
+				     with a byte changed */
 	/* state */
 	struct ss_file *files;
 	size_t nfiles;
