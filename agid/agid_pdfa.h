@@ -42,8 +42,8 @@ int agid_flavour_part(enum agid_flavour f);
 
 /* Defaults of the caps (agid_pdfa_opts fields left at 0 take these). */
 #define AGID_MAX_OBJECTS       500000u                 /* objects visited in one file */
-#define AGID_MAX_STREAM        (16u * 1024u * 1024u)   /* one decoded stream (XMP, ICC, embedded
-							  file) */
+/* One decoded stream (XMP, ICC profile, embedded file). */
+#define AGID_MAX_STREAM        (16u * 1024u * 1024u)
 #define AGID_TIME_BUDGET_MS    20000u                  /* wall clock per file */
 #define AGID_MAX_FINDINGS      64u
 
