@@ -183,15 +183,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* One attempt, no waiting: garbage is not worth retrying here. */
-static struct send_retry once(const struct gx *g)
-{
-	struct send_retry r = g->f.retry;
-
-	r.max_attempts = 1;
-	return r;
-}
-
 enum call {
 	C_UPLOAD, C_CREATE, C_STATUS, C_NOTIFICATION, C_FACTS, C_FACT_DOWNLOAD, C_ATTACHMENT,
 	C_PRICE, C_STREAM_CREATE, C_STREAM_FIND, C_STREAM_DISABLED, C_STREAM_POLL, C_COUNT
@@ -213,9 +204,11 @@ static int no_store(void *ctx, const struct send_event *ev, size_t n, struct sb_
 /* Run one client call against the canned reply; its result, with err filled. */
 static int run(struct gx *g, enum call k, struct sb_err *err)
 {
-	struct send_retry r = once(g);
-	char *dir = g->f.dir, *out = sb_xasprintf("%s/garbage.out", dir);
+	struct send_retry r = g->f.retry;
+	char *out = sb_xasprintf("%s/garbage.out", g->f.dir);
 	int rc = SB_EINTERNAL;
+
+	r.max_attempts = 1;   /* garbage is not worth retrying here */
 
 	switch (k) {
 	case C_UPLOAD: {
