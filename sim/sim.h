@@ -25,6 +25,7 @@ struct sim_faults {
 	unsigned pct_5xx;         /* share of platform calls answered 503 */
 	unsigned pct_429;         /* share answered 429 with Retry-After */
 	unsigned pct_drop;        /* share whose connection is closed without a reply */
+	unsigned pct_lost;        /* share carried out, then closed without the reply */
 	unsigned retry_after_s;   /* Retry-After of injected 429 */
 	uint64_t fail_nth;        /* when > 0, the Nth platform call (from 1) is answered 503 */
 };

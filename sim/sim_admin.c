@@ -13,20 +13,20 @@ static void faults_json(struct sim *s, struct sim_response *rs)
 {
 	sim_reply_json(rs, 200,
 		       "{\"latencyMs\":%u,\"pct5xx\":%u,\"pct429\":%u,\"pctDrop\":%u,"
-		       "\"retryAfter\":%u,\"failNth\":%llu,\"calls\":%llu}",
+		       "\"pctLost\":%u,\"retryAfter\":%u,\"failNth\":%llu,\"calls\":%llu}",
 		       s->faults.latency_ms, s->faults.pct_5xx, s->faults.pct_429,
-		       s->faults.pct_drop, s->faults.retry_after_s,
+		       s->faults.pct_drop, s->faults.pct_lost, s->faults.retry_after_s,
 		       (unsigned long long)s->faults.fail_nth, (unsigned long long)s->calls);
 }
 
 static bool set_faults(struct sim *s, const struct sim_request *rq, struct sim_response *rs)
 {
 	static const char *const keys[] = { "latencyMs", "pct5xx", "pct429", "pctDrop",
-					    "retryAfter", "failNth" };
+					    "retryAfter", "failNth", "pctLost" };
 	struct sb_err err = SB_ERR_INIT;
 	struct sim_faults f = s->faults;
 	unsigned *fields[] = { &f.latency_ms, &f.pct_5xx, &f.pct_429, &f.pct_drop,
-			       &f.retry_after_s, NULL };
+			       &f.retry_after_s, NULL, &f.pct_lost };
 	json_t *root = NULL;
 
 	if (sb_json_parse(rq->body, rq->body_len, 65536, "faults", &root, &err) < 0 ||
@@ -53,7 +53,7 @@ static bool set_faults(struct sim *s, const struct sim_request *rq, struct sim_r
 			f.fail_nth = (uint64_t)v;
 	}
 	json_decref(root);
-	if (f.pct_5xx + f.pct_429 + f.pct_drop > 100) {
+	if (f.pct_5xx + f.pct_429 + f.pct_drop + f.pct_lost > 100) {
 		sim_reply_json(rs, 400, "{\"message\":\"fault shares add up to more than 100\"}");
 		return true;
 	}

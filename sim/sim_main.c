@@ -135,8 +135,12 @@ uint64_t sim_rand(struct sim *s, uint64_t n)
 	return n ? (s->seed * 2685821657736338717ull) % n : 0;
 }
 
-/* Injected faults apply to platform calls only, never to /_sim/ (the tests' own channel). */
-static bool inject_fault(struct sim *s, struct sim_response *rs, unsigned *latency)
+/*
+ * Injected faults apply to platform calls only, never to /_sim/ (the tests' own channel).
+ * A lost reply is not a fault in place of the call: the platform carries the call out and
+ * only its reply goes (*lost), as when a timeout or a proxy cuts it on its way back.
+ */
+static bool inject_fault(struct sim *s, struct sim_response *rs, unsigned *latency, bool *lost)
 {
 	bool fault = false;
 	uint64_t r;
@@ -159,6 +163,9 @@ static bool inject_fault(struct sim *s, struct sim_response *rs, unsigned *laten
 		sim_reply_json(rs, 429, "{\"message\":\"Too Many Requests\"}");
 		sim_reply_header(rs, "Retry-After: %u", s->faults.retry_after_s);
 		fault = true;
+	} else if (r < s->faults.pct_drop + s->faults.pct_5xx + s->faults.pct_429 +
+			   s->faults.pct_lost) {
+		*lost = true;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return fault;
@@ -183,7 +190,7 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 	struct sim_request rq;
 	struct MHD_Response *resp;
 	unsigned latency = 0;
-	bool claimed = false;
+	bool claimed = false, lost = false;
 	MHD_RESULT ret;
 
 	(void)version;
@@ -224,9 +231,10 @@ static MHD_RESULT on_request(void *cls, struct MHD_Connection *conn, const char 
 		/* A platform's own admin paths (/_sim/<platform>/...): unfaulted too. */
 		for (size_t i = 1; i < SB_ARRAY_SIZE(handlers) && !claimed; i++)
 			claimed = handlers[i](s, &rq, &rs);
-	} else if (!inject_fault(s, &rs, &latency)) {
+	} else if (!inject_fault(s, &rs, &latency, &lost)) {
 		for (size_t i = 0; i < SB_ARRAY_SIZE(handlers) && !claimed; i++)
 			claimed = handlers[i](s, &rq, &rs);
+		rs.drop = rs.drop || lost;
 	} else {
 		claimed = true;
 	}
@@ -302,6 +310,8 @@ static void usage(FILE *out)
 		"  --fault-5xx PCT    answer PCT%% of platform calls with 503\n"
 		"  --fault-429 PCT    answer PCT%% with 429 and Retry-After\n"
 		"  --fault-drop PCT   close PCT%% of connections without a reply\n"
+		"  --fault-lost PCT   carry out PCT%% of platform calls, then close the\n"
+		"                     connection without the reply\n"
 		"  --fail-nth N       answer the Nth platform call with 503\n"
 		"  --seed N           seed for the fault choices (reproducible runs)\n"
 		"  --pdnd FILE        PDND clients, keys and purposes, ANPR/INAD registry\n"
@@ -371,6 +381,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--fault-drop")) {
 			if (num_arg(a, n, 100, &v) < 0) return 2;
 			s.faults.pct_drop = (unsigned)v; i++;
+		} else if (!strcmp(a, "--fault-lost")) {
+			if (num_arg(a, n, 100, &v) < 0) return 2;
+			s.faults.pct_lost = (unsigned)v; i++;
 		} else if (!strcmp(a, "--fail-nth")) {
 			if (num_arg(a, n, UINT64_MAX, &s.faults.fail_nth) < 0) return 2;
 			i++;
@@ -382,7 +395,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (s.faults.pct_5xx + s.faults.pct_429 + s.faults.pct_drop > 100) {
+	if (s.faults.pct_5xx + s.faults.pct_429 + s.faults.pct_drop + s.faults.pct_lost > 100) {
 		fprintf(stderr, "send-sim: fault shares add up to more than 100%%\n");
 		return 2;
 	}

@@ -15,7 +15,7 @@
  * The same Idempotency-Key gives the same registration back (200). The keys
  * sim-bad-number, sim-bad-date, sim-bad-register and sim-bad-json get a
  * malformed 201, to exercise the client's checks of the reply.
- * Faults (5xx, 429, drops, latency) come from the common injector.
+ * Faults (5xx, 429, drops, lost replies, latency) come from the common injector.
  */
 #include <jansson.h>
 #include <stdio.h>

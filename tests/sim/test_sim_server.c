@@ -381,12 +381,45 @@ static void test_sim_server__duplicates_freed_by_refusal(void **state)
 	th_sim_stop(&sim);
 }
 
+/* A lost reply: the call is carried out, only its reply goes (unlike a dropped one). */
+static void test_sim_server__lost_reply_is_carried_out(void **state)
+{
+	/* Still in validation when asked again: a refusal (no upload) would free the number. */
+	static const char *const args[] = { "--send-accept-ms", "600000", NULL };
+	struct th_sim sim;
+	struct sb_buf b = SB_BUF_INIT(4096);
+	char *a = request_body("P-LOST", "302010000000000888");
+	char *c = request_body("P-DROP", "302010000000000889");
+
+	(void)state;
+	th_sim_start(&sim, args);
+	assert_int_equal(simple(&sim, "POST", "/_sim/faults", NULL, "{\"pctLost\":100}", &b), 200);
+	assert_non_null(strstr(sb_buf_cstr(&b), "\"pctLost\":100"));
+	/* No reply at all: the connection closes (status -1, no HTTP status). */
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), -1);
+	assert_int_equal(simple(&sim, "POST", "/_sim/faults", NULL,
+				"{\"pctLost\":0,\"pctDrop\":100}", NULL), 200);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, c, NULL), -1);
+	assert_int_equal(simple(&sim, "POST", "/_sim/faults", NULL, "{\"pctDrop\":0}", NULL), 200);
+	/* The lost one was created: SEND now says it is a duplicate. The dropped one was not. */
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, a, NULL), 409);
+	assert_int_equal(simple(&sim, "POST", "/delivery/v2.5/requests", key_hdrs, c, NULL), 202);
+	/* Shares over 100 in all are refused, lost ones included. */
+	assert_int_equal(simple(&sim, "POST", "/_sim/faults", NULL,
+				"{\"pctLost\":60,\"pct5xx\":50}", NULL), 400);
+	free(a);
+	free(c);
+	sb_buf_release(&b);
+	th_sim_stop(&sim);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		th_unit_test(test_sim_server__download_while_preloading),
 		th_unit_test(test_sim_server__concurrent_clients),
 		th_unit_test(test_sim_server__duplicates_freed_by_refusal),
+		th_unit_test(test_sim_server__lost_reply_is_carried_out),
 	};
 
 	sb_http_global_init();
