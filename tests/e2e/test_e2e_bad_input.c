@@ -66,7 +66,6 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 	size_t nbroken = 0;
 	char **broken = broken_names(&nbroken);
 	pid_t pid;
-	int waited = 0;
 
 	(void)state;
 	assert_true(nbroken >= 50);
@@ -92,12 +91,7 @@ static void test_e2e_bad_input__broken_acts_rejected_good_ones_closed(void **sta
 		}
 	}
 	pid = th_e2e_run(cfg, log);
-	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") <
-	       nbroken + NGOOD) {
-		if (waited++ > 1800)
-			fail_msg("acts not finished after 180 s; see %s", log);
-		th_sleep_ms(100);
-	}
+	th_e2e_wait_finished(root, nbroken + NGOOD, &pid, log, 180);
 	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
 
 	assert_int_equal(th_outbox_entries(root, "done"), NGOOD);

@@ -115,7 +115,6 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 	struct sb_buf out = SB_BUF_INIT(1 << 20);
 	sqlite3 *db = NULL;
 	pid_t pid;
-	int waited = 0;
 
 	(void)state;
 	th_sim_start(&sim, extra_sim);
@@ -131,14 +130,7 @@ static void test_e2e_cancel__cancelled_while_tracked_closes_the_act(void **state
 		assert_non_null(strstr(sb_buf_cstr(&out), "cancellation of"));
 		assert_non_null(strstr(sb_buf_cstr(&out), "act " ACT ":"));
 	}
-	while (th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < 1) {
-		if (waited++ > 600) {
-			text = th_read(log, NULL);
-			fail_msg("cancelled act not finished after 60 s; log:\n%s",
-				 text ? text : "");
-		}
-		th_sleep_ms(100);
-	}
+	th_e2e_wait_finished(root, 1, &pid, log, 60);
 	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
 	assert_int_equal(th_outbox_entries(root, "done"), 1);
 	assert_int_equal(th_outbox_entries(root, "work"), 0);

@@ -191,7 +191,6 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 	struct sb_buf out = SB_BUF_INIT(1 << 20);
 	sqlite3 *db = NULL;
 	size_t len = 0;
-	int waited = 0;
 
 	assert_non_null(bad_pdf);
 	/*
@@ -226,22 +225,7 @@ static void test_e2e_pipeline__sample_acts_end_to_end(void **state)
 		free(dst);
 	}
 
-	for (;;) {
-		char *done = sb_xasprintf("%s/done", f->root),
-		     *rej = sb_xasprintf("%s/rejected", f->root);
-		size_t n = entries(done) + entries(rej);
-
-		free(done);
-		free(rej);
-		if (n >= NACTS)
-			break;
-		if (waited++ > 1200) {
-			char *log = th_read(f->log, NULL);
-
-			fail_msg("acts not finished after 120 s; log:\n%s", log ? log : "(none)");
-		}
-		th_sleep_ms(100);
-	}
+	th_e2e_wait_finished(f->root, NACTS, &f->pid, f->log, 120);
 	api_calls_match_the_simulator(f);
 	assert_int_equal(th_child_stop(&f->pid, SIGTERM), 0);
 

@@ -32,19 +32,6 @@
 
 #define CORRUPT_NOTICE "302010000000001001"   /* fixtures/acts/fine-pagopa */
 
-static void wait_finished(const char *root, size_t n, const char *log)
-{
-	for (int waited = 0;
-	     th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected") < n; waited++) {
-		if (waited > 600) {
-			char *text = th_own(th_read(log, NULL));
-
-			fail_msg("acts not finished after 60 s; log:\n%s", text ? text : "");
-		}
-		th_sleep_ms(100);
-	}
-}
-
 static void test_e2e_send_checks__a_changed_payment_notice_fails_the_act(void **state)
 {
 	static const char *const extra_sim[] = {
@@ -64,7 +51,7 @@ static void test_e2e_send_checks__a_changed_payment_notice_fails_the_act(void **
 	th_outbox_publish(root, "acts/fine-pagopa", "2026-CHK-BAD");
 	th_outbox_publish(root, "acts/fine-pec", "2026-CHK-GOOD");
 	pid = th_e2e_run(cfg, log);
-	wait_finished(root, 2, log);
+	th_e2e_wait_finished(root, 2, &pid, log, 60);
 	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
 
 	db = th_e2e_db(db_path);
@@ -188,7 +175,7 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 	json = th_own(th_e2e_act_json(1, true));
 	th_outbox_publish_json(root, "2026-STREAM-1", json);
 	pid = th_e2e_run(cfg, log);
-	wait_finished(root, 1, log);
+	th_e2e_wait_finished(root, 1, &pid, log, 60);
 	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
 
 	/* Still one stream at SEND, the first, and the act was tracked through it. */

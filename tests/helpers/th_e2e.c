@@ -236,6 +236,36 @@ void th_e2e_wait_int(const char *db_path, const char *sql, const char *param, in
 	}
 }
 
+/* The last 8 KB of a log, for a failure message; owned (th_own). */
+static const char *log_tail(const char *log)
+{
+	size_t len = 0;
+	char *text = th_own(th_read(log, &len));
+	size_t cut = len > 8192 ? len - 8192 : 0;
+
+	return text ? text + cut : "(no log)";
+}
+
+void th_e2e_wait_finished(const char *root, size_t n, pid_t *pid, const char *log,
+			  int timeout_s)
+{
+	for (int waited = 0;; waited++) {
+		size_t done = th_outbox_entries(root, "done") + th_outbox_entries(root, "rejected");
+		int status;
+
+		if (done >= n)
+			return;
+		status = th_child_poll(pid);
+		if (status >= 0)
+			fail_msg("send-bridge ended (status %d) with %zu of %zu acts finished; "
+				 "end of %s:\n%s", status, done, n, log, log_tail(log));
+		if (waited > timeout_s * 10)
+			fail_msg("%zu of %zu acts finished after %d s; end of %s:\n%s", done, n,
+				 timeout_s, log, log_tail(log));
+		th_sleep_ms(100);
+	}
+}
+
 int64_t th_e2e_sim_price(const char *sim_url, const char *notice_code)
 {
 	static const char *const headers[] = { "x-api-key: sim-send-key", NULL };

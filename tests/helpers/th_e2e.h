@@ -62,6 +62,14 @@ void th_e2e_wait_int(const char *db_path, const char *sql, const char *param, in
 		     const char *log);
 
 /*
+ * Wait (up to timeout_s) until n acts are in root's done/ or rejected/. A
+ * daemon *pid (th_e2e_run) that ends meanwhile fails the test at once, with
+ * its exit status; both failures show the end of its log.
+ */
+void th_e2e_wait_finished(const char *root, size_t n, pid_t *pid, const char *log,
+			  int timeout_s);
+
+/*
  * Write dir/<name>.ini for a daemon over dir/outbox (its new/ created) and
  * dir/<name>.db, SEND at sim_url, the embedded protocol register, office
  * polizia-municipale with operator agente.bianchi, short retries; extra is
