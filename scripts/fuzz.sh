@@ -20,6 +20,18 @@ for bin in "$@"; do
 		head -c 4096 /dev/urandom > "$corpus/garbage.bin"
 		f=$(ls fixtures/acts/*/*.pdf 2>/dev/null | head -n 1)
 		[ -n "$f" ] && head -c 2000 "$f" > "$corpus/truncated.pdf" ;;
+	fuzz_platform_replies)
+		# one reply per parser; the first byte picks it, the second the ANPR status
+		printf '\000\000{"elementId":"e1","category":"SEND_DIGITAL_FEEDBACK","timestamp":"%s","legalFactsIds":[{"key":"safestorage://PN_LEGAL_FACTS-1.pdf","category":"PEC_RECEIPT"}],"details":{"recIndex":0}}' \
+			2026-12-01T10:00:00Z > "$corpus/timeline.bin"
+		printf '\001\000{"idOperazioneANPR":"1","listaSoggetti":{"datiSoggetto":[{"generalita":{"codiceFiscale":{"codFiscale":"RSSMRA80A01H501U"}},"identificativi":{"idANPR":"AA10000BB"},"residenza":[{"dataDecorrenzaResidenza":"2019-06-15","indirizzo":{"cap":"00153","comune":{"nomeComune":"ROMA","siglaProvinciaIstat":"RM"},"toponimo":{"specie":"VIA","denominazioneToponimo":"X"},"numeroCivico":{"numero":"1"}}}]}]}}' \
+			> "$corpus/anpr.bin"
+		printf '\001\001{"idOperazioneANPR":"2","listaErrori":[{"codiceErroreAnomalia":"EN122","tipoErroreAnomalia":"E","testoErroreAnomalia":"x"}]}' \
+			> "$corpus/anpr-error.bin"
+		printf '\002\000{"codiceFiscale":"RSSMRA80A01H501U","since":"2026-01-01T00:00:00Z","digitalAddress":[{"digitalAddress":"a@pec.it","usageInfo":{"motivation":"CESSAZIONE_VOLONTARIA","dateEndValidity":"2023-01-31T00:00:00Z"}},{"digitalAddress":"b@pec.it","practicedProfession":"Avvocato"}]}' \
+			> "$corpus/inad.bin"
+		printf '\003\000eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJhdWQiOiJzZW5kIiwiZXhwIjoxfQ.c2ln' \
+			> "$corpus/voucher.bin" ;;
 	esac
 	[ -d "tests/fuzz/corpus/$name" ] && cp tests/fuzz/corpus/"$name"/* "$corpus/" 2>/dev/null || true
 	echo "== $name for ${secs}s"

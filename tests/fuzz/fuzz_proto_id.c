@@ -1,13 +1,6 @@
 /*
  * libFuzzer target for proto_id_parse (protocol numbers typed by staff and
- * read from SEND's paProtocolNumber). There is no `make fuzz` rule yet
- * (TODO(#6): wire tests/fuzz/ into the Makefile); after `make MODE=asan test-build`:
- *   clang -fsanitize=fuzzer,address -D_GNU_SOURCE -Icommon -Iprotocol -Iservice \
- *     $(pkg-config --cflags libxml-2.0 xmlsec1-openssl) -o fuzz_proto_id \
- *     tests/fuzz/fuzz_proto_id.c protocol/proto.c common/sb_parse.c build/asan/libsb.a \
- *     $(pkg-config --libs libcurl openssl libxml-2.0 jansson zlib sqlite3 libqpdf \
- *     libmicrohttpd inih) -lxmlsec1 -lxmlsec1-openssl -lpthread -lm -lsystemd
- *   ./fuzz_proto_id -max_total_time=60
+ * read from SEND's paProtocolNumber); `make fuzz` builds and runs it.
  * Invariant: a parsed id formats back to a text that parses to the same id.
  */
 #include <stdint.h>
