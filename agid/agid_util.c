@@ -111,7 +111,8 @@ int agid_map_file(struct agid_map *m, const char *path, uint64_t max, struct sb_
 	m->data = NULL;
 	m->len = 0;
 	m->mapped = false;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a named pipe is refused below, not waited on. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return sb_err_set(err, errno == ENOENT ? SB_ENOTFOUND : SB_EIO, errno,
 				  "cannot open document: %s", strerror(errno));

@@ -8,12 +8,14 @@
  * would otherwise silently drop data from a legal act.
  */
 #include <errno.h>
+#include <linux/openat2.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sb_common.h"
@@ -26,6 +28,7 @@
 struct ctx {
 	struct sb_problems *probs;
 	char root[PATH_MAX];
+	int rootfd;
 	bool hash;
 	size_t found;
 };
@@ -322,6 +325,73 @@ static json_t *get_array(struct ctx *c, json_t *obj, const char *key, size_t min
 
 enum file_kind { FILE_PDF, FILE_JSON };
 
+/* The path the kernel has for an open descriptor; -1 without /proc. */
+static int fd_path(int fd, char out[PATH_MAX])
+{
+	char link[32];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, out, PATH_MAX - 1);
+	if (n <= 0 || n >= PATH_MAX - 1 || out[0] != '/')
+		return -1;
+	out[n] = '\0';
+	return 0;
+}
+
+static bool inside(const char *root, const char *path)
+{
+	size_t len = strlen(root);
+
+	return !strncmp(path, root, len) && path[len] == '/';
+}
+
+/*
+ * Open NAME read-only under the act folder, with no way out of it: openat2's
+ * RESOLVE_BENEATH refuses ".." and any symbolic link (absolute, or relative)
+ * that leads outside the folder in the call that opens, so nothing can be
+ * swapped between the check and the open, and it costs a few system calls
+ * where realpath costs one per path component (the stored act is parsed again
+ * at each step). O_NONBLOCK: a named pipe must not hold the worker until a
+ * writer comes (regular files ignore it). Without openat2 (Linux before 5.6,
+ * or a sandbox that filters it) or /proc, the name is resolved with realpath
+ * and the result checked and opened. Fills REAL with the file's real path;
+ * -1 with errno on failure, EXDEV when the name leads outside.
+ */
+static int open_beneath(const struct ctx *c, const char *name, char real[PATH_MAX])
+{
+	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+	char full[PATH_MAX];
+	int fd, tries = 0;
+
+	/*
+	 * EAGAIN: a link inside the folder went through "..", and a rename
+	 * anywhere on the system (the daemon makes many) kept the kernel from
+	 * proving that it stayed beneath; it asks for another try.
+	 */
+	do
+		fd = (int)syscall(SYS_openat2, c->rootfd, name, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN && ++tries < 3);
+	if (fd >= 0 && fd_path(fd, real) == 0 && inside(c->root, real))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	else if (errno != ENOSYS && errno != EPERM && errno != EAGAIN)
+		return -1;
+	if ((size_t)snprintf(full, sizeof(full), "%s/%s", c->root, name) >= sizeof(full)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (!realpath(full, real))
+		return -1;
+	if (!inside(c->root, real)) {
+		errno = EXDEV;
+		return -1;
+	}
+	return open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+}
+
 /*
  * Resolve a file name from the manifest inside the act folder. The name must
  * be relative, without "..", and its real path (after symlinks) must stay in
@@ -330,9 +400,8 @@ enum file_kind { FILE_PDF, FILE_JSON };
 static bool resolve_file(struct ctx *c, const char *where, const char *name, enum file_kind kind,
 			 struct svc_act_file *out)
 {
-	char full[PATH_MAX], real[PATH_MAX];
+	char real[PATH_MAX];
 	unsigned char magic[5];
-	size_t rootlen = strlen(c->root);
 	struct stat st;
 	const char *p;
 	uint64_t max = kind == FILE_PDF ? SB_MAX_PDF : SB_MAX_F24_JSON;
@@ -364,26 +433,21 @@ static bool resolve_file(struct ctx *c, const char *where, const char *name, enu
 		while (*p == '/')
 			p++;
 	}
-	if ((size_t)snprintf(full, sizeof(full), "%s/%s", c->root, name) >= sizeof(full)) {
-		PROBLEM(c, where, "file name too long");
-		return false;
-	}
-	if (!realpath(full, real)) {
-		if (errno == ENOENT)
+	fd = open_beneath(c, name, real);
+	if (fd < 0) {
+		if (errno == ENAMETOOLONG)
+			PROBLEM(c, where, "file name too long");
+		else if (errno == ENOENT)
 			PROBLEM(c, where, "file not found in the act folder");
+		else if (errno == EXDEV)
+			PROBLEM(c, where, "leaves the act folder (symbolic link to outside)");
 		else
-			PROBLEM(c, where, "cannot resolve file: %s", strerror(errno));
+			PROBLEM(c, where, "cannot open file: %s", strerror(errno));
 		return false;
 	}
-	if (strncmp(real, c->root, rootlen) || real[rootlen] != '/') {
-		PROBLEM(c, where, "leaves the act folder (symbolic link to outside)");
-		return false;
-	}
-	fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) < 0) {
+	if (fstat(fd, &st) < 0) {
 		PROBLEM(c, where, "cannot open file: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return false;
 	}
 	if (!S_ISREG(st.st_mode)) {
@@ -846,12 +910,21 @@ int svc_act_parse(struct svc_act **out, const char *dir, const char *json, size_
 	int rc = 0;
 
 	memset(&c, 0, sizeof(c));
+	c.rootfd = -1;
 	c.probs = probs ? probs : &local;
 	c.hash = hash;
-	if (!realpath(dir, c.root)) {
-		rc = sb_err_set(err, SB_ENOTFOUND, errno, "act folder '%s': %s", dir,
-				strerror(errno));
-		goto cleanup;
+	/* The folder's real path, from the descriptor the files are opened under. */
+	c.rootfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (c.rootfd < 0 || fd_path(c.rootfd, c.root) < 0) {
+		if (c.rootfd >= 0 && !realpath(dir, c.root)) {
+			close(c.rootfd);
+			c.rootfd = -1;
+		}
+		if (c.rootfd < 0) {
+			rc = sb_err_set(err, SB_ENOTFOUND, errno, "act folder '%s': %s", dir,
+					strerror(errno));
+			goto cleanup;
+		}
 	}
 	if (!sb_utf8_valid(json, len)) {
 		PROBLEM(&c, "act.json", "not valid UTF-8 (the manifest must be UTF-8 encoded)");
@@ -878,6 +951,8 @@ done:
 		*out = a;
 	}
 cleanup:
+	if (c.rootfd >= 0)
+		close(c.rootfd);
 	json_decref(root);
 	sb_problems_release(&local);
 	return rc;
@@ -894,7 +969,8 @@ int svc_act_load(struct svc_act **out, const char *dir, bool hash, struct sb_pro
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/act.json", dir) >= sizeof(path))
 		return sb_err_set(err, SB_EINVAL, 0, "act folder path too long");
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: an act.json that is a named pipe is refused, not waited on. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (probs)
 			sb_problems_add(probs, "act.json", errno == ELOOP ?
