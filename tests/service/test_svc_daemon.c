@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -414,14 +415,42 @@ static void test_svc_daemon__hostile_entries_in_new_are_rejected(void **state)
 			       "\"operator\":{\"userId\":\"a\"},\"subject\":\"s\","
 			       "\"documents\":[{\"file\":\"../../../etc/passwd\","
 			       "\"title\":\"t\"}]}");
+	/* Named pipes, as act.json and as the document: refused, not waited on. */
+	p = sb_xasprintf("%s/tmp/piped", f->root);
+	th_mkdirs(p);
+	free(p);
+	p = sb_xasprintf("%s/tmp/piped/act.json", f->root);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	free(p);
+	{
+		char *src = th_fixture("acts/fine-pagopa");
+
+		p = sb_xasprintf("%s/tmp/piped-doc", f->root);
+		th_copy_tree(src, p);
+		free(p);
+		free(src);
+	}
+	p = sb_xasprintf("%s/tmp/piped-doc/verbale.pdf", f->root);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	free(p);
+	for (int i = 0; i < 2; i++) {
+		static const char *const names[] = { "piped", "piped-doc" };
+		char *from = sb_xasprintf("%s/tmp/%s", f->root, names[i]);
+		char *to = sb_xasprintf("%s/new/%s", f->root, names[i]);
+
+		assert_int_equal(rename(from, to), 0);
+		free(from);
+		free(to);
+	}
 	/* The writers' own hidden entries are left alone. */
 	p = sb_xasprintf("%s/new/.in-progress", f->root);
 	th_mkdirs(p);
 	free(p);
 
 	start(f);
-	/* 8 rejected entries plus the reason files beside the two that are not folders. */
-	wait_all_finished(f, 1 + 8 + 2, 60000);
+	/* 10 rejected entries plus the reason files beside the two that are not folders. */
+	wait_all_finished(f, 1 + 10 + 2, 60000);
 	wait_running(f, 0);
 	assert_int_equal(th_child_stop(&f->pid, SIGTERM), 0);
 	assert_int_equal(th_outbox_entries(f->root, "done"), 1);
@@ -433,6 +462,9 @@ static void test_svc_daemon__hostile_entries_in_new_are_rejected(void **state)
 	assert_reason(f, "dir-manifest/reason.json", "\"path\":\"act.json\"");
 	assert_reason(f, "huge/reason.json", "too large");
 	assert_reason(f, "escape/reason.json", "documents[0].file");
+	assert_reason(f, "piped/reason.json", "not a regular file");
+	assert_reason(f, "piped-doc/reason.json", "not a regular file");
+	assert_reason(f, "piped-doc/reason.json", "documents[0].file");
 	/* The link was moved, not followed: the act it pointed to is where it was. */
 	p = sb_xasprintf("%s/act.json", outside);
 	assert_int_equal(access(p, F_OK), 0);
