@@ -151,6 +151,9 @@ void sim_send_usage(FILE *out)
 		"                            (default: --send-step-ms)\n"
 		"  --send-corrupt-notice CODE  fault: the pagoPA notice PDF of notice CODE is\n"
 		"                            downloaded with its last byte changed\n"
+		"  --send-stream-get-fault KIND  fault: GET /streams/{id} answers something\n"
+		"                            that is not that stream: 'other' a 200 with\n"
+		"                            another streamId, 'deny' the gateway's 403\n"
 		"  admin: GET /_sim/send/ledger[?paProtocolNumber=P],\n"
 		"         POST /_sim/send/view?iun=IUN&recIndex=N (the recipient reads it)\n");
 }
@@ -165,6 +168,20 @@ static int opt_num(const char *name, const char *v, uint64_t max, unsigned *out)
 		return -1;
 	}
 	*out = (unsigned)n;
+	return 0;
+}
+
+static int opt_stream_get_fault(const char *name, const char *v,
+				enum ss_stream_get_fault *out)
+{
+	if (v && !strcmp(v, "other")) {
+		*out = SS_STREAM_GET_OTHER;
+	} else if (v && !strcmp(v, "deny")) {
+		*out = SS_STREAM_GET_DENY;
+	} else {
+		fprintf(stderr, "send-sim: %s needs 'other' or 'deny'\n", name);
+		return -1;
+	}
 	return 0;
 }
 
@@ -236,6 +253,12 @@ int sim_send_init(struct sim *s, int *argc, char **argv)
 			num = &ss->cancel_ms;
 		else if (!strcmp(a, "--send-corrupt-notice"))
 			str = &ss->corrupt_notice;
+		else if (!strcmp(a, "--send-stream-get-fault")) {
+			if (opt_stream_get_fault(a, v, &ss->stream_get_fault) < 0)
+				return -1;
+			i++;
+			continue;
+		}
 		if (!str && !num) {
 			fprintf(stderr, "send-sim: unknown option '%s' (try --help)\n", a);
 			return -1;
@@ -453,9 +476,6 @@ static bool auth_ok(struct sim_send *ss, const struct sim_request *rq, struct si
 {
 	const char *key = sim_header(rq, "x-api-key");
 	const char *authz = sim_header(rq, "Authorization");
-	static const char deny[] =
-		"{\"message\":\"User is not authorized to access this resource with an explicit "
-		"deny\"}";
 	bool pdnd;
 
 	if (!key || !*key) {
@@ -467,15 +487,15 @@ static bool auth_ok(struct sim_send *ss, const struct sim_request *rq, struct si
 	else if (!strcmp(key, ss->pdnd_key))
 		pdnd = true;
 	else {
-		sim_reply_json(rs, 403, "%s", deny);
+		sim_reply_json(rs, 403, "%s", SS_GATEWAY_DENY);
 		return false;
 	}
 	if (!pdnd && authz) {
-		sim_reply_json(rs, 403, "%s", deny);
+		sim_reply_json(rs, 403, "%s", SS_GATEWAY_DENY);
 		return false;
 	}
 	if (pdnd && (!authz || strncmp(authz, "Bearer ", 7) || !voucher_shape_ok(authz + 7))) {
-		sim_reply_json(rs, 403, "%s", deny);
+		sim_reply_json(rs, 403, "%s", SS_GATEWAY_DENY);
 		return false;
 	}
 	return true;

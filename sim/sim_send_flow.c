@@ -716,6 +716,33 @@ static json_t *stream_meta(const struct ss_stream *st)
 }
 
 /*
+ * GET /streams/{id}. With --send-stream-get-fault it answers something that
+ * is not that stream, as a gateway or proxy in front of SEND can: "other" a
+ * 200 about another stream (routed to another deployment, whose stream has
+ * another id), "deny" the gateway's own 403. Only this read: the events, the
+ * list and the rest stay right, so a client keeps working and only its look
+ * at the stream (is it disabled?) learns nothing.
+ */
+static void stream_get(const struct sim_send *ss, const struct ss_stream *st,
+		       struct sim_response *rs)
+{
+	char other[37];
+	json_t *o;
+
+	if (ss->stream_get_fault == SS_STREAM_GET_DENY) {
+		sim_reply_json(rs, 403, "%s", SS_GATEWAY_DENY);
+		return;
+	}
+	o = stream_meta(st);
+	if (ss->stream_get_fault == SS_STREAM_GET_OTHER) {
+		/* A fresh id: no stream of this PA, as another deployment's would be. */
+		sb_uuid4(other);
+		json_object_set_new(o, "streamId", json_string(other));
+	}
+	ss_reply(rs, 200, o);
+}
+
+/*
  * POST /streams/{id}/action/disable (one way): the stream keeps what it
  * holds for reading and gets nothing new. Disabling it again, like any
  * change to a disabled stream, is refused.
@@ -993,7 +1020,7 @@ bool ss_flow_handle(struct sim *s, struct sim_send *ss, const struct sim_request
 			   !strcmp(g[2], "disable")) {
 			stream_disable(st, rs);
 		} else if (k == 1 && get) {
-			ss_reply(rs, 200, stream_meta(st));
+			stream_get(ss, st, rs);
 		} else if (k == 1 && !strcmp(rq->method, "DELETE")) {
 			json_decref(st->events);
 			*st = ss->streams[--ss->nstreams];

@@ -26,6 +26,17 @@ struct ss_file {
 
 enum ss_state { SS_WAITING, SS_ACCEPTED, SS_REFUSED };
 
+/* --send-stream-get-fault: what GET /streams/{id} answers instead of that stream. */
+enum ss_stream_get_fault {
+	SS_STREAM_GET_OK,         /* the stream asked for (default) */
+	SS_STREAM_GET_OTHER,      /* 200 about another stream: another streamId */
+	SS_STREAM_GET_DENY,       /* the API gateway's 403 explicit deny */
+};
+
+/* The API gateway's refusal (AWS API Gateway's wording), the body of its 403s. */
+#define SS_GATEWAY_DENY \
+	"{\"message\":\"User is not authorized to access this resource with an explicit deny\"}"
+
 struct ss_notif {
 	char request_id[40];
 	char iun[26];
@@ -74,6 +85,7 @@ struct sim_send {
 	unsigned cancel_ms;       /* cancellation request to NOTIFICATION_CANCELLED; 0: step_ms */
 	char *corrupt_notice;     /* fault: this notice's pagoPA PDF is served
 				     with a byte changed */
+	enum ss_stream_get_fault stream_get_fault;
 	/* state */
 	struct ss_file *files;
 	size_t nfiles;

@@ -4,7 +4,8 @@
  * after the handler has released the lock (the latency sleep comes after
  * the handler). The ASan build of `make test` turns a reply that still
  * points into moved state into a crash of send-sim, which these tests see
- * as a missing reply.
+ * as a missing reply. Also the SEND faults that no other test of send-sim
+ * itself covers (--send-stream-get-fault).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -413,6 +414,113 @@ static void test_sim_server__lost_reply_is_carried_out(void **state)
 	th_sim_stop(&sim);
 }
 
+/* POST a STATUS stream; its streamId into id (37). */
+static void stream_new(const struct th_sim *sim, char id[37])
+{
+	struct sb_buf b = SB_BUF_INIT(4096);
+	json_t *j = NULL;
+	long st = simple(sim, "POST", "/delivery-progresses/v2.9/streams", key_hdrs,
+			 "{\"title\":\"sim test\",\"eventType\":\"STATUS\",\"groups\":[]}", &b);
+
+	id[0] = '\0';
+	if (st == 200 && sb_json_parse(b.buf, b.len, 4096, "stream", &j, NULL) == 0 &&
+	    json_string_length(json_object_get(j, "streamId")) == 36)
+		snprintf(id, 37, "%s", json_string_value(json_object_get(j, "streamId")));
+	json_decref(j);
+	sb_buf_release(&b);
+	assert_int_equal(strlen(id), 36);
+}
+
+/* What a look at one stream got, and whether the stream's other reads were right. */
+struct stream_look {
+	long status;
+	json_t *body;         /* the reply parsed; NULL if it was not JSON */
+	bool names_it;        /* the reply holds the id asked for */
+	bool events_ok;       /* GET .../events answered 200 */
+	bool listed;          /* SEND's list of streams has it */
+};
+
+static void look_release(void *p)
+{
+	json_decref(((struct stream_look *)p)->body);
+	free(p);
+}
+
+/*
+ * GET /streams/{id} under --send-stream-get-fault KIND (NULL: without it),
+ * and the reads the fault must leave alone (the events, the list). Owned by
+ * the test's scope.
+ */
+static const struct stream_look *stream_look(const char *kind)
+{
+	const char *args[] = { "--send-stream-get-fault", kind, NULL };
+	struct stream_look *l = sb_xcalloc(1, sizeof(*l));
+	struct sb_buf b = SB_BUF_INIT(4096), list = SB_BUF_INIT(4096);
+	struct th_sim sim;
+	char id[37], *path, *events;
+
+	th_defer(look_release, l);
+	th_sim_start(&sim, kind ? args : NULL);
+	stream_new(&sim, id);
+	path = th_own(sb_xasprintf("/delivery-progresses/v2.9/streams/%s", id));
+	events = th_own(sb_xasprintf("%s/events", path));
+	l->status = simple(&sim, "GET", path, key_hdrs, NULL, &b);
+	sb_json_parse(b.buf, b.len, 4096, "stream", &l->body, NULL);
+	l->names_it = strstr(sb_buf_cstr(&b), id) != NULL;
+	l->events_ok = simple(&sim, "GET", events, key_hdrs, NULL, NULL) == 200;
+	l->listed = simple(&sim, "GET", "/delivery-progresses/v2.9/streams", key_hdrs, NULL,
+			   &list) == 200 && strstr(sb_buf_cstr(&list), id);
+	sb_buf_release(&list);
+	sb_buf_release(&b);
+	th_sim_stop(&sim);
+	return l;
+}
+
+/*
+ * The fault for a client's look at one stream: off by default (the reply is
+ * that stream); "other" is a 200 about another stream, "deny" the gateway's
+ * 403; either way the stream's events and the list answer as usual. Any
+ * other kind is refused at start.
+ */
+static void test_sim_server__stream_get_fault(void **state)
+{
+	const struct stream_look *l;
+	const char *id;
+	char *bin = th_own(sb_xasprintf("%s/send-sim", th_build_dir()));
+	const char *argv[] = { bin, "--send-stream-get-fault", "garbage", NULL };
+	struct sb_buf err = SB_BUF_INIT(4096);
+	bool said;
+	int rc;
+
+	(void)state;
+	l = stream_look(NULL);
+	assert_int_equal(l->status, 200);
+	assert_true(l->names_it);
+	assert_string_equal(json_string_value(json_object_get(l->body, "title")), "sim test");
+	assert_null(json_object_get(l->body, "disabledDate"));
+	assert_true(l->events_ok && l->listed);
+
+	l = stream_look("other");
+	assert_int_equal(l->status, 200);
+	assert_false(l->names_it);
+	id = json_string_value(json_object_get(l->body, "streamId"));
+	assert_non_null(id);
+	assert_int_equal(strlen(id), 36);
+	assert_true(l->events_ok && l->listed);
+
+	l = stream_look("deny");
+	assert_int_equal(l->status, 403);
+	assert_non_null(strstr(json_string_value(json_object_get(l->body, "message")),
+			       "explicit deny"));
+	assert_true(l->events_ok && l->listed);
+
+	rc = th_run(argv, NULL, &err);
+	said = strstr(sb_buf_cstr(&err), "needs 'other' or 'deny'") != NULL;
+	sb_buf_release(&err);
+	assert_int_equal(rc, 2);
+	assert_true(said);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +528,7 @@ int main(void)
 		th_unit_test(test_sim_server__concurrent_clients),
 		th_unit_test(test_sim_server__duplicates_freed_by_refusal),
 		th_unit_test(test_sim_server__lost_reply_is_carried_out),
+		th_unit_test(test_sim_server__stream_get_fault),
 	};
 
 	sb_http_global_init();
