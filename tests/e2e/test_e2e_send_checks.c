@@ -8,7 +8,12 @@
  *   files SEND holds unchanged closes;
  * - a crash right after the event stream was created at SEND and before its
  *   id was stored (made here by deleting the stored id): the restart finds
- *   that stream again instead of creating a second one, and tracks through it.
+ *   that stream again instead of creating a second one, and tracks through it;
+ * - SEND's answer to "is the stream disabled?" (GET /streams/{id}) makes no
+ *   sense, another stream or a gateway's 403 (send-sim's
+ *   --send-stream-get-fault): the acts close all the same, through the same
+ *   stream, and the daemon says so in a warning that names the problem, no
+ *   more often than [send] stream_check_interval allows.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +31,7 @@
 #include "sb_common.h"
 #include "sb_http.h"
 #include "sb_json.h"
+#include "sb_time.h"
 #include "../helpers/th.h"
 #include "../helpers/th_e2e.h"
 #include "../helpers/th_platform.h"
@@ -192,11 +198,138 @@ static void test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again(void
 	th_rmrf(dir);
 }
 
+/* Lines of text holding needle; the first such line into first (may be NULL), owned. */
+static size_t log_lines(const char *text, const char *needle, char **first)
+{
+	size_t n = 0;
+
+	for (const char *p = text; p && *p;) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (memmem(p, len, needle, strlen(needle))) {
+			if (first && !n)
+				*first = th_own(sb_xasprintf("%.*s", (int)len, p));
+			n++;
+		}
+		p += len + (end != NULL);
+	}
+	return n;
+}
+
+#define CHECK_WARN "warn steps: stream check failed: "
+
+/*
+ * The daemon over send-sim with --send-stream-get-fault kind and a check
+ * every second: two acts (one by PEC, one by post) close with their
+ * receipts, the stream is kept, and the warning says what was wrong (want,
+ * where "%s" is the stream's id) at most once a second.
+ */
+static void stream_check_fault(const char *kind, const char *want)
+{
+	const char *const extra_sim[] = {
+		"--send-step-ms", "20", "--send-accept-ms", "50", "--send-legal-fact-retry", "0",
+		"--send-stream-interval-ms", "200", "--send-stream-get-fault", kind, NULL,
+	};
+	struct th_sim sim;
+	char *dir = th_own(th_tmpdir("e2e-check")), *root = th_own(sb_xasprintf("%s/outbox", dir));
+	char *log = th_own(sb_xasprintf("%s/send-bridge.log", dir));
+	char *db_path = th_own(sb_xasprintf("%s/check.db", dir)), *cfg, *text, *stream_id;
+	char *first = NULL, at_sim[37] = "";
+	int64_t t0, t1;
+	size_t n = 0;
+	sqlite3 *db;
+	pid_t pid;
+
+	th_sim_start(&sim, extra_sim);
+	cfg = th_own(th_e2e_config(dir, "check", sim.url, 2,
+				   "[send]\nstream_check_interval = 1\n"));
+	for (int i = 1; i <= 2; i++) {
+		char *id = th_own(sb_xasprintf("2026-CHECK-%d", i));
+
+		th_outbox_publish_json(root, id, th_own(th_e2e_act_json(i, i == 1)));
+	}
+	t0 = sb_now_ms();
+	pid = th_e2e_run(cfg, log);
+	th_e2e_wait_finished(root, 2, &pid, log, 60);
+	/*
+	 * A few checks, to see that they repeat, over 3 s at least: time for a
+	 * reader that checked at each empty page (5 a second) to show it.
+	 */
+	for (int waited = 0;; waited++) {
+		text = th_read(log, NULL);
+		n = log_lines(text, CHECK_WARN, NULL);
+		free(text);
+		if (n >= 3 && sb_now_ms() - t0 >= 3000)
+			break;
+		if (waited > 300 || th_child_poll(&pid) >= 0)
+			fail_msg("%zu stream check warnings after %d s; log:\n%s", n, waited / 10,
+				 th_own(th_read(log, NULL)));
+		th_sleep_ms(100);
+	}
+	assert_int_equal(th_child_stop(&pid, SIGTERM), 0);
+	t1 = sb_now_ms();
+
+	db = th_e2e_db(db_path);
+	stream_id = th_own(th_e2e_text(db, "SELECT value FROM meta WHERE key = 'send.stream_id'",
+				       NULL));
+	assert_non_null(stream_id);
+	/* The reply told nothing: the stream is not taken for disabled, nor replaced. */
+	assert_int_equal(sim_streams(sim.url, at_sim), 1);
+	assert_string_equal(at_sim, stream_id);
+	assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM stream_catchup", NULL), 0);
+	for (int i = 1; i <= 2; i++) {
+		char *id = th_own(sb_xasprintf("2026-CHECK-%d", i));
+
+		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM acts WHERE act_id = ?1"
+					    " AND state = 'closed'", id), 1);
+		assert_int_equal(th_e2e_int(db, "SELECT count(*) FROM receipts c JOIN acts a"
+					    " ON a.id = c.act WHERE a.act_id = ?1"
+					    " AND c.category = 'SENDER_ACK'"
+					    " AND c.protocol_number IS NOT NULL", id), 1);
+		assert_true(th_outbox_entries(th_own(sb_xasprintf("%s/done/%s/receipts", root, id)),
+					      ".") >= 2);
+	}
+	assert_int_equal(th_e2e_ledger_notifications(sim.url, NULL), 2);
+
+	text = th_own(th_read(log, NULL));
+	assert_non_null(text);
+	n = log_lines(text, CHECK_WARN, &first);
+	assert_true(n >= 3);
+	assert_non_null(strstr(first, th_own(sb_xasprintf(want, stream_id))));
+	/* Every check is at least a second after the one before, all within [t0, t1]. */
+	if ((int64_t)(n - 1) * 1000 > t1 - t0)
+		fail_msg("%zu stream check warnings in %lld ms, at most one a second; log:\n%s",
+			 n, (long long)(t1 - t0), text);
+	/* Personal data stays out of the log (the acts' recipient). */
+	assert_null(strstr(text, "TSTMRA80A01H501C"));
+	assert_null(strstr(text, "Mario Test"));
+	assert_null(strstr(text, "mario.test@pec.example.it"));
+
+	th_sim_stop(&sim);
+	th_rmrf(dir);
+}
+
+static void test_e2e_send_checks__a_stream_check_about_another_stream_warns(void **state)
+{
+	(void)state;
+	stream_check_fault("other", "get stream: the reply is not stream %s");
+}
+
+static void test_e2e_send_checks__a_stream_check_denied_by_the_gateway_warns(void **state)
+{
+	(void)state;
+	stream_check_fault("deny", "GET /delivery-progresses/v2.9/streams/%s: http 403 (gateway):"
+			   " User is not authorized");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		th_unit_test(test_e2e_send_checks__a_changed_payment_notice_fails_the_act),
 		th_unit_test(test_e2e_send_checks__a_stream_whose_id_was_lost_is_found_again),
+		th_unit_test(test_e2e_send_checks__a_stream_check_about_another_stream_warns),
+		th_unit_test(test_e2e_send_checks__a_stream_check_denied_by_the_gateway_warns),
 	};
 
 	sb_http_global_init();
