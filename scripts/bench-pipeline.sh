@@ -163,6 +163,10 @@ JSON
 	set -- $(cat /proc/$RUN/stat | sed 's/.*) //')
 	ticks=$(getconf CLK_TCK)
 	cpu=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" 'BEGIN { printf "%.5f", (u + s) / t / n }')
+	# User and kernel apart: on a VM where system calls are dear, the kernel's share
+	# is what moves most from one machine to another.
+	split=$(awk -v u="${12}" -v s="${13}" -v t="$ticks" -v n="$N" \
+		'BEGIN { printf "daemon: user_s_per_act=%.5f sys_s_per_act=%.5f", u / t / n, s / t / n }')
 	rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' /proc/$RUN/status)
 	# What the daemon asked of the kernel per act: bytes written (WAL, database, receipts),
 	# bytes that reached the disk, and read/write calls; steadier than the times on a
@@ -189,6 +193,7 @@ JSON
 	p50=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.50); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	p99=$(awk '{ a[NR] = $1 } END { i = int(NR * 0.99); if (i < 1) i = 1; print a[i] }' "$R/lat.sorted")
 	aps=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", n * 1000 / ms }')
+	echo "$split"
 	echo "sim: cpu_s_per_act=$simcpu peak_rss_mb=$simrss"
 	echo "$io"
 	# The bound with latency: workers / (calls per act x latency).
