@@ -910,7 +910,6 @@ int svc_act_parse(struct svc_act **out, const char *dir, const char *json, size_
 	int rc = 0;
 
 	memset(&c, 0, sizeof(c));
-	c.rootfd = -1;
 	c.probs = probs ? probs : &local;
 	c.hash = hash;
 	/* The folder's real path, from the descriptor the files are opened under. */
