@@ -914,16 +914,17 @@ int svc_act_parse(struct svc_act **out, const char *dir, const char *json, size_
 	c.hash = hash;
 	/* The folder's real path, from the descriptor the files are opened under. */
 	c.rootfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (c.rootfd < 0 || fd_path(c.rootfd, c.root) < 0) {
-		if (c.rootfd >= 0 && !realpath(dir, c.root)) {
-			close(c.rootfd);
-			c.rootfd = -1;
-		}
-		if (c.rootfd < 0) {
-			rc = sb_err_set(err, SB_ENOTFOUND, errno, "act folder '%s': %s", dir,
-					strerror(errno));
-			goto cleanup;
-		}
+	if (c.rootfd >= 0 && fd_path(c.rootfd, c.root) < 0 && !realpath(dir, c.root)) {
+		int e = errno;
+
+		close(c.rootfd);
+		c.rootfd = -1;
+		errno = e;
+	}
+	if (c.rootfd < 0) {
+		rc = sb_err_set(err, SB_ENOTFOUND, errno, "act folder '%s': %s", dir,
+				strerror(errno));
+		goto cleanup;
 	}
 	if (!sb_utf8_valid(json, len)) {
 		PROBLEM(&c, "act.json", "not valid UTF-8 (the manifest must be UTF-8 encoded)");
